@@ -1,0 +1,52 @@
+// Package blob stores bundle bytes by their SHA-256. Identical bytes are
+// stored once. Writes are crash-safe: a blob is either absent or complete
+// and verified.
+//
+// Store is an interface so an S3-compatible backend can replace the local
+// directory (FS) without handlers changing.
+package blob
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// ErrNotFound is returned when no blob has the given key.
+var ErrNotFound = errors.New("blob not found")
+
+// ErrTooLarge is returned by Put when the stream exceeds the limit.
+var ErrTooLarge = errors.New("blob too large")
+
+// Info describes a stored blob.
+type Info struct {
+	SHA256  string // lowercase hex; also the key
+	Size    int64
+	ModTime time.Time
+}
+
+// Content is an open blob for reading. ReadSeeker lets HTTP serve ranges
+// without reading skipped bytes.
+type Content interface {
+	io.ReadSeeker
+	io.Closer
+}
+
+// Store holds blobs by SHA-256.
+type Store interface {
+	// Put streams r into the store while hashing it, and returns the hash and
+	// size. At most limit bytes are read (limit <= 0: no limit); past it Put
+	// fails with ErrTooLarge and keeps nothing. Nothing partial is ever
+	// visible under a key.
+	Put(ctx context.Context, r io.Reader, limit int64) (Info, error)
+	// Open returns the blob's bytes. The key must be 64 lowercase hex digits;
+	// anything else is ErrNotFound.
+	Open(ctx context.Context, sha256 string) (Content, Info, error)
+	// Stat reports whether the blob exists.
+	Stat(ctx context.Context, sha256 string) (Info, error)
+	// Delete removes a blob; deleting a missing blob is not an error.
+	Delete(ctx context.Context, sha256 string) error
+	// List calls fn for every stored blob.
+	List(ctx context.Context, fn func(Info) error) error
+}

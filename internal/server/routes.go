@@ -1,0 +1,86 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// newRouter lists every route once, grouped by who may call it. Reviewing
+// who can do what means reading this function.
+func (s *Server) newRouter() *echo.Echo {
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(middleware.Recover())
+	e.Use(middleware.RequestID())
+
+	// Probes and build information.
+	e.GET("/healthz", s.handleHealthz)
+	e.GET("/readyz", s.handleReadyz)
+	e.GET("/version", s.handleVersion)
+
+	// Device endpoints: the updater plugin's protocol. No auth (the plugin
+	// sends none); bodies are bounded JSON.
+	e.POST("/updates", s.handleUpdates)
+	e.POST("/check", s.handleUpdates) // the old worker's poll path
+	e.POST("/stats", s.handleStats)
+	e.POST("/channel_self", s.handleChannelSelfPost)
+	e.PUT("/channel_self", s.handleChannelSelfPut)
+	e.GET("/channel_self", s.handleChannelSelfGet)
+	e.DELETE("/channel_self", s.handleChannelSelfDelete)
+
+	// Bundle download: public, keyed by content address (or the old
+	// worker's <channel>-<version>.zip for the default app).
+	e.GET("/api/ota/bundle/:key", s.handleBundleDownload)
+	e.HEAD("/api/ota/bundle/:key", s.handleBundleDownload)
+
+	// Login: public, rate-limited.
+	e.POST("/api/auth/login", s.handleLogin)
+	e.POST("/api/v1/auth/login", s.handleLogin)
+
+	// Admin API: bearer token required.
+	admin := e.Group("", s.requireAuth)
+	// The old worker's paths, kept as aliases for the old scripts.
+	admin.POST("/api/ota/admin/ota/upload", s.handleLegacyWebUpload)
+	admin.POST("/api/ota/admin/apk/upload", s.handleLegacyAPKUpload)
+	admin.DELETE("/api/ota/admin/ota/:channel/:version", s.handleLegacyDelete)
+
+	v1 := admin.Group("/api/v1")
+	v1.GET("/apps", s.handleListApps)
+	v1.GET("/apps/:app", s.handleGetApp)
+	v1.GET("/apps/:app/channels", s.handleListChannels)
+	v1.GET("/apps/:app/channels/:channel", s.handleGetChannel)
+	v1.PATCH("/apps/:app/channels/:channel", s.handlePatchChannel)
+	v1.POST("/apps/:app/channels/:channel/rollback", s.handleRollback)
+	v1.POST("/apps/:app/channels/:channel/promote", s.handlePromote)
+	v1.DELETE("/apps/:app/channels/:channel/releases/:version", s.handleDeleteRelease)
+	v1.GET("/apps/:app/bundles", s.handleListBundles)
+	v1.POST("/apps/:app/bundles", s.handleUpload)
+	v1.GET("/apps/:app/history", s.handleHistory)
+	v1.PUT("/apps/:app/devices/:device/channel", s.handleSetOverride)
+	v1.DELETE("/apps/:app/devices/:device/channel", s.handleDeleteOverride)
+	v1.GET("/apps/:app/stats", s.handleStatsQuery)
+	v1.GET("/history", s.handleHistory)
+	v1.GET("/me", s.handleMe)
+
+	e.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })
+	return e
+}
+
+func (s *Server) handleHealthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(c echo.Context) error {
+	if !s.ready.Load() {
+		return newError(http.StatusServiceUnavailable, "unavailable", "server is shutting down")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) handleVersion(c echo.Context) error {
+	return c.JSON(http.StatusOK, s.cfg.Version)
+}

@@ -1,0 +1,120 @@
+// Package server is otad's HTTP layer: the echo router, the device endpoints
+// of the updater plugin's protocol, the admin API (with the old worker's
+// paths as aliases), authentication middleware and the JSON error envelope.
+//
+// It depends on store.Store and blob.Store only through their interfaces,
+// and keeps the device-facing state in an in-memory update.Snapshot that
+// every write refreshes, so device requests never touch the disk.
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/otaship/ota/internal/auth"
+	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/update"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Config holds the server's settings. PublicURL is the only source of the
+// absolute URLs the server returns; the request's Host header never is.
+type Config struct {
+	PublicURL      string        // e.g. https://ota.example.com (no trailing slash needed)
+	DefaultApp     string        // the app meant by requests without app_id
+	TokenTTL       time.Duration // lifetime of login tokens
+	MaxUploadBytes int64         // largest accepted bundle
+	MaxJSONBytes   int64         // largest accepted JSON body (0: 1 MiB)
+	Version        ota.VersionInfo
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves otad's HTTP API.
+type Server struct {
+	cfg    Config
+	store  store.Store
+	blobs  blob.Store
+	tokens *auth.Issuer
+	log    *slog.Logger
+	e      *echo.Echo
+
+	// snap is the device-facing state; writeMu serialises its refreshes so
+	// two writes cannot swap in snapshots out of order.
+	snap    atomic.Pointer[update.Snapshot]
+	writeMu sync.Mutex
+	ready   atomic.Bool
+}
+
+// New builds a server over an open store and blob store and loads the
+// device-facing snapshot.
+func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens *auth.Issuer, log *slog.Logger) (*Server, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxJSONBytes <= 0 {
+		cfg.MaxJSONBytes = 1 << 20
+	}
+	if cfg.TokenTTL <= 0 {
+		cfg.TokenTTL = 12 * time.Hour
+	}
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("public URL %q must be an absolute http(s) URL", cfg.PublicURL)
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log}
+	state, err := st.LoadState(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load release state: %w", err)
+	}
+	s.snap.Store(update.Build(state, s.bundleURL))
+	s.e = s.newRouter()
+	s.ready.Store(true)
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.e }
+
+// SetReady marks the server ready or not for /readyz (false while draining).
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+// Snapshot returns the current device-facing state.
+func (s *Server) Snapshot() *update.Snapshot { return s.snap.Load() }
+
+// bundleURL is the absolute download URL of a bundle. The key is the
+// content address, so the URL is immutable and cacheable forever.
+func (s *Server) bundleURL(b *ota.Bundle) string {
+	ext := ".zip"
+	if b.Kind == ota.KindAPK {
+		ext = ".apk"
+	}
+	return s.cfg.PublicURL + "/api/ota/bundle/" + b.SHA256 + ext
+}
+
+// refreshApp reloads one app's device-facing state after a write. It must
+// be called after every successful write that changes release state.
+func (s *Server) refreshApp(ctx context.Context, appID string) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	st, err := s.store.LoadAppState(ctx, appID)
+	if err != nil {
+		return fmt.Errorf("refresh snapshot of %s: %w", appID, err)
+	}
+	s.snap.Store(s.snap.Load().WithApp(appID, st, s.bundleURL))
+	return nil
+}

@@ -1,0 +1,148 @@
+// Package store defines the metadata store otad keeps its release state in:
+// apps, channels, bundles, the append-only history, users, device overrides
+// and device stats. Bundle bytes are not here; they live in a blob.Store.
+//
+// Store is an interface so that handlers do not change when a second
+// implementation (PostgreSQL, for several replicas) arrives. The embedded
+// implementation is in store/bolt. Every method that changes release state
+// does so in one transaction together with its history event, so a crash
+// leaves either both or neither.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Errors returned by every Store implementation. Callers compare with
+// errors.Is; implementations wrap them with context.
+var (
+	// ErrNotFound: the named app, channel, bundle, user or override does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: the version exists with other bytes, or the user exists.
+	ErrConflict = errors.New("conflict")
+	// ErrNoPrevious: a rollback found no earlier release to go back to.
+	ErrNoPrevious = errors.New("no previous release")
+	// ErrInvalid: the request contradicts the stored state (for example an
+	// APK into a web channel).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// User is an account that may use the admin API. PasswordHash is a bcrypt
+// hash; TokenGeneration grows whenever the password changes, which
+// invalidates every token issued before.
+type User struct {
+	Name            string    `json:"name"`
+	PasswordHash    []byte    `json:"password_hash"`
+	TokenGeneration uint64    `json:"token_generation"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// PublishInput describes a bundle whose bytes are already in the blob store,
+// to be recorded and made active on a channel.
+type PublishInput struct {
+	Bundle  ota.Bundle // AppID, Version, Kind, SHA256, Size, UploadedBy, Notes, Min/MaxNative
+	Channel string
+	Actor   string
+	Time    time.Time
+}
+
+// DeviceOverride pins one device of an app to a channel (admin-assigned, or
+// stored by a legacy plugin's setChannel).
+type DeviceOverride struct {
+	AppID    string `json:"app_id"`
+	DeviceID string `json:"device_id"`
+	Channel  string `json:"channel"`
+}
+
+// HistoryQuery selects a page of history, newest first. Empty AppID means
+// every app; empty Channel every channel. Before is an exclusive upper bound
+// on Seq (0: from the newest). Limit is capped by the implementation.
+type HistoryQuery struct {
+	AppID   string
+	Channel string
+	Before  uint64
+	Limit   int
+}
+
+// StoredStat is one device stats event as stored.
+type StoredStat struct {
+	Received time.Time      `json:"received"`
+	Event    ota.StatsEvent `json:"event"`
+}
+
+// State is everything the device endpoints need, loaded once at start and
+// kept current in memory by the server: apps with their channels (each with
+// its active bundle record) and device overrides.
+type State struct {
+	Apps      []ota.App
+	Channels  []ota.Channel // ActiveBundle filled in
+	Bundles   []ota.Bundle  // every non-deleted web bundle
+	Overrides []DeviceOverride
+}
+
+// Store is the metadata store. Implementations are safe for concurrent use.
+type Store interface {
+	// Users.
+	CreateUser(ctx context.Context, u User) error // ErrConflict if the name exists
+	GetUser(ctx context.Context, name string) (User, error)
+	ListUsers(ctx context.Context) ([]User, error)
+	// SetPassword stores a new hash and bumps TokenGeneration.
+	SetPassword(ctx context.Context, name string, hash []byte, now time.Time) (User, error)
+	DeleteUser(ctx context.Context, name string) error
+
+	// Publish records a bundle and makes it the channel's active release, with
+	// an upload event, in one transaction. The app and channel are created
+	// when missing; the first channel of an app that receives a web bundle
+	// becomes its default. The same version with the same SHA-256 is an
+	// idempotent retry (created=false); with another SHA-256 it is
+	// ErrConflict. A deleted bundle keeps its name reserved the same way.
+	Publish(ctx context.Context, in PublishInput) (res ota.UploadResult, err error)
+	// Rollback points the channel at the release before the active one, or at
+	// version to when it is non-empty (any stored bundle of the app of the
+	// channel's kind, or ota.VersionBuiltin for web channels). Nothing is
+	// deleted.
+	Rollback(ctx context.Context, appID, channel, to, actor string, now time.Time) (ota.ChannelChange, error)
+	// Promote makes version (or, when empty, what channel from serves) active
+	// on channel to, creating it when missing.
+	Promote(ctx context.Context, appID, version, from, to, actor string, now time.Time) (ota.ChannelChange, error)
+	// DeleteRelease removes version from the channel's releases. When it was
+	// active, the release deployed before it becomes active, or the channel
+	// is left empty. A bundle in no channel any more is marked deleted.
+	DeleteRelease(ctx context.Context, appID, channel, version, actor string, now time.Time) (ota.ChannelChange, error)
+	// UpdateChannel applies a policy patch to an existing channel.
+	UpdateChannel(ctx context.Context, appID, channel string, patch ota.ChannelPolicyPatch, actor string, now time.Time) (ota.Channel, error)
+
+	ListApps(ctx context.Context) ([]ota.App, error)
+	GetApp(ctx context.Context, appID string) (ota.App, error)
+	ListChannels(ctx context.Context, appID string) ([]ota.Channel, error)
+	GetChannel(ctx context.Context, appID, channel string) (ota.Channel, error)
+	ListBundles(ctx context.Context, appID string) ([]ota.Bundle, error)
+	GetBundle(ctx context.Context, appID, kind, version string) (ota.Bundle, error)
+	// History returns a page of events, newest first, and the Before value of
+	// the next page (0 when there is none).
+	History(ctx context.Context, q HistoryQuery) ([]ota.Event, uint64, error)
+
+	SetOverride(ctx context.Context, o DeviceOverride, actor string, now time.Time) error
+	DeleteOverride(ctx context.Context, appID, deviceID string) error
+
+	// AppendStats stores device events. Implementations bound what they keep.
+	AppendStats(ctx context.Context, events []StoredStat) error
+	// Stats lists stored events of an app, oldest first, received at or after since.
+	Stats(ctx context.Context, appID string, since time.Time, limit int) ([]StoredStat, error)
+
+	// LoadState reads the device-facing state of every app.
+	LoadState(ctx context.Context) (State, error)
+	// LoadAppState reads the device-facing state of one app, so a write can
+	// refresh the in-memory snapshot without reading every app.
+	LoadAppState(ctx context.Context, appID string) (State, error)
+	// ReferencedBlobs lists the SHA-256 of every bundle not marked deleted;
+	// blobs outside it may be collected.
+	ReferencedBlobs(ctx context.Context) (map[string]bool, error)
+
+	Close() error
+}

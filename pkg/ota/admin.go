@@ -1,0 +1,217 @@
+package ota
+
+import "time"
+
+// Bundle kinds. A web bundle is a zip the plugin downloads; an APK is a
+// native build kept for history and distribution, never offered to devices.
+const (
+	KindWeb = "web"
+	KindAPK = "apk"
+)
+
+// Well-known channels.
+const (
+	// DefaultChannel is where web uploads go when no channel is named, as in
+	// the old deploy script.
+	DefaultChannel = "stable"
+	// APKChannel is where native builds go, as in the old build script.
+	APKChannel = "apk"
+)
+
+// Event types recorded in the append-only history.
+const (
+	EventUpload   = "upload"
+	EventActivate = "activate"
+	EventRollback = "rollback"
+	EventPromote  = "promote"
+	EventDelete   = "delete"
+	EventPolicy   = "policy"
+	EventDefault  = "default_channel"
+	EventOverride = "device_override"
+)
+
+// LoginRequest is the body of POST /api/auth/login.
+type LoginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// LoginResponse carries a bearer token and when it stops working.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// App is one Capacitor app, named by its app id (com.example.app).
+type App struct {
+	ID string `json:"app_id"`
+	// DefaultChannel is the public channel devices get when they name none.
+	DefaultChannel string    `json:"default_channel"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Bundle is one uploaded build: a web zip or an APK. Version names are
+// immutable per app and kind: the plugin caches bundles by name.
+type Bundle struct {
+	AppID      string    `json:"app_id"`
+	Version    string    `json:"version"`
+	Kind       string    `json:"kind"`
+	SHA256     string    `json:"sha256"`
+	Size       int64     `json:"size"`
+	UploadedAt time.Time `json:"uploaded_at"`
+	UploadedBy string    `json:"uploaded_by"`
+	Notes      string    `json:"notes,omitempty"`
+	// MinNative and MaxNative bound the native versions (version_build) the
+	// bundle runs on; empty means unbounded.
+	MinNative string `json:"min_native,omitempty"`
+	MaxNative string `json:"max_native,omitempty"`
+	// URL is the absolute download URL, filled in by the server from its
+	// configured public URL.
+	URL string `json:"url,omitempty"`
+	// Deleted marks a bundle removed from every channel. Its record stays so
+	// the version name cannot be reused with other bytes.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// ChannelPolicy holds the per-channel rules of protocol §8-F. The zero value
+// is not the default: use DefaultChannelPolicy.
+type ChannelPolicy struct {
+	AllowSelfSet                 bool   `json:"allow_self_set"`
+	IOS                          bool   `json:"ios"`
+	Android                      bool   `json:"android"`
+	Electron                     bool   `json:"electron"`
+	DisableAutoUpdate            string `json:"disable_auto_update"`
+	DisableAutoUpdateUnderNative bool   `json:"disable_auto_update_under_native"`
+	AllowProd                    bool   `json:"allow_prod"`
+	AllowDev                     bool   `json:"allow_dev"`
+	AllowDevice                  bool   `json:"allow_device"`
+	AllowEmulator                bool   `json:"allow_emulator"`
+}
+
+// Values of ChannelPolicy.DisableAutoUpdate.
+const (
+	DisableNone          = "none"
+	DisableMajor         = "major"
+	DisableMinor         = "minor"
+	DisablePatch         = "patch"
+	DisableVersionNumber = "version_number"
+)
+
+// DefaultChannelPolicy lets every platform and build type update freely.
+func DefaultChannelPolicy() ChannelPolicy {
+	return ChannelPolicy{
+		IOS: true, Android: true, Electron: true,
+		DisableAutoUpdate: DisableNone,
+		AllowProd:         true, AllowDev: true, AllowDevice: true, AllowEmulator: true,
+	}
+}
+
+// ChannelPolicyPatch changes some fields of a channel's policy; nil fields
+// stay as they are. It is the body of PATCH .../channels/{channel}.
+type ChannelPolicyPatch struct {
+	AllowSelfSet                 *bool   `json:"allow_self_set,omitempty"`
+	IOS                          *bool   `json:"ios,omitempty"`
+	Android                      *bool   `json:"android,omitempty"`
+	Electron                     *bool   `json:"electron,omitempty"`
+	DisableAutoUpdate            *string `json:"disable_auto_update,omitempty"`
+	DisableAutoUpdateUnderNative *bool   `json:"disable_auto_update_under_native,omitempty"`
+	AllowProd                    *bool   `json:"allow_prod,omitempty"`
+	AllowDev                     *bool   `json:"allow_dev,omitempty"`
+	AllowDevice                  *bool   `json:"allow_device,omitempty"`
+	AllowEmulator                *bool   `json:"allow_emulator,omitempty"`
+	// Default makes this channel the app's public default channel.
+	Default *bool `json:"default,omitempty"`
+}
+
+// Release is one deployment of a bundle to a channel, in deploy order.
+type Release struct {
+	Version    string    `json:"version"`
+	DeployedAt time.Time `json:"deployed_at"`
+}
+
+// Channel is a named stream of releases of one app. Active is the version
+// devices are offered: empty when the channel is empty, VersionBuiltin when
+// it reverts devices to the bundle shipped in the app.
+type Channel struct {
+	AppID  string `json:"app_id"`
+	Name   string `json:"name"`
+	ID     int64  `json:"id"`
+	Kind   string `json:"kind"`
+	Public bool   `json:"public"`
+	Active string `json:"active"`
+	// ActiveBundle is the active bundle's record, when there is one.
+	ActiveBundle *Bundle       `json:"active_bundle,omitempty"`
+	Policy       ChannelPolicy `json:"policy"`
+	// Releases lists every version deployed here, oldest first.
+	Releases  []Release `json:"releases"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Event is one entry of the append-only history. Seq grows by one per event
+// across the whole server.
+type Event struct {
+	Seq     uint64    `json:"seq"`
+	Time    time.Time `json:"time"`
+	Actor   string    `json:"actor"`
+	Type    string    `json:"type"`
+	AppID   string    `json:"app_id"`
+	Channel string    `json:"channel,omitempty"`
+	Version string    `json:"version,omitempty"`
+	From    string    `json:"from,omitempty"`
+	To      string    `json:"to,omitempty"`
+	SHA256  string    `json:"sha256,omitempty"`
+	Note    string    `json:"note,omitempty"`
+}
+
+// HistoryPage is one page of history, newest first. Pass Next as the
+// "before" query parameter to get the following page; 0 means no more.
+type HistoryPage struct {
+	Events []Event `json:"events"`
+	Next   uint64  `json:"next,omitempty"`
+}
+
+// UploadResult is the answer to an upload: the stored bundle, the channel
+// that now serves it, and whether the bytes were new.
+type UploadResult struct {
+	Bundle  Bundle `json:"bundle"`
+	Channel string `json:"channel"`
+	// Created is false when the same version with the same bytes was
+	// already stored (an idempotent retry).
+	Created bool `json:"created"`
+	// Previous is the version the channel served before, if any.
+	Previous string `json:"previous,omitempty"`
+}
+
+// ChannelChange reports a re-pointing of a channel: rollback, promote or
+// delete with walk-back.
+type ChannelChange struct {
+	AppID   string `json:"app_id"`
+	Channel string `json:"channel"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+// RollbackRequest is the body of POST .../channels/{channel}/rollback. An
+// empty To means the release before the active one.
+type RollbackRequest struct {
+	To string `json:"to,omitempty"`
+}
+
+// PromoteRequest is the body of POST .../channels/{channel}/promote: the
+// version From serves (or Version, when given) becomes active here too.
+type PromoteRequest struct {
+	From    string `json:"from"`
+	Version string `json:"version,omitempty"`
+}
+
+// DeviceOverrideRequest is the body of PUT .../devices/{device}/channel.
+type DeviceOverrideRequest struct {
+	Channel string `json:"channel"`
+}
+
+// VersionInfo is the answer to GET /version.
+type VersionInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Date    string `json:"date"`
+}
