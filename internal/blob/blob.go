@@ -24,6 +24,9 @@ type Info struct {
 	SHA256  string // lowercase hex; also the key
 	Size    int64
 	ModTime time.Time
+	// New is set by Put when the bytes were not stored before, so a caller
+	// that rejects the upload afterwards knows it may delete them.
+	New bool
 }
 
 // Content is an open blob for reading. ReadSeeker lets HTTP serve ranges

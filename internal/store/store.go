@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/otaship/ota/pkg/ota"
@@ -143,6 +144,10 @@ type Store interface {
 	// ReferencedBlobs lists the SHA-256 of every bundle not marked deleted;
 	// blobs outside it may be collected.
 	ReferencedBlobs(ctx context.Context) (map[string]bool, error)
+
+	// Backup writes a consistent copy of the whole metadata store to w
+	// while other requests go on.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
 
 	Close() error
 }
