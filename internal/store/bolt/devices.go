@@ -1,0 +1,249 @@
+package bolt
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Stats query limits.
+const (
+	defaultStatsLimit = 1000
+	maxStatsLimit     = 10000
+)
+
+// SetOverride pins a device of an app to an existing channel. Device ids
+// are matched without regard to case.
+func (s *Store) SetOverride(ctx context.Context, o store.DeviceOverride, actor string, now time.Time) error {
+	now = norm(now)
+	dev := strings.ToLower(o.DeviceID)
+	if err := checkName("device id", dev); err != nil {
+		return fmt.Errorf("set device override: %w", err)
+	}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, o.AppID)
+		if err != nil {
+			return err
+		}
+		if _, err := a.channel(o.Channel); err != nil {
+			return err
+		}
+		b, err := a.sub(bOverrides)
+		if err != nil {
+			return err
+		}
+		old := string(b.Get([]byte(dev)))
+		if old == o.Channel {
+			return nil // already pinned there: nothing to record
+		}
+		if err := b.Put([]byte(dev), []byte(o.Channel)); err != nil {
+			return fmt.Errorf("write override: %w", err)
+		}
+		_, err = a.appendEvent(eventRecord{
+			Time: now, Actor: actor, Type: ota.EventOverride, Channel: o.Channel,
+			From: old, To: o.Channel, Note: "device " + dev,
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set override of device %s of %s: %w", o.DeviceID, o.AppID, err)
+	}
+	return nil
+}
+
+// DeleteOverride unpins a device; ErrNotFound when it was not pinned.
+func (s *Store) DeleteOverride(ctx context.Context, appID, deviceID string) error {
+	dev := strings.ToLower(deviceID)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		if err := checkName("device id", dev); err != nil {
+			return err
+		}
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		b, err := a.sub(bOverrides)
+		if err != nil {
+			return err
+		}
+		if b.Get([]byte(dev)) == nil {
+			return fmt.Errorf("device %q of app %q has no channel override: %w", deviceID, appID, store.ErrNotFound)
+		}
+		return b.Delete([]byte(dev))
+	})
+	if err != nil {
+		return fmt.Errorf("delete override of device %s of %s: %w", deviceID, appID, err)
+	}
+	return nil
+}
+
+// overrides lists an app's overrides.
+func (a *appTx) overrides() ([]store.DeviceOverride, error) {
+	b, err := a.sub(bOverrides)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.DeviceOverride
+	err = b.ForEach(func(k, v []byte) error {
+		out = append(out, store.DeviceOverride{AppID: a.id(), DeviceID: string(k), Channel: string(v)})
+		return nil
+	})
+	return out, err
+}
+
+// AppendStats stores device events through db.Batch, so concurrent callers
+// share one commit and one fsync. Each app keeps its newest StatsMaxPerApp
+// events. Events of apps the store does not know are dropped: a device
+// chooses the app_id it sends, and keeping them would let anyone grow the
+// file without bound.
+func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	type encoded struct {
+		app  string
+		when uint64
+		raw  []byte
+	}
+	// Encode outside the transaction: Batch may run fn more than once, and
+	// the shared write lock is the scarce resource.
+	enc := make([]encoded, 0, len(events))
+	for _, ev := range events {
+		ev.Received = norm(ev.Received)
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("append stats: %w", err)
+		}
+		when := uint64(0)
+		if ns := ev.Received.UnixNano(); ns > 0 {
+			when = uint64(ns)
+		}
+		enc = append(enc, encoded{app: ev.Event.AppID, when: when, raw: raw})
+	}
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		apps, err := appsBucket(tx)
+		if err != nil {
+			return err
+		}
+		touched := map[string]*bbolt.Bucket{}
+		for _, e := range enc {
+			if e.app == "" || len(e.app) > maxNameLen {
+				continue
+			}
+			ab := apps.Bucket([]byte(e.app))
+			if ab == nil {
+				continue
+			}
+			b := ab.Bucket(bStats)
+			if b == nil {
+				return fmt.Errorf("app %q: bucket %s missing: the file is damaged", e.app, bStats)
+			}
+			seq, err := b.NextSequence()
+			if err != nil {
+				return fmt.Errorf("number stats event of app %q: %w", e.app, err)
+			}
+			key := make([]byte, 16)
+			binary.BigEndian.PutUint64(key, e.when)
+			binary.BigEndian.PutUint64(key[8:], seq)
+			if err := b.Put(key, e.raw); err != nil {
+				return fmt.Errorf("write stats event of app %q: %w", e.app, err)
+			}
+			if err := addCount(ab, 1); err != nil {
+				return err
+			}
+			touched[e.app] = ab
+		}
+		for app, ab := range touched {
+			if err := s.trimStats(ab); err != nil {
+				return fmt.Errorf("trim stats of app %q: %w", app, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append stats: %w", err)
+	}
+	return nil
+}
+
+func statsCount(ab *bbolt.Bucket) uint64 {
+	if v := ab.Get(kStatsN); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func addCount(ab *bbolt.Bucket, d int) error {
+	n := int64(statsCount(ab)) + int64(d)
+	if n < 0 {
+		n = 0
+	}
+	return ab.Put(kStatsN, itob(uint64(n)))
+}
+
+// trimStats drops the oldest events beyond the per-app cap.
+func (s *Store) trimStats(ab *bbolt.Bucket) error {
+	n := statsCount(ab)
+	if n <= uint64(s.statsMax) {
+		return nil
+	}
+	b := ab.Bucket(bStats)
+	c := b.Cursor()
+	drop := n - uint64(s.statsMax)
+	var dropped uint64
+	for k, _ := c.First(); k != nil && dropped < drop; k, _ = c.First() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+		dropped++
+	}
+	return ab.Put(kStatsN, itob(n-dropped))
+}
+
+// Stats lists an app's events received at or after since, oldest first.
+// limit <= 0 means 1000; at most 10000 are returned.
+func (s *Store) Stats(ctx context.Context, appID string, since time.Time, limit int) ([]store.StoredStat, error) {
+	if limit <= 0 {
+		limit = defaultStatsLimit
+	}
+	limit = min(limit, maxStatsLimit)
+	from := make([]byte, 8)
+	if ns := since.UnixNano(); ns > 0 && !since.IsZero() {
+		binary.BigEndian.PutUint64(from, uint64(ns))
+	}
+	out := []store.StoredStat{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		b, err := a.sub(bStats)
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		for k, v := c.Seek(from); k != nil && len(out) < limit; k, v = c.Next() {
+			var st store.StoredStat
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("stats event %x: %w", k, err)
+			}
+			out = append(out, st)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read stats: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,561 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Publish records a bundle and makes it active on the channel, with its
+// event, in one transaction. See store.Store for the contract.
+func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadResult, error) {
+	var res ota.UploadResult
+	bn := in.Bundle
+	if err := checkKind(bn.Kind); err != nil {
+		return res, err
+	}
+	for _, f := range []struct{ what, v string }{
+		{"app id", bn.AppID}, {"version", bn.Version}, {"channel", in.Channel}, {"sha256", bn.SHA256},
+	} {
+		if err := checkName(f.what, f.v); err != nil {
+			return res, fmt.Errorf("publish: %w", err)
+		}
+	}
+	if bn.Version == ota.VersionBuiltin {
+		return res, fmt.Errorf("publish: version %q is reserved for the bundle shipped in the app: %w", bn.Version, store.ErrInvalid)
+	}
+	now := norm(in.Time)
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		a, err := ensureApp(tx, bn.AppID, now)
+		if err != nil {
+			return err
+		}
+		ch, _, err := a.ensureChannel(in.Channel, bn.Kind, now)
+		if err != nil {
+			return err
+		}
+		prev := ch.Active
+		rec, err := a.bundle(bn.Kind, bn.Version)
+		created := false
+		switch {
+		case err == nil:
+			if !strings.EqualFold(rec.SHA256, bn.SHA256) {
+				return fmt.Errorf("%s version %q of app %q is already stored with sha256 %s…, this upload has %s…; publish it under a new version: %w",
+					bn.Kind, bn.Version, bn.AppID, short(rec.SHA256), short(bn.SHA256), store.ErrConflict)
+			}
+			if rec.Deleted {
+				// The same bytes bring a deleted version back.
+				rec.Deleted = false
+				if err := a.putBundle(rec); err != nil {
+					return err
+				}
+			}
+		case isNotFound(err):
+			created = true
+			rec = bundleRecord{
+				Version: bn.Version, Kind: bn.Kind, SHA256: strings.ToLower(bn.SHA256), Size: bn.Size,
+				UploadedAt: now, UploadedBy: bn.UploadedBy, Notes: bn.Notes,
+				MinNative: bn.MinNative, MaxNative: bn.MaxNative,
+			}
+			if rec.UploadedBy == "" {
+				rec.UploadedBy = in.Actor
+			}
+			if err := a.putBundle(rec); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+
+		evType := ota.EventUpload
+		if !created {
+			evType = ota.EventActivate
+		}
+		changed := false
+		if ch.releaseIndex(bn.Version) < 0 {
+			ch.Releases = append(ch.Releases, releaseRecord{Version: bn.Version, DeployedAt: now})
+			changed = true
+		}
+		if ch.Active != bn.Version {
+			ch.Active = bn.Version
+			changed = true
+		}
+		if bn.Kind == ota.KindWeb && a.rec.DefaultChannel == "" {
+			// The first web channel is what devices naming no channel get.
+			a.rec.DefaultChannel = in.Channel
+			if err := a.save(); err != nil {
+				return err
+			}
+		}
+		if changed || created {
+			ch.UpdatedAt = now
+			if err := a.putChannel(ch); err != nil {
+				return err
+			}
+			if _, err := a.appendEvent(eventRecord{
+				Time: now, Actor: in.Actor, Type: evType, Channel: in.Channel,
+				Version: bn.Version, From: prev, To: bn.Version, SHA256: rec.SHA256,
+			}); err != nil {
+				return err
+			}
+		}
+		res = ota.UploadResult{Bundle: rec.wire(a.id()), Channel: in.Channel, Created: created, Previous: prev}
+		return nil
+	})
+	if err != nil {
+		return ota.UploadResult{}, fmt.Errorf("publish %s %s of %s to %s: %w", bn.Kind, bn.Version, bn.AppID, in.Channel, err)
+	}
+	return res, nil
+}
+
+// Rollback re-points the channel at the release before the active one, or
+// at to. Releases stay as they are: they are the deploy history.
+func (s *Store) Rollback(ctx context.Context, appID, channel, to, actor string, now time.Time) (ota.ChannelChange, error) {
+	now = norm(now)
+	res := ota.ChannelChange{AppID: appID, Channel: channel}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		ch, err := a.channel(channel)
+		if err != nil {
+			return err
+		}
+		res.From = ch.Active
+		var sum string
+		switch {
+		case to == "":
+			to, err = previousRelease(ch)
+			if err != nil {
+				return fmt.Errorf("channel %q of app %q: %w", channel, appID, err)
+			}
+		case to == ota.VersionBuiltin:
+			if ch.Kind != ota.KindWeb {
+				return fmt.Errorf("channel %q of app %q holds %s bundles; only web channels can fall back to %q: %w",
+					channel, appID, ch.Kind, ota.VersionBuiltin, store.ErrInvalid)
+			}
+		}
+		if to != ota.VersionBuiltin {
+			b, err := a.bundle(ch.Kind, to)
+			if err != nil {
+				return err
+			}
+			if b.Deleted {
+				return fmt.Errorf("%s bundle %q of app %q was deleted; publish it again first: %w", ch.Kind, to, appID, store.ErrNotFound)
+			}
+			sum = b.SHA256
+		}
+		res.To = to
+		if ch.Active == to {
+			return nil // already there: a retried rollback changes nothing
+		}
+		ch.Active = to
+		ch.UpdatedAt = now
+		if err := a.putChannel(ch); err != nil {
+			return err
+		}
+		_, err = a.appendEvent(eventRecord{
+			Time: now, Actor: actor, Type: ota.EventRollback, Channel: channel,
+			Version: to, From: res.From, To: to, SHA256: sum,
+		})
+		return err
+	})
+	if err != nil {
+		return ota.ChannelChange{}, fmt.Errorf("roll back %s of %s: %w", channel, appID, err)
+	}
+	return res, nil
+}
+
+// previousRelease is the release deployed before the active one, skipping
+// re-deploys of the active version. When the channel serves builtin,
+// nothing, or a version not among its releases, it is the last release.
+func previousRelease(ch channelRecord) (string, error) {
+	i := len(ch.Releases)
+	if ch.Active != "" && ch.Active != ota.VersionBuiltin {
+		if j := ch.releaseIndex(ch.Active); j >= 0 {
+			i = j
+		}
+	}
+	for i--; i >= 0; i-- {
+		if v := ch.Releases[i].Version; v != ch.Active {
+			return v, nil
+		}
+	}
+	if ch.Active == "" {
+		return "", fmt.Errorf("it has no releases: %w", store.ErrNoPrevious)
+	}
+	return "", fmt.Errorf("nothing was released before %s: %w", ch.Active, store.ErrNoPrevious)
+}
+
+// Promote makes version, or what channel from serves, active on channel to
+// as a new release there, creating the channel when missing.
+func (s *Store) Promote(ctx context.Context, appID, version, from, to, actor string, now time.Time) (ota.ChannelChange, error) {
+	now = norm(now)
+	res := ota.ChannelChange{AppID: appID, Channel: to}
+	if from == to {
+		return res, fmt.Errorf("promote %s of %s: source and target are the same channel: %w", to, appID, store.ErrInvalid)
+	}
+	if err := checkName("target channel", to); err != nil {
+		return res, fmt.Errorf("promote to %s of %s: %w", to, appID, err)
+	}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		src, err := a.channel(from)
+		if err != nil {
+			return err
+		}
+		if version == "" {
+			version = src.Active
+			if version == "" || version == ota.VersionBuiltin {
+				return fmt.Errorf("channel %q of app %q serves no bundle to promote; name a version: %w", from, appID, store.ErrInvalid)
+			}
+		}
+		b, err := a.bundle(src.Kind, version)
+		if err != nil {
+			return err
+		}
+		if b.Deleted {
+			return fmt.Errorf("%s bundle %q of app %q was deleted; publish it again first: %w", b.Kind, version, appID, store.ErrNotFound)
+		}
+		dst, _, err := a.ensureChannel(to, b.Kind, now)
+		if err != nil {
+			return err
+		}
+		res.From, res.To = dst.Active, version
+		if dst.Active == version {
+			return nil // already served there: a retried promote changes nothing
+		}
+		dst.Releases = append(dst.Releases, releaseRecord{Version: version, DeployedAt: now})
+		dst.Active = version
+		dst.UpdatedAt = now
+		if err := a.putChannel(dst); err != nil {
+			return err
+		}
+		if b.Kind == ota.KindWeb && a.rec.DefaultChannel == "" {
+			a.rec.DefaultChannel = to
+			if err := a.save(); err != nil {
+				return err
+			}
+		}
+		_, err = a.appendEvent(eventRecord{
+			Time: now, Actor: actor, Type: ota.EventPromote, Channel: to,
+			Version: version, From: res.From, To: version, SHA256: b.SHA256, Note: "from " + from,
+		})
+		return err
+	})
+	if err != nil {
+		return ota.ChannelChange{}, fmt.Errorf("promote %s to %s of %s: %w", orActive(version, from), to, appID, err)
+	}
+	return res, nil
+}
+
+func orActive(version, from string) string {
+	if version != "" {
+		return version
+	}
+	return "what " + from + " serves"
+}
+
+// DeleteRelease removes every release of version from the channel. An
+// active version gives way to the last remaining release, or to nothing;
+// a bundle no channel lists or serves any more is marked deleted, and its
+// name stays reserved.
+func (s *Store) DeleteRelease(ctx context.Context, appID, channel, version, actor string, now time.Time) (ota.ChannelChange, error) {
+	now = norm(now)
+	res := ota.ChannelChange{AppID: appID, Channel: channel}
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		ch, err := a.channel(channel)
+		if err != nil {
+			return err
+		}
+		if ch.releaseIndex(version) < 0 {
+			return fmt.Errorf("version %q is not released on channel %q of app %q: %w", version, channel, appID, store.ErrNotFound)
+		}
+		kept := ch.Releases[:0:0]
+		for _, r := range ch.Releases {
+			if r.Version != version {
+				kept = append(kept, r)
+			}
+		}
+		ch.Releases = kept
+		res.From = ch.Active
+		if ch.Active == version {
+			ch.Active = ""
+			if n := len(kept); n > 0 {
+				ch.Active = kept[n-1].Version
+			}
+		}
+		res.To = ch.Active
+		ch.UpdatedAt = now
+		if err := a.putChannel(ch); err != nil {
+			return err
+		}
+		b, err := a.bundle(ch.Kind, version)
+		if err != nil {
+			return err
+		}
+		used, err := a.servesVersion(ch.Kind, version)
+		if err != nil {
+			return err
+		}
+		note := ""
+		if !used {
+			b.Deleted = true
+			if err := a.putBundle(b); err != nil {
+				return err
+			}
+			note = "bundle no longer in any channel"
+		}
+		_, err = a.appendEvent(eventRecord{
+			Time: now, Actor: actor, Type: ota.EventDelete, Channel: channel,
+			Version: version, From: res.From, To: res.To, SHA256: b.SHA256, Note: note,
+		})
+		return err
+	})
+	if err != nil {
+		return ota.ChannelChange{}, fmt.Errorf("delete %s from %s of %s: %w", version, channel, appID, err)
+	}
+	return res, nil
+}
+
+// UpdateChannel applies the non-nil fields of patch. A policy change is a
+// policy event; a change of the app's default channel a default_channel
+// event. A patch that changes nothing records nothing.
+func (s *Store) UpdateChannel(ctx context.Context, appID, channel string, patch ota.ChannelPolicyPatch, actor string, now time.Time) (ota.Channel, error) {
+	now = norm(now)
+	if d := patch.DisableAutoUpdate; d != nil {
+		switch *d {
+		case ota.DisableNone, ota.DisableMajor, ota.DisableMinor, ota.DisablePatch, ota.DisableVersionNumber:
+		default:
+			return ota.Channel{}, fmt.Errorf("update channel %s of %s: disable_auto_update %q is not one of none, major, minor, patch, version_number: %w",
+				channel, appID, *d, store.ErrInvalid)
+		}
+	}
+	var out ota.Channel
+	err := s.update(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		ch, err := a.channel(channel)
+		if err != nil {
+			return err
+		}
+		changes := applyPatch(&ch.Policy, patch)
+		if len(changes) > 0 {
+			ch.UpdatedAt = now
+			if err := a.putChannel(ch); err != nil {
+				return err
+			}
+			if _, err := a.appendEvent(eventRecord{
+				Time: now, Actor: actor, Type: ota.EventPolicy, Channel: channel, Note: strings.Join(changes, ", "),
+			}); err != nil {
+				return err
+			}
+		}
+		if patch.Default != nil {
+			old := a.rec.DefaultChannel
+			switch {
+			case *patch.Default && ch.Kind != ota.KindWeb:
+				return fmt.Errorf("channel %q of app %q holds %s bundles; only a web channel can be the default: %w",
+					channel, appID, ch.Kind, store.ErrInvalid)
+			case *patch.Default:
+				a.rec.DefaultChannel = channel
+			case old == channel:
+				a.rec.DefaultChannel = "" // devices naming no channel get nothing until another is chosen
+			}
+			if a.rec.DefaultChannel != old {
+				if err := a.save(); err != nil {
+					return err
+				}
+				if _, err := a.appendEvent(eventRecord{
+					Time: now, Actor: actor, Type: ota.EventDefault, Channel: channel, From: old, To: a.rec.DefaultChannel,
+				}); err != nil {
+					return err
+				}
+			}
+		}
+		out, err = a.wireChannel(ch)
+		return err
+	})
+	if err != nil {
+		return ota.Channel{}, fmt.Errorf("update channel %s of %s: %w", channel, appID, err)
+	}
+	return out, nil
+}
+
+// applyPatch sets the patch's non-nil fields that differ and describes each
+// change as name=value.
+func applyPatch(p *policyRecord, patch ota.ChannelPolicyPatch) []string {
+	var changes []string
+	flag := func(name string, dst *bool, v *bool) {
+		if v != nil && *dst != *v {
+			*dst = *v
+			changes = append(changes, fmt.Sprintf("%s=%t", name, *v))
+		}
+	}
+	flag("allow_self_set", &p.AllowSelfSet, patch.AllowSelfSet)
+	flag("ios", &p.IOS, patch.IOS)
+	flag("android", &p.Android, patch.Android)
+	flag("electron", &p.Electron, patch.Electron)
+	if v := patch.DisableAutoUpdate; v != nil && p.DisableAutoUpdate != *v {
+		p.DisableAutoUpdate = *v
+		changes = append(changes, "disable_auto_update="+*v)
+	}
+	flag("disable_auto_update_under_native", &p.DisableAutoUpdateUnderNative, patch.DisableAutoUpdateUnderNative)
+	flag("allow_prod", &p.AllowProd, patch.AllowProd)
+	flag("allow_dev", &p.AllowDev, patch.AllowDev)
+	flag("allow_device", &p.AllowDevice, patch.AllowDevice)
+	flag("allow_emulator", &p.AllowEmulator, patch.AllowEmulator)
+	return changes
+}
+
+// ListApps lists every app by id.
+func (s *Store) ListApps(ctx context.Context) ([]ota.App, error) {
+	out := []ota.App{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		apps, err := appsBucket(tx)
+		if err != nil {
+			return err
+		}
+		return apps.ForEachBucket(func(k []byte) error {
+			a, err := loadApp(tx, string(k))
+			if err != nil {
+				return err
+			}
+			out = append(out, a.rec.wire())
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	return out, nil
+}
+
+// GetApp returns one app.
+func (s *Store) GetApp(ctx context.Context, appID string) (ota.App, error) {
+	var out ota.App
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		out = a.rec.wire()
+		return nil
+	})
+	if err != nil {
+		return ota.App{}, fmt.Errorf("get app: %w", err)
+	}
+	return out, nil
+}
+
+// ListChannels lists an app's channels by name.
+func (s *Store) ListChannels(ctx context.Context, appID string) ([]ota.Channel, error) {
+	out := []ota.Channel{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		chans, err := a.channels()
+		if err != nil {
+			return err
+		}
+		for _, c := range chans {
+			w, err := a.wireChannel(c)
+			if err != nil {
+				return err
+			}
+			out = append(out, w)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list channels: %w", err)
+	}
+	return out, nil
+}
+
+// GetChannel returns one channel with its active bundle.
+func (s *Store) GetChannel(ctx context.Context, appID, channel string) (ota.Channel, error) {
+	var out ota.Channel
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		c, err := a.channel(channel)
+		if err != nil {
+			return err
+		}
+		out, err = a.wireChannel(c)
+		return err
+	})
+	if err != nil {
+		return ota.Channel{}, fmt.Errorf("get channel: %w", err)
+	}
+	return out, nil
+}
+
+// ListBundles lists every bundle of an app, deleted ones included, oldest
+// upload first.
+func (s *Store) ListBundles(ctx context.Context, appID string) ([]ota.Bundle, error) {
+	out := []ota.Bundle{}
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		for _, kind := range []string{ota.KindWeb, ota.KindAPK} {
+			recs, err := a.bundles(kind)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				out = append(out, r.wire(appID))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list bundles: %w", err)
+	}
+	sortBundles(out)
+	return out, nil
+}
+
+// GetBundle returns one bundle record, deleted or not.
+func (s *Store) GetBundle(ctx context.Context, appID, kind, version string) (ota.Bundle, error) {
+	var out ota.Bundle
+	err := s.view(ctx, func(tx *bbolt.Tx) error {
+		a, err := loadApp(tx, appID)
+		if err != nil {
+			return err
+		}
+		r, err := a.bundle(kind, version)
+		if err != nil {
+			return err
+		}
+		out = r.wire(appID)
+		return nil
+	})
+	if err != nil {
+		return ota.Bundle{}, fmt.Errorf("get bundle: %w", err)
+	}
+	return out, nil
+}
