@@ -1,0 +1,433 @@
+package update
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// How a device's channel was chosen (protocol §8-C), in Decision.Source.
+const (
+	// SourceOverride: a server-side device override (admin-assigned, or
+	// stored by a legacy plugin's setChannel).
+	SourceOverride = "override"
+	// SourceDevice: the channel the device named in defaultChannel (or, in
+	// the old worker's minimal body, channel).
+	SourceDevice = "device"
+	// SourceDefault: the app's public default channel.
+	SourceDefault = "default"
+)
+
+// Decision is the answer to one update check and what led to it.
+type Decision struct {
+	// Response is the body to send, always with HTTP 200.
+	Response ota.UpdateResponse
+	// AppID is the app the request was decided for ("" when the request
+	// did not get that far). Channel is the channel it resolved to, "" when
+	// none; Source says how Channel was chosen.
+	AppID, Channel, Source string
+	// Steps is a human-readable trace of the decision, filled only by
+	// Explain.
+	Steps []string
+}
+
+// Decide answers an update check (protocol §8, in order: request sanity,
+// app, channel, builtin target, same version, channel policies, success).
+// defaultApp is the app meant by requests without app_id. It records no
+// trace, and a success allocates nothing: it copies the channel's prepared
+// answer.
+func Decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string) Decision {
+	return decide(s, req, defaultApp, nil)
+}
+
+// Explain is Decide with a step-by-step trace in Decision.Steps, for
+// operators asking why a device gets what it gets.
+func Explain(s *Snapshot, req *ota.UpdateRequest, defaultApp string) Decision {
+	tr := &tracer{}
+	d := decide(s, req, defaultApp, tr)
+	d.Steps = tr.steps
+	return d
+}
+
+// tracer collects Explain's steps. Every call site is guarded by a nil
+// check so that Decide never boxes the arguments.
+type tracer struct{ steps []string }
+
+func (t *tracer) add(format string, args ...any) {
+	t.steps = append(t.steps, fmt.Sprintf(format, args...))
+}
+
+// KindOf classifies a refusal code the way the plugin expects (§2.2):
+// "no update" codes are up_to_date, policy refusals are blocked, and
+// everything else is failed.
+func KindOf(code string) string {
+	switch code {
+	case ota.UpdNoNewVersion, ota.UpdAlreadyOnBuiltin:
+		return ota.KindUpToDate
+	case ota.UpdPrivateChannel,
+		ota.UpdDisabledPlatformIOS, ota.UpdDisabledPlatformAndroid, ota.UpdDisabledPlatformElectron,
+		ota.UpdDisableMajor, ota.UpdDisableMinor, ota.UpdDisablePatch, ota.UpdDisableMetadata,
+		ota.UpdDisableUnderNative, ota.UpdDisableProdBuild, ota.UpdDisableDevBuild,
+		ota.UpdDisableDevice, ota.UpdDisableEmulator, ota.UpdKeyIDMismatch,
+		ota.UpdVersionFailedOnDevice, ota.UpdIncompatibleNative:
+		return ota.KindBlocked
+	}
+	return ota.KindFailed
+}
+
+// Refusal messages. Most are Capgo's, so apps that show them keep working.
+const (
+	msgNoNewVersion  = "No new version available"
+	msgNoChannel     = "no default channel or override"
+	msgNoBundle      = "Cannot get bundle"
+	msgMissingInfo   = "Cannot find device_id or app_id"
+	msgUnknownBuild  = "Native version_build is unknown; set the plugin's version option or the app's version name"
+	msgDisableMajor  = "Cannot upgrade major version"
+	msgDisableMinor  = "Cannot upgrade minor version"
+	msgDisablePatch  = "Cannot upgrade patch version"
+	msgDisableMeta   = "Cannot upgrade version, min update version > current version"
+	msgUnderNative   = "Cannot revert under native version"
+	msgDisableProd   = "Cannot update, prod build is disabled"
+	msgDisableDev    = "Cannot update, dev build is disabled"
+	msgDisableDevice = "Cannot update, device is disabled"
+	msgDisableEmu    = "Cannot update, emulator is disabled"
+)
+
+func refusal(code, msg string) ota.UpdateResponse {
+	return ota.UpdateResponse{Error: code, Message: msg, Kind: KindOf(code)}
+}
+
+func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) Decision {
+	var d Decision
+	// The old worker's /check body carried only version_build and channel.
+	// Such a body has no device identity to check; its version_build is
+	// what the old scripts compared.
+	minimal := req.DeviceID == "" && req.Platform == "" && req.VersionName == ""
+	build := req.VersionBuild
+	// The builtin bundle reports its version as version_build (§1.3).
+	name := req.VersionName
+	if name == "" || name == ota.VersionBuiltin {
+		name = build
+	}
+	d.AppID = req.AppID
+	if d.AppID == "" {
+		d.AppID = defaultApp
+		if tr != nil {
+			tr.add("request has no app_id: using the default app %q", defaultApp)
+		}
+	}
+	if tr != nil {
+		tr.add("device %q on %s, native %q, running bundle %q, plugin %q", req.DeviceID, req.Platform, build, name, req.PluginVersion)
+		if minimal {
+			tr.add("minimal body of the old /check: no device identity, version_build is compared as the running version")
+		}
+	}
+
+	// B. Request sanity.
+	if build == "" || d.AppID == "" || (!minimal && (req.DeviceID == "" || req.Platform == "")) {
+		if tr != nil {
+			tr.add("refused: app_id, device_id, platform or version_build is empty")
+		}
+		d.Response = refusal(ota.UpdMissingInfo, msgMissingInfo)
+		return d
+	}
+	if build == "unknown" {
+		if tr != nil {
+			tr.add("refused: version_build is %q", build)
+		}
+		d.Response = refusal(ota.UpdUnknownVersionBuild, msgUnknownBuild)
+		return d
+	}
+	native, err := CoerceNative(build)
+	if err != nil {
+		if tr != nil {
+			tr.add("refused: native version %q is not semver even after coercion", build)
+		}
+		d.Response = refusal(ota.UpdSemverError, fmt.Sprintf(
+			"Native version: %s doesn't follow semver convention, please check https://capgo.app/semver_tester/ to learn how to name it", build))
+		return d
+	}
+
+	// A. App.
+	app := s.App(d.AppID)
+	if app == nil {
+		if tr != nil {
+			tr.add("refused: app %q is not known to this server", d.AppID)
+		}
+		d.Response = refusal(ota.UpdUnknownApp, fmt.Sprintf("App %s is not known to this server; publish a bundle for it first", d.AppID))
+		return d
+	}
+
+	// C. Channel.
+	requested := req.DefaultChannel
+	if requested == "" && req.Channel != "" {
+		requested = req.Channel
+		if tr != nil {
+			tr.add("no defaultChannel: using the body's channel %q", requested)
+		}
+	}
+	deviceID := strings.ToLower(req.DeviceID)
+	cv, source := app.resolve(deviceID, req.Platform, requested, tr)
+	if cv == nil {
+		d.Response = refusal(ota.UpdNoChannel, msgNoChannel)
+		return d
+	}
+	d.Channel, d.Source = cv.Channel.Name, source
+
+	// G. Builtin target: the plugin resets on a bare {"version":"builtin"}
+	// (§2.3 step 3), which a v8 device does not do for already_on_builtin.
+	if cv.Builtin {
+		if name != build {
+			if tr != nil {
+				tr.add("channel %q points at builtin and the device runs bundle %q: send it back to builtin", cv.Channel.Name, name)
+			}
+			d.Response = ota.UpdateResponse{Version: ota.VersionBuiltin}
+			return d
+		}
+		if tr != nil {
+			tr.add("channel %q points at builtin and the device already runs it", cv.Channel.Name)
+		}
+		d.Response = refusal(ota.UpdNoNewVersion, msgNoNewVersion)
+		return d
+	}
+	// D. Bundle.
+	if cv.Active == nil {
+		if tr != nil {
+			tr.add("refused: channel %q has no active bundle", cv.Channel.Name)
+		}
+		d.Response = refusal(ota.UpdNoBundle, msgNoBundle)
+		return d
+	}
+	target := cv.Active.Version
+	// E. Same version: exact string compare, so a rollback to an older
+	// version is served.
+	if name == target {
+		if tr != nil {
+			tr.add("device already runs %q, the active bundle of %q", target, cv.Channel.Name)
+		}
+		d.Response = refusal(ota.UpdNoNewVersion, msgNoNewVersion)
+		return d
+	}
+	if tr != nil {
+		tr.add("channel %q offers %q; checking its policies", cv.Channel.Name, target)
+	}
+
+	// F. Policies.
+	if r, ok := checkPolicies(cv, req, source, name, native, tr); !ok {
+		d.Response = r
+		return d
+	}
+	if tr != nil {
+		tr.add("offer %q from %s (sha256 %s)", target, cv.URL, cv.Active.SHA256)
+	}
+	d.Response = cv.Success
+	return d
+}
+
+// checkPolicies applies a channel's rules in Capgo's order (§8-F), then
+// the bundle's native bounds. ok is false with the refusal to send.
+func checkPolicies(cv *ChannelView, req *ota.UpdateRequest, source, name string, native Version, tr *tracer) (ota.UpdateResponse, bool) {
+	p := &cv.Channel.Policy
+	target := cv.Active.Version
+	build := req.VersionBuild
+	blocked := func(code, msg, old string, major bool) (ota.UpdateResponse, bool) {
+		if tr != nil {
+			tr.add("refused by the channel policy: %s", code)
+		}
+		r := refusal(code, msg)
+		r.Version, r.Old, r.Major = target, old, major
+		return r, false
+	}
+
+	switch req.Platform {
+	case "ios":
+		if !p.IOS {
+			return blocked(ota.UpdDisabledPlatformIOS, "Cannot update, ios it's disabled", name, false)
+		}
+	case "android":
+		if !p.Android {
+			return blocked(ota.UpdDisabledPlatformAndroid, "Cannot update, android is disabled", name, false)
+		}
+	case "electron":
+		if !p.Electron {
+			return blocked(ota.UpdDisabledPlatformElectron, "Cannot update, electron is disabled", name, false)
+		}
+	}
+	t := cv.target
+	// The semver rules compare the target with the native version, not with
+	// the running bundle; a target that is not semver skips them.
+	if p.DisableAutoUpdate == ota.DisableMajor && cv.targetOK && t.Major > native.Major {
+		return blocked(ota.UpdDisableMajor, msgDisableMajor, build, true)
+	}
+	if !cv.Channel.Public && !p.AllowSelfSet && source != SourceOverride {
+		if tr != nil {
+			tr.add("refused: channel %q is private and the device has no override", cv.Channel.Name)
+		}
+		r := refusal(ota.UpdPrivateChannel, fmt.Sprintf(
+			"Cannot update via private channel %s; it is neither public nor self-settable (defaultChannel %q)", cv.Channel.Name, req.DefaultChannel))
+		return r, false
+	}
+	switch p.DisableAutoUpdate {
+	case ota.DisableMinor:
+		if cv.targetOK && (t.Major != native.Major || t.Minor != native.Minor) {
+			return blocked(ota.UpdDisableMinor, msgDisableMinor, build, true)
+		}
+	case ota.DisablePatch:
+		if cv.targetOK && (t.Major != native.Major || t.Minor != native.Minor || t.Patch != native.Patch) {
+			return blocked(ota.UpdDisablePatch, msgDisablePatch, build, true)
+		}
+	case ota.DisableVersionNumber:
+		if !cv.minNativeOK {
+			if tr != nil {
+				tr.add("refused: the channel needs a minimum native version on bundle %q and it has none (or not semver)", target)
+			}
+			return refusal(ota.UpdMisconfiguredChannel, fmt.Sprintf("Channel %s is misconfigured", cv.Channel.Name)), false
+		}
+		if cv.minNative.Compare(native) > 0 {
+			return blocked(ota.UpdDisableMetadata, msgDisableMeta, build, true)
+		}
+	}
+	if p.DisableAutoUpdateUnderNative && cv.targetOK && t.Compare(native) < 0 {
+		return blocked(ota.UpdDisableUnderNative, msgUnderNative, name, false)
+	}
+	prod, emulator := req.Prod(), req.Emulator()
+	if !p.AllowProd && prod {
+		return blocked(ota.UpdDisableProdBuild, msgDisableProd, "", false)
+	}
+	if !p.AllowDev && !prod {
+		return blocked(ota.UpdDisableDevBuild, msgDisableDev, "", false)
+	}
+	if !p.AllowDevice && !emulator {
+		return blocked(ota.UpdDisableDevice, msgDisableDevice, "", false)
+	}
+	if !p.AllowEmulator && emulator {
+		return blocked(ota.UpdDisableEmulator, msgDisableEmu, "", false)
+	}
+	// otad's own rule: a bundle built for a range of native versions is
+	// not offered outside it. A bound that is not semver refuses, since the
+	// operator's intent cannot be checked.
+	if cv.minNativeBad || cv.maxNativeBad ||
+		(cv.minNativeOK && native.Compare(cv.minNative) < 0) ||
+		(cv.maxNativeOK && native.Compare(cv.maxNative) > 0) {
+		return blocked(ota.UpdIncompatibleNative, fmt.Sprintf(
+			"Bundle %s is built for native versions %s to %s; this device runs %s",
+			target, orAny(cv.Active.MinNative), orAny(cv.Active.MaxNative), build), build, false)
+	}
+	return ota.UpdateResponse{}, true
+}
+
+func orAny(s string) string {
+	if s == "" {
+		return "any"
+	}
+	return s
+}
+
+// Resolve picks the channel a device is served from (§8-C): its override,
+// else the channel it asks for (requested, its defaultChannel) when that is
+// public or self-settable, else the app's public default. There is no
+// fallback from a bad requested channel to the default: cv is nil then.
+// deviceID must be lowercase.
+func (a *AppView) Resolve(deviceID, platform, requested string) (cv *ChannelView, source string) {
+	return a.resolve(deviceID, platform, requested, nil)
+}
+
+func (a *AppView) resolve(deviceID, platform, requested string, tr *tracer) (*ChannelView, string) {
+	if a == nil {
+		return nil, ""
+	}
+	if name, ok := a.Overrides[deviceID]; ok && deviceID != "" {
+		if cv := a.Channels[name]; cv != nil {
+			if tr != nil {
+				tr.add("device override: channel %q", name)
+			}
+			return cv, SourceOverride
+		}
+		// A dangling override must not cut the device off; it is ignored.
+		if tr != nil {
+			tr.add("device override names channel %q, which does not exist (or is not a web channel): ignored", name)
+		}
+	}
+	if requested != "" {
+		cv := a.Channels[requested]
+		switch {
+		case cv == nil:
+			if tr != nil {
+				tr.add("refused: the requested channel %q does not exist", requested)
+			}
+			return nil, ""
+		case !cv.Channel.Public && !cv.Channel.Policy.AllowSelfSet:
+			if tr != nil {
+				tr.add("refused: the requested channel %q is neither public nor self-settable", requested)
+			}
+			return nil, ""
+		}
+		if tr != nil {
+			tr.add("channel %q, requested by the device", requested)
+		}
+		return cv, SourceDevice
+	}
+	cv := a.DefaultFor(platform)
+	if cv == nil {
+		if tr != nil {
+			tr.add("refused: app %q has no public channel", a.App.ID)
+		}
+		return nil, ""
+	}
+	if tr != nil {
+		tr.add("channel %q, the app's public default", cv.Channel.Name)
+	}
+	return cv, SourceDefault
+}
+
+// DefaultFor returns the public channel a device of the platform gets when
+// it names none: the app's default channel when it is public and enabled
+// for the platform, else the first (by name) public channel enabled for
+// it, else the app's public default channel even though the platform is
+// disabled there, so the device learns why (disabled_platform_*).
+func (a *AppView) DefaultFor(platform string) *ChannelView {
+	if a == nil {
+		return nil
+	}
+	def := a.Channels[a.App.DefaultChannel]
+	if def != nil && !def.Channel.Public {
+		def = nil
+	}
+	if def != nil && platformEnabled(&def.Channel.Policy, platform) {
+		return def
+	}
+	var best *ChannelView
+	for _, cv := range a.List {
+		if cv.Channel.Public && platformEnabled(&cv.Channel.Policy, platform) &&
+			(best == nil || cv.Channel.Name < best.Channel.Name) {
+			best = cv
+		}
+	}
+	if best != nil {
+		return best
+	}
+	if def != nil {
+		return def
+	}
+	for _, cv := range a.List {
+		if cv.Channel.Public && (best == nil || cv.Channel.Name < best.Channel.Name) {
+			best = cv
+		}
+	}
+	return best
+}
+
+// platformEnabled reports whether the policy serves the platform. Unknown
+// platforms have no switch and are served.
+func platformEnabled(p *ota.ChannelPolicy, platform string) bool {
+	switch platform {
+	case "ios":
+		return p.IOS
+	case "android":
+		return p.Android
+	case "electron":
+		return p.Electron
+	}
+	return true
+}
