@@ -16,7 +16,9 @@ const (
 
 func sha(c byte) string { return strings.Repeat(string(c), 64) }
 
-func testURL(b *ota.Bundle) string { return "https://ota.example.com/api/ota/bundle/" + b.SHA256 + ".zip" }
+func testURL(b *ota.Bundle) string {
+	return "https://ota.example.com/api/ota/bundle/" + b.SHA256 + ".zip"
+}
 
 // fixtureState is protocol §9's fixture: production (public) → 1.0.1,
 // beta (self-set) → 1.1.0, internal (private) → 2.0.0, plus an APK channel
@@ -228,7 +230,7 @@ func TestDecide(t *testing.T) {
 			state: func(st *store.State) { st.Bundles[0].MinNative = "2.0"; st.Channels[0].ActiveBundle = nil },
 			want:  blocked(ota.UpdIncompatibleNative, "Bundle 1.0.1 is built for native versions 2.0 to any; this device runs 1.0.0", "1.0.1", "1.0.0", false)},
 		{name: "native bounds: device too new",
-			state: func(st *store.State) { st.Bundles[0].MaxNative = "0.9.9"; st.Channels[0].ActiveBundle = nil },
+			state:    func(st *store.State) { st.Bundles[0].MaxNative = "0.9.9"; st.Channels[0].ActiveBundle = nil },
 			wantCode: ota.UpdIncompatibleNative, wantKind: ota.KindBlocked},
 		{name: "native bounds: inside",
 			state: func(st *store.State) {
