@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -72,6 +73,7 @@ type Store struct {
 	db       *bbolt.DB
 	path     string
 	statsMax int
+	closed   atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -193,11 +195,15 @@ func (s *Store) Path() string { return s.path }
 
 // Close releases the file. Closing twice is harmless.
 func (s *Store) Close() error {
+	s.closed.Store(true)
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %s: %w", s.path, err)
 	}
 	return nil
 }
+
+// Closed reports whether Close was called.
+func (s *Store) Closed() bool { return s.closed.Load() }
 
 // Check verifies the file's page structure (bbolt's tx.Check) and returns
 // every inconsistency found, joined. Tests run it after each test; an
