@@ -1,12 +1,387 @@
 package server
 
-import "github.com/labstack/echo/v4"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
 
-// TODO(device owner): the device endpoints of protocol.md.
+	"github.com/labstack/echo/v4"
 
-func (s *Server) handleUpdates(c echo.Context) error           { return echo.ErrNotImplemented }
-func (s *Server) handleStats(c echo.Context) error             { return echo.ErrNotImplemented }
-func (s *Server) handleChannelSelfPost(c echo.Context) error   { return echo.ErrNotImplemented }
-func (s *Server) handleChannelSelfPut(c echo.Context) error    { return echo.ErrNotImplemented }
-func (s *Server) handleChannelSelfGet(c echo.Context) error    { return echo.ErrNotImplemented }
-func (s *Server) handleChannelSelfDelete(c echo.Context) error { return echo.ErrNotImplemented }
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/update"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// The device endpoints speak the updater plugin's protocol (protocol.md §1–§4).
+// Business outcomes, refusals included, are HTTP 200 with a JSON body the
+// plugin understands; only malformed requests get a 4xx, and never a 429.
+
+// Bounds on what one stats request may carry. Capgo uses the same metadata
+// limits; the plugin's own queue never sends more than 200 events.
+const (
+	maxStatsEvents      = 1000
+	maxStatsMetaKeys    = 30
+	maxStatsMetaKeyLen  = 64
+	maxStatsMetaValueLn = 2048
+)
+
+// bodyPool recycles request body buffers: device endpoints are the hot path
+// and their bodies are small.
+var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readDeviceBody reads the whole bounded body into a pooled buffer. The
+// caller must put the buffer back. An empty (or blank) body is a 400, an
+// oversized one a 413.
+func (s *Server) readDeviceBody(c echo.Context) (*bytes.Buffer, error) {
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	body := http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxJSONBytes)
+	if _, err := buf.ReadFrom(body); err != nil {
+		bodyPool.Put(buf)
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge, "JSON body is larger than %d bytes", mbe.Limit)
+		}
+		return nil, newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "cannot read the request body: %v", err)
+	}
+	if len(bytes.TrimSpace(buf.Bytes())) == 0 {
+		bodyPool.Put(buf)
+		return nil, newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "request body is empty; send a JSON object")
+	}
+	return buf, nil
+}
+
+// releaseBody returns a buffer to the pool unless it grew unusually large,
+// so one big request does not pin memory.
+func releaseBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		bodyPool.Put(buf)
+	}
+}
+
+// decodeDeviceJSON reads a device's JSON object into v. Unknown fields are
+// accepted: newer plugins add keys.
+func (s *Server) decodeDeviceJSON(c echo.Context, v any) error {
+	buf, err := s.readDeviceBody(c)
+	if err != nil {
+		return err
+	}
+	defer releaseBody(buf)
+	if err := json.Unmarshal(buf.Bytes(), v); err != nil {
+		return invalidJSON(err)
+	}
+	return nil
+}
+
+func invalidJSON(err error) error {
+	return newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "request body is not the JSON object the updater plugin sends: %v", err)
+}
+
+// handleUpdates answers an update check (POST /updates, and the old
+// worker's /check) from the in-memory snapshot; it never touches the disk.
+func (s *Server) handleUpdates(c echo.Context) error {
+	var req ota.UpdateRequest
+	if err := s.decodeDeviceJSON(c, &req); err != nil {
+		return err
+	}
+	req.DeviceID = strings.ToLower(req.DeviceID)
+	d := update.Decide(s.snap.Load(), &req, s.cfg.DefaultApp)
+	return c.JSON(http.StatusOK, &d.Response)
+}
+
+// handleStats stores device events: one object or an array of them (§3.1).
+// Every stored batch is a 200, whatever its actions: any other 4xx makes
+// the plugin drop the batch for good.
+func (s *Server) handleStats(c echo.Context) error {
+	buf, err := s.readDeviceBody(c)
+	if err != nil {
+		return err
+	}
+	defer releaseBody(buf)
+	data := bytes.TrimSpace(buf.Bytes())
+	var events []ota.StatsEvent
+	switch data[0] {
+	case '[':
+		if err := json.Unmarshal(data, &events); err != nil {
+			return invalidJSON(err)
+		}
+	case '{':
+		events = make([]ota.StatsEvent, 1)
+		if err := json.Unmarshal(data, &events[0]); err != nil {
+			return invalidJSON(err)
+		}
+	default:
+		return newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "stats body must be a JSON object or an array of objects")
+	}
+	if len(events) > maxStatsEvents {
+		return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
+			"%d stats events in one request; send at most %d", len(events), maxStatsEvents)
+	}
+	if len(events) == 0 {
+		return c.JSON(http.StatusOK, ota.StatsResponse{Status: "ok"})
+	}
+	now := s.cfg.Now()
+	stored := make([]store.StoredStat, len(events))
+	for i := range events {
+		ev := &events[i]
+		ev.DeviceID = strings.ToLower(ev.DeviceID)
+		if ev.AppID == "" {
+			ev.AppID = s.cfg.DefaultApp
+		}
+		ev.Metadata = boundMetadata(ev.Metadata)
+		stored[i] = store.StoredStat{Received: now, Event: *ev}
+	}
+	if err := s.store.AppendStats(c.Request().Context(), stored); err != nil {
+		// A 5xx makes the plugin keep the batch and retry it.
+		return fmt.Errorf("store %d stats events: %w", len(stored), err)
+	}
+	return c.JSON(http.StatusOK, ota.StatsResponse{Status: "ok"})
+}
+
+// boundMetadata keeps at most maxStatsMetaKeys entries (the first in key
+// order), drops over-long keys and cuts over-long values, instead of
+// refusing the event: a refusal would lose the whole batch.
+func boundMetadata(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	over := len(m) > maxStatsMetaKeys
+	for k, v := range m {
+		if len(k) > maxStatsMetaKeyLen || len(v) > maxStatsMetaValueLn {
+			over = true
+			break
+		}
+	}
+	if !over {
+		return m
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		if len(k) <= maxStatsMetaKeyLen {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	if len(keys) > maxStatsMetaKeys {
+		keys = keys[:maxStatsMetaKeys]
+	}
+	out := make(map[string]string, len(keys))
+	for _, k := range keys {
+		out[k] = truncateUTF8(m[k], maxStatsMetaValueLn)
+	}
+	return out
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// Channel refusal messages, Capgo's words (§4.1).
+const (
+	msgMissingChannel  = "Cannot find channel in body"
+	msgChannelNotFound = "Cannot find channel"
+	msgSelfSetRefused  = "This channel does not allow devices to self associate"
+)
+
+func channelRefusal(code, msg string) ota.ChannelSelfResponse {
+	return ota.ChannelSelfResponse{Error: code, Message: msg}
+}
+
+// legacyChannelPlugin reports whether a plugin keeps its channel on the
+// server rather than on the device: majors 5 to 7 before minor 34, and
+// anything older than 5 (§4.1). An unreadable version counts as modern.
+func legacyChannelPlugin(pluginVersion string) bool {
+	v, err := update.CoerceNative(pluginVersion)
+	if err != nil || pluginVersion == "" {
+		return false
+	}
+	return v.Major < 5 || (v.Major <= 7 && v.Minor < 34)
+}
+
+// handleChannelSelfPost is setChannel. Modern plugins keep the channel on
+// the device, so the server only validates it; legacy ones get a
+// server-side override. Asking for the app's public default answers
+// "unset", so the device follows the default even when it changes.
+func (s *Server) handleChannelSelfPost(c echo.Context) error {
+	var req ota.DeviceInfo
+	if err := s.decodeDeviceJSON(c, &req); err != nil {
+		return err
+	}
+	appID := req.AppID
+	if appID == "" {
+		appID = s.cfg.DefaultApp
+	}
+	if req.Channel == "" {
+		return c.JSON(http.StatusOK, channelRefusal(ota.ChMissingChannel, msgMissingChannel))
+	}
+	app := s.snap.Load().App(appID)
+	var cv *update.ChannelView
+	if app != nil {
+		cv = app.Channels[req.Channel]
+	}
+	if cv == nil {
+		return c.JSON(http.StatusOK, channelRefusal(ota.ChNotFound, msgChannelNotFound))
+	}
+	public := cv.Channel.Public
+	if !public && !cv.Channel.Policy.AllowSelfSet {
+		return c.JSON(http.StatusOK, channelRefusal(ota.ChSelfSetNotAllowed, msgSelfSetRefused))
+	}
+	if !legacyChannelPlugin(req.PluginVersion) {
+		if public {
+			return c.JSON(http.StatusOK, ota.ChannelSelfResponse{Status: "ok", Unset: true})
+		}
+		allow := true
+		return c.JSON(http.StatusOK, ota.ChannelSelfResponse{Status: "ok", AllowSet: &allow})
+	}
+
+	device, err := checkDevice(req.DeviceID)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	if public {
+		// Choosing the public default means having no override.
+		err = s.store.DeleteOverride(ctx, appID, device)
+		if errors.Is(err, store.ErrNotFound) {
+			return c.JSON(http.StatusOK, ota.ChannelSelfResponse{Status: "ok"})
+		}
+	} else {
+		err = s.store.SetOverride(ctx, store.DeviceOverride{AppID: appID, DeviceID: device, Channel: cv.Channel.Name}, "device:"+device, s.cfg.Now())
+	}
+	if err != nil {
+		return fmt.Errorf("set channel %s for device %s of %s: %w", cv.Channel.Name, device, appID, err)
+	}
+	if err := s.refreshApp(ctx, appID); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ota.ChannelSelfResponse{Status: "ok"})
+}
+
+// handleChannelSelfPut is getChannel: the channel §8-C resolves for the
+// device, which the device persists as its defaultChannel. When nothing
+// resolves it is a 400 channel_not_found, on which the plugin keeps its
+// local channel rather than persisting a guess.
+func (s *Server) handleChannelSelfPut(c echo.Context) error {
+	var req ota.DeviceInfo
+	if err := s.decodeDeviceJSON(c, &req); err != nil {
+		return err
+	}
+	appID := req.AppID
+	if appID == "" {
+		appID = s.cfg.DefaultApp
+	}
+	app := s.snap.Load().App(appID)
+	if app == nil {
+		return newError(http.StatusBadRequest, ota.ChNotFound, "app %s is not known to this server", clip(appID))
+	}
+	requested := req.DefaultChannel
+	if requested == "" {
+		requested = req.Channel
+	}
+	cv, source := app.Resolve(strings.ToLower(req.DeviceID), req.Platform, requested)
+	if cv == nil {
+		if requested != "" {
+			return newError(http.StatusBadRequest, ota.ChNotFound,
+				"channel %q does not exist or is neither public nor self-settable", clip(requested))
+		}
+		return newError(http.StatusBadRequest, ota.ChNotFound, "app %s has no public channel", appID)
+	}
+	status := "default"
+	if source == update.SourceOverride {
+		status = "override"
+	}
+	allow := cv.Channel.Policy.AllowSelfSet
+	return c.JSON(http.StatusOK, ota.ChannelSelfResponse{Channel: cv.Channel.Name, Status: status, AllowSet: &allow})
+}
+
+// handleChannelSelfGet is listChannels: the channels a device of this kind
+// may pick, as a bare array with numeric ids (§4.4). Every field comes as a
+// query parameter.
+func (s *Server) handleChannelSelfGet(c echo.Context) error {
+	appID := c.QueryParam("app_id")
+	if appID == "" {
+		appID = s.cfg.DefaultApp
+	}
+	app := s.snap.Load().App(appID)
+	if app == nil {
+		return newError(http.StatusNotFound, ota.ErrCodeAppNotFound, "app %s is not known to this server", clip(appID))
+	}
+	platform := c.QueryParam("platform")
+	emulator := queryBool(c, "is_emulator", false)
+	prod := queryBool(c, "is_prod", true)
+	out := make([]ota.ChannelListEntry, 0, len(app.List))
+	for _, cv := range app.List {
+		ch := &cv.Channel
+		p := &ch.Policy
+		if !ch.Public && !p.AllowSelfSet {
+			continue
+		}
+		if !update.PlatformEnabled(p, platform) ||
+			(emulator && !p.AllowEmulator) || (!emulator && !p.AllowDevice) ||
+			(prod && !p.AllowProd) || (!prod && !p.AllowDev) {
+			continue
+		}
+		out = append(out, ota.ChannelListEntry{ID: ch.ID, Name: ch.Name, Public: ch.Public, AllowSelfSet: p.AllowSelfSet})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// queryBool reads a stringified boolean; absent or unreadable values take
+// def, as a missing is_emulator/is_prod does in an update check.
+func queryBool(c echo.Context, name string, def bool) bool {
+	v, err := strconv.ParseBool(c.QueryParam(name))
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// handleChannelSelfDelete is a legacy plugin's unsetChannel: it removes
+// the device's server-side override. Old plugins send a JSON body; Capgo
+// reads the query string; both are accepted. Having no override is fine.
+func (s *Server) handleChannelSelfDelete(c echo.Context) error {
+	appID, deviceID := c.QueryParam("app_id"), c.QueryParam("device_id")
+	if deviceID == "" && c.Request().ContentLength != 0 {
+		var req ota.DeviceInfo
+		if err := s.decodeDeviceJSON(c, &req); err != nil {
+			return err
+		}
+		deviceID = req.DeviceID
+		if appID == "" {
+			appID = req.AppID
+		}
+	}
+	if appID == "" {
+		appID = s.cfg.DefaultApp
+	}
+	device, err := checkDevice(deviceID)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	switch err := s.store.DeleteOverride(ctx, appID, device); {
+	case errors.Is(err, store.ErrNotFound):
+		// No such app or no override: the device is unset already.
+	case err != nil:
+		return fmt.Errorf("unset channel of device %s of %s: %w", device, appID, err)
+	default:
+		if err := s.refreshApp(ctx, appID); err != nil {
+			return err
+		}
+	}
+	return c.JSON(http.StatusOK, ota.ChannelSelfResponse{Status: "ok"})
+}

@@ -394,12 +394,12 @@ func (a *AppView) DefaultFor(platform string) *ChannelView {
 	if def != nil && !def.Channel.Public {
 		def = nil
 	}
-	if def != nil && platformEnabled(&def.Channel.Policy, platform) {
+	if def != nil && PlatformEnabled(&def.Channel.Policy, platform) {
 		return def
 	}
 	var best *ChannelView
 	for _, cv := range a.List {
-		if cv.Channel.Public && platformEnabled(&cv.Channel.Policy, platform) &&
+		if cv.Channel.Public && PlatformEnabled(&cv.Channel.Policy, platform) &&
 			(best == nil || cv.Channel.Name < best.Channel.Name) {
 			best = cv
 		}
@@ -418,9 +418,9 @@ func (a *AppView) DefaultFor(platform string) *ChannelView {
 	return best
 }
 
-// platformEnabled reports whether the policy serves the platform. Unknown
+// PlatformEnabled reports whether the policy serves the platform. Unknown
 // platforms have no switch and are served.
-func platformEnabled(p *ota.ChannelPolicy, platform string) bool {
+func PlatformEnabled(p *ota.ChannelPolicy, platform string) bool {
 	switch platform {
 	case "ios":
 		return p.IOS
