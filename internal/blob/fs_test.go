@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,5 +322,43 @@ func BenchmarkPut(b *testing.B) {
 		if err := s.Delete(b.Context(), info.SHA256); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFSServeRange serves a blob the way the download handler does and
+// resumes it with a Range request.
+func TestFSServeRange(t *testing.T) {
+	s := newFS(t)
+	data := blobtest.Data(11, 100000)
+	info, err := s.Put(t.Context(), bytes.NewReader(data), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, info, err := s.Open(r.Context(), strings.TrimPrefix(r.URL.Path, "/"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		defer c.Close()
+		http.ServeContent(w, r, "", info.ModTime, c)
+	}))
+	defer srv.Close()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, srv.URL+"/"+info.SHA256, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Range", "bytes=50000-")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[50000:]) {
+		t.Errorf("Range request: status %d, %d bytes; want 206 and the last %d bytes", resp.StatusCode, len(body), len(data)-50000)
 	}
 }
