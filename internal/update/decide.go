@@ -431,3 +431,11 @@ func PlatformEnabled(p *ota.ChannelPolicy, platform string) bool {
 	}
 	return true
 }
+
+// EventVersion is the bundle version a stats event is about. File-level
+// manifest failures name "<version>:<file>"; the version is the part
+// before the colon.
+func EventVersion(versionName string) string {
+	v, _, _ := strings.Cut(versionName, ":")
+	return v
+}
