@@ -1,0 +1,214 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/internal/capacitor"
+	"github.com/otaship/ota/internal/cli/config"
+)
+
+// NewCmdBundle builds `otactl bundle` and its subcommands.
+func NewCmdBundle(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bundle <command>",
+		Short: "Make and check bundle zips without uploading",
+		Example: `  otactl bundle zip dist -o app.zip
+  otactl bundle verify app.zip`,
+		Args: noArgs,
+	}
+	cmd.AddCommand(NewCmdBundleZip(f, nil), NewCmdBundleVerify(f, nil))
+	return cmd
+}
+
+// BundleZipOptions are the inputs of otactl bundle zip.
+type BundleZipOptions struct {
+	F           *Factory
+	Dir         string
+	Out         string
+	NoCodeCheck bool
+	JSON        bool
+}
+
+// BundleZipResult is what `otactl bundle zip --json` prints; its keys are
+// those of @capgo/cli's bundle zip --json.
+type BundleZipResult struct {
+	Filename string `json:"filename"`
+	Checksum string `json:"checksum"`
+	Size     int64  `json:"size"`
+	Files    int    `json:"files"`
+}
+
+// NewCmdBundleZip builds `otactl bundle zip`.
+func NewCmdBundleZip(f *Factory, runF func(*BundleZipOptions) error) *cobra.Command {
+	opts := &BundleZipOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "zip [DIR]",
+		Short: "Zip a web build reproducibly and print its SHA-256",
+		Long: `Zip DIR (default: the project's webDir) with its contents at the zip root,
+entries sorted and timestamps fixed, so the same files always give the same
+bytes and the same SHA-256 on any machine. It prints the same lines as
+"npx @capgo/cli bundle zip", so scripts that grep them keep working:
+
+  Checksum SHA256: <hex>
+  Saved to <file>
+
+The file defaults to <appId>_<version>.zip in the current directory.`,
+		Example: `  otactl bundle zip
+  otactl bundle zip dist -o /tmp/app.zip
+  CHECKSUM=$(otactl bundle zip | grep "Checksum SHA256" | awk '{print $NF}')`,
+		Args: maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Dir = args[0]
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return bundleZipRun(cmd.Context(), opts)
+		},
+	}
+	// This -o shadows the global --output: here it names the zip file.
+	cmd.Flags().StringVarP(&opts.Out, "output", "o", "", "zip file to write")
+	cmd.Flags().BoolVar(&opts.NoCodeCheck, "no-code-check", false, "skip the index.html and notifyAppReady checks")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+func bundleZipRun(ctx context.Context, opts *BundleZipOptions) error {
+	f := opts.F
+	dir, out := opts.Dir, opts.Out
+	if dir == "" || out == "" {
+		var p *capacitor.Project
+		if pd := config.FindProjectDir(f.WorkDir); pd != "" {
+			var err error
+			if p, err = capacitor.Load(ctx, pd); err != nil {
+				return fmt.Errorf("read Capacitor project %s: %w", pd, err)
+			}
+		}
+		if dir == "" {
+			if p == nil {
+				return flagErrorf("no DIR given and no Capacitor project here to take webDir from")
+			}
+			var err error
+			if dir, err = p.WebPath(); err != nil {
+				return err
+			}
+		}
+		if out == "" {
+			name := filepath.Base(filepath.Clean(dir)) + ".zip"
+			if p != nil && p.AppID != "" && p.PackageVersion != "" {
+				name = p.AppID + "_" + p.PackageVersion + ".zip"
+			}
+			out = name
+		}
+	}
+	dir = resolve(f.WorkDir, dir)
+	out = resolve(f.WorkDir, out)
+	if !opts.NoCodeCheck {
+		if err := bundle.CheckWebDir(dir); err != nil {
+			return err
+		}
+	}
+	res, err := bundle.ZipFile(ctx, dir, out, bundle.ZipOptions{})
+	if err != nil {
+		return fmt.Errorf("zip %s: %w", dir, err)
+	}
+	if opts.JSON {
+		return writeJSON(f.IO.Out, BundleZipResult{Filename: out, Checksum: res.SHA256, Size: res.Size, Files: res.Files})
+	}
+	fmt.Fprintf(f.IO.Out, "Checksum SHA256: %s\n", res.SHA256)
+	fmt.Fprintf(f.IO.Out, "Saved to %s\n", out)
+	fmt.Fprintf(f.IO.ErrOut, "%d files, %s (%s uncompressed)\n", res.Files, humanBytes(res.Size), humanBytes(res.Uncompressed))
+	return nil
+}
+
+// resolve makes p absolute against dir (the factory's working directory,
+// which tests set).
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) || dir == "" {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+// BundleVerifyOptions are the inputs of otactl bundle verify.
+type BundleVerifyOptions struct {
+	F    *Factory
+	File string
+}
+
+// BundleReport is what `otactl bundle verify -o json` prints.
+type BundleReport struct {
+	File         string   `json:"file"`
+	SHA256       string   `json:"sha256"`
+	Size         int64    `json:"size"`
+	Entries      int      `json:"entries"`
+	Uncompressed int64    `json:"uncompressed"`
+	Wrapper      string   `json:"wrapper,omitempty"`
+	Warnings     []string `json:"warnings,omitempty"`
+}
+
+// NewCmdBundleVerify builds `otactl bundle verify`.
+func NewCmdBundleVerify(f *Factory, runF func(*BundleVerifyOptions) error) *cobra.Command {
+	opts := &BundleVerifyOptions{F: f}
+	return &cobra.Command{
+		Use:   "verify FILE",
+		Short: "Check that the updater plugin would accept a zip",
+		Long: `Check a bundle zip the way the updater plugin and otad do, without
+unpacking it: index.html at the root (or in one wrapper folder), no absolute
+or ../ paths, no backslashes, symlinks or duplicate names, and no zip bomb.
+Exits non-zero and lists every problem when the zip would be refused.`,
+		Example: `  otactl bundle verify com.example.app_1.2.0.zip`,
+		Args:    exactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			opts.File = args[0]
+			if runF != nil {
+				return runF(opts)
+			}
+			return bundleVerifyRun(opts)
+		},
+	}
+}
+
+func bundleVerifyRun(opts *BundleVerifyOptions) error {
+	f := opts.F
+	path := resolve(f.WorkDir, opts.File)
+	file, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open bundle: %w", err)
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return fmt.Errorf("open bundle: %w", err)
+	}
+	rep, err := bundle.Validate(file, fi.Size(), bundle.Limits{})
+	if err != nil {
+		return fmt.Errorf("%s would be refused: %w", opts.File, err)
+	}
+	sha, size, err := bundle.HashFile(path)
+	if err != nil {
+		return err
+	}
+	r := BundleReport{File: opts.File, SHA256: sha, Size: size, Entries: rep.Entries, Uncompressed: rep.Uncompressed,
+		Wrapper: rep.Wrapper, Warnings: rep.Warnings}
+	if f.JSON() {
+		return writeJSON(f.IO.Out, r)
+	}
+	fmt.Fprintf(f.IO.Out, "%s: OK\n", opts.File)
+	fmt.Fprintf(f.IO.Out, "Checksum SHA256: %s\n", sha)
+	fmt.Fprintf(f.IO.Out, "%d entries, %s (%s uncompressed)\n", rep.Entries, humanBytes(size), humanBytes(rep.Uncompressed))
+	if rep.Wrapper != "" {
+		fmt.Fprintf(f.IO.Out, "index.html is in the wrapper folder %s/ (the plugin unwraps it)\n", rep.Wrapper)
+	}
+	for _, w := range rep.Warnings {
+		fmt.Fprintf(f.IO.ErrOut, "warning: %s\n", w)
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/internal/capacitor"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// DeployWebOptions are the inputs of otactl deploy web.
+type DeployWebOptions struct {
+	F *Factory
+	buildFlags
+	Version     string
+	Channel     string
+	NoCodeCheck bool
+	DryRun      bool
+	Notes       string
+	MinNative   string
+	MaxNative   string
+}
+
+// NewCmdDeployWeb builds `otactl deploy web`.
+func NewCmdDeployWeb(f *Factory, runF func(*DeployWebOptions) error) *cobra.Command {
+	opts := &DeployWebOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "web [VERSION]",
+		Short: "Build, zip and upload a live-update bundle",
+		Long: `Build the web app and upload it as a live-update bundle, in these steps:
+
+  1. build: "npm run generate" when package.json has that script, else
+     "npm run build"; --build-cmd runs another command through "sh -c"
+  2. npx cap sync (skip with --no-sync; --skip-build skips steps 1 and 2)
+  3. read appId and webDir from capacitor.config.*
+  4. check that webDir has index.html at its root and calls notifyAppReady
+     (skip with --no-code-check)
+  5. zip webDir reproducibly and take its SHA-256
+  6. upload it to the channel (default stable), which then serves it
+
+VERSION defaults to the version in package.json. Versions are immutable:
+uploading an existing version with other bytes fails (exit code 4).`,
+		Example: `  otactl deploy web
+  otactl deploy web 1.2.0 --channel beta --notes "fix login"
+  otactl deploy web --skip-build --dry-run
+  otactl deploy web --build-cmd "vite build --mode production"`,
+		Args: maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Version = args[0]
+			}
+			if opts.SkipBuild && (opts.BuildCmd != "" || opts.NoSync) {
+				return flagErrorf("--skip-build cannot be combined with --build-cmd or --no-sync")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return deployWebRun(cmd.Context(), opts)
+		},
+	}
+	opts.buildFlags.register(cmd)
+	cmd.Flags().StringVar(&opts.Channel, "channel", ota.DefaultChannel, "channel to deploy to")
+	cmd.Flags().BoolVar(&opts.NoCodeCheck, "no-code-check", false, "skip the index.html and notifyAppReady checks")
+	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "do everything but the upload, and keep the zip")
+	cmd.Flags().StringVar(&opts.Notes, "notes", "", "release notes kept with the bundle")
+	cmd.Flags().StringVar(&opts.MinNative, "min-native", "", "lowest native app version (version_build) the bundle runs on")
+	cmd.Flags().StringVar(&opts.MaxNative, "max-native", "", "highest native app version the bundle runs on")
+	return cmd
+}
+
+func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
+	f := opts.F
+	p, err := loadProject(ctx, f)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.Config()
+	if err != nil {
+		return err
+	}
+	app := cfg.AppID
+	if app == "" {
+		app = p.AppID
+	}
+	version := opts.Version
+	if version == "" {
+		if version = p.PackageVersion; version == "" {
+			return flagErrorf("no VERSION given and package.json in %s has no version", p.Dir)
+		}
+	}
+	// Check the login before a build that may take minutes.
+	var client *ota.Client
+	if !opts.DryRun {
+		if client, err = f.Client(true); err != nil {
+			return err
+		}
+	}
+
+	if err := buildWeb(ctx, f, p, opts.buildFlags); err != nil {
+		return err
+	}
+	// The build may have written or rewritten the config; read it again.
+	if !opts.SkipBuild {
+		dir := p.Dir
+		if p, err = capacitor.Load(ctx, dir); err != nil {
+			return fmt.Errorf("read Capacitor project %s after the build: %w", dir, err)
+		}
+	}
+	webDir, err := p.WebPath()
+	if err != nil {
+		return err
+	}
+	if !opts.NoCodeCheck {
+		if err := bundle.CheckWebDir(webDir); err != nil {
+			return err
+		}
+	}
+
+	tmp, err := os.MkdirTemp("", "otactl-deploy-")
+	if err != nil {
+		return fmt.Errorf("create a temporary folder for the zip: %w", err)
+	}
+	zipPath := filepath.Join(tmp, app+"_"+version+".zip")
+	if !opts.DryRun {
+		defer os.RemoveAll(tmp)
+	}
+	fmt.Fprintf(f.IO.ErrOut, "==> zipping %s\n", webDir)
+	z, err := bundle.ZipFile(ctx, webDir, zipPath, bundle.ZipOptions{})
+	if err != nil {
+		return fmt.Errorf("zip %s: %w", webDir, err)
+	}
+	fmt.Fprintf(f.IO.ErrOut, "%d files, %s\n", z.Files, humanBytes(z.Size))
+
+	r := DeployResult{AppID: app, Kind: ota.KindWeb, Chan: opts.Channel, Vers: version, SHA256: z.SHA256, Size: z.Size, File: zipPath}
+	if opts.DryRun {
+		r.DryRun = true
+		return printDeploy(f, r)
+	}
+	res, err := uploadFile(ctx, f, client, ota.UploadRequest{
+		AppID: app, Channel: opts.Channel, Version: version, Kind: ota.KindWeb, Checksum: z.SHA256,
+		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Size: z.Size,
+	}, zipPath)
+	if err != nil {
+		return err
+	}
+	r.File, r.Upload = "", &res
+	if res.Channel != "" {
+		r.Chan = res.Channel
+	}
+	return printDeploy(f, r)
+}

@@ -1,0 +1,112 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/otaship/ota/internal/cli/config"
+	"github.com/otaship/ota/internal/version"
+)
+
+const rootLong = `otactl builds, uploads, rolls back and inspects Capacitor live updates
+served by otad.
+
+Settings, highest priority first: flags, OTACTL_* environment variables
+(OTACTL_SERVER, OTACTL_APP_ID, OTACTL_OUTPUT), otactl.yaml beside the
+project's capacitor.config.*, the user config file
+($XDG_CONFIG_HOME/otactl/config.yaml), defaults. OTACTL_TOKEN, when set,
+is used instead of the token stored by "otactl login" (for CI).
+
+Exit codes:
+  0  success
+  1  error
+  2  usage error (bad flag or argument)
+  3  not authenticated: no token, or it expired (run: otactl login)
+  4  conflict: the version exists already (bump it)
+  5  a build step failed (npm, npx cap sync, docker/gradle)
+  6  server error or server unreachable`
+
+// NewCmdRoot builds otactl's command tree over f.
+func NewCmdRoot(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "otactl <command>",
+		Short: "Ship Capacitor live updates to an otad server",
+		Long:  rootLong,
+		Example: `  otactl login --server https://ota.example.com
+  otactl deploy web 1.2.0
+  otactl status
+  otactl rollback stable`,
+		Version:       version.Info().Version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			f.flags.set = changedFlags(cmd.Root().PersistentFlags(), map[string]string{
+				"server": config.KeyServer, "app-id": config.KeyAppID, "output": config.KeyOutput,
+			})
+			return nil
+		},
+	}
+	cmd.CompletionOptions.DisableDefaultCmd = true
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &FlagError{Err: err} })
+
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.flags.server, "server", "", "otad URL (env OTACTL_SERVER)")
+	pf.StringVar(&f.flags.appID, "app-id", "", "app id (env OTACTL_APP_ID; default: the Capacitor project's appId)")
+	pf.StringVarP(&f.flags.output, "output", "o", "", "output format: table or json (env OTACTL_OUTPUT)")
+	pf.StringVar(&f.flags.configFile, "config", "", "settings file to use instead of the user config file")
+
+	cmd.AddCommand(
+		NewCmdLogin(f, nil),
+		NewCmdLogout(f, nil),
+		NewCmdDeploy(f),
+		NewCmdRollback(f, nil),
+		NewCmdDelete(f, nil),
+		NewCmdPromote(f, nil),
+		NewCmdHistory(f, nil),
+		NewCmdChannels(f, nil),
+		NewCmdStatus(f, nil),
+		NewCmdBundle(f),
+		NewCmdVersion(f, nil),
+		NewCmdCompletion(f),
+	)
+	return cmd
+}
+
+// changedFlags returns the values of the flags the user set, keyed by the
+// config key they override.
+func changedFlags(fs *pflag.FlagSet, keys map[string]string) map[string]string {
+	set := map[string]string{}
+	for flag, key := range keys {
+		if fl := fs.Lookup(flag); fl != nil && fl.Changed {
+			set[key] = fl.Value.String()
+		}
+	}
+	return set
+}
+
+// exactArgs and friends are cobra's argument checks returning *FlagError,
+// so a wrong argument count exits with the usage code.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return &FlagError{Err: err}
+		}
+		return nil
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.MaximumNArgs(n)(cmd, args); err != nil {
+			return &FlagError{Err: err}
+		}
+		return nil
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return &FlagError{Err: err}
+	}
+	return nil
+}
