@@ -102,9 +102,9 @@ func (e *StepError) Unwrap() error { return e.Err }
 // ExitCode maps an error to otactl's documented exit codes.
 func ExitCode(err error) int {
 	var (
-		fe *FlagError
-		ae *AuthError
-		se *StepError
+		fe  *FlagError
+		ae  *AuthError
+		se  *StepError
 		api *ota.APIError
 	)
 	switch {
