@@ -38,6 +38,9 @@ type Config struct {
 	Version        ota.VersionInfo
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TrustProxy makes rate limits key on X-Forwarded-For/X-Real-IP; set it
+	// only behind a proxy that overwrites them.
+	TrustProxy bool
 }
 
 // Server serves otad's HTTP API.
@@ -54,6 +57,8 @@ type Server struct {
 	snap    atomic.Pointer[update.Snapshot]
 	writeMu sync.Mutex
 	ready   atomic.Bool
+
+	admin *adminState // login limits and upload bookkeeping
 }
 
 // New builds a server over an open store and blob store and loads the
@@ -76,7 +81,7 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log}
+	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log, admin: newAdminState(cfg.Now)}
 	state, err := st.LoadState(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load release state: %w", err)

@@ -80,7 +80,7 @@ func (b *syncBuffer) String() string {
 // testEnv is a complete server over a real bbolt file and a real blob
 // directory in t.TempDir(), with a user "admin" and a token for it.
 type testEnv struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    Config
 	dir    string // holds ota.db and blobs/
 	store  *bolt.Store
@@ -95,7 +95,7 @@ type testEnv struct {
 
 // newTestEnv builds a test environment. opts may change the Config before
 // the server is built (for example the default app or the upload limit).
-func newTestEnv(t *testing.T, opts ...func(*Config)) *testEnv {
+func newTestEnv(t testing.TB, opts ...func(*Config)) *testEnv {
 	t.Helper()
 	clock := &testClock{now: testEpoch}
 	cfg := Config{

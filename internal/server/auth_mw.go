@@ -1,0 +1,194 @@
+package server
+
+import (
+	"errors"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/otaship/ota/internal/auth"
+	"github.com/otaship/ota/internal/ratelimit"
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Login attempts allowed per client address and per user name: a burst,
+// then a steady rate. Both are far above what a person or a deploy script
+// needs and far below what guessing passwords needs.
+const (
+	loginIPBurst   = 10
+	loginIPRate    = 1.0 / 6 // per second: 10 a minute
+	loginUserBurst = 5
+	loginUserRate  = 1.0 / 12 // per second: 5 a minute
+	maxLoginBody   = 4 << 10
+)
+
+// Keys of values requireAuth stores in the echo context.
+const (
+	ctxUser      = "ota.user"
+	ctxExpiresAt = "ota.token_expires_at"
+)
+
+// adminState is what the admin handlers keep between requests.
+type adminState struct {
+	loginByIP   *ratelimit.Limiter
+	loginByUser *ratelimit.Limiter
+	// blobMu orders "delete the bytes of a rejected upload" (write lock)
+	// against "publish a bundle whose bytes were stored" (read lock), so a
+	// rejected upload never deletes bytes a concurrent accepted upload of
+	// the same content just published.
+	blobMu sync.RWMutex
+}
+
+func newAdminState(now func() time.Time) *adminState {
+	return &adminState{
+		loginByIP:   ratelimit.New(loginIPRate, loginIPBurst, ratelimit.WithClock(now)),
+		loginByUser: ratelimit.New(loginUserRate, loginUserBurst, ratelimit.WithClock(now)),
+	}
+}
+
+// unauthorized is the one answer to every authentication failure; the
+// reason goes to the log only.
+func unauthorized(c echo.Context, msg string) error {
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="otad"`)
+	return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, "%s; run: otactl login", msg)
+}
+
+// setAdminHeaders marks admin answers as private, not sniffable and not
+// frameable.
+func setAdminHeaders(c echo.Context) {
+	h := c.Response().Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// requireAuth admits requests with a valid bearer token of an existing
+// user whose password has not changed since the token was issued.
+func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		setAdminHeaders(c)
+		log := s.log.With("method", c.Request().Method, "path", c.Path(),
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		h := c.Request().Header.Get("Authorization")
+		if h == "" {
+			return unauthorized(c, "missing bearer token")
+		}
+		scheme, tok, ok := strings.Cut(h, " ")
+		tok = strings.TrimSpace(tok)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			log.Info("authentication failed", "reason", "authorization header is not a bearer token")
+			return unauthorized(c, "authorization must be a bearer token")
+		}
+		claims, err := s.tokens.Verify(tok)
+		if err != nil {
+			// err describes the claim that failed, never the token itself.
+			log.Info("authentication failed", "reason", err.Error())
+			return unauthorized(c, "invalid or expired token")
+		}
+		u, err := s.store.GetUser(c.Request().Context(), claims.Subject)
+		if errors.Is(err, store.ErrNotFound) {
+			log.Info("authentication failed", "reason", "user no longer exists", "user", claims.Subject)
+			return unauthorized(c, "invalid or expired token")
+		}
+		if err != nil {
+			return err
+		}
+		if claims.Generation != u.TokenGeneration {
+			log.Info("authentication failed", "reason", "token issued before the last password change", "user", u.Name)
+			return unauthorized(c, "invalid or expired token")
+		}
+		c.Set(ctxUser, u.Name)
+		c.Set(ctxExpiresAt, claims.ExpiresAt)
+		return next(c)
+	}
+}
+
+// actor is the authenticated user of a request, for history events.
+func actor(c echo.Context) string {
+	name, _ := c.Get(ctxUser).(string)
+	return name
+}
+
+// clientIP is the address rate limits are keyed by. Headers such as
+// X-Forwarded-For are set by the client unless a proxy overwrites them, so
+// they count only when the operator says a proxy does (TrustProxy).
+func (s *Server) clientIP(c echo.Context) string {
+	if s.cfg.TrustProxy {
+		return c.RealIP()
+	}
+	host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
+	if err != nil {
+		return c.Request().RemoteAddr
+	}
+	return host
+}
+
+func tooManyRequests(retry time.Duration) error {
+	e := newError(http.StatusTooManyRequests, ota.ErrCodeTooManyRequests, "too many login attempts; wait %s and try again", retry.Round(time.Second))
+	e.RetryAfter = int(math.Ceil(retry.Seconds()))
+	if e.RetryAfter < 1 {
+		e.RetryAfter = 1
+	}
+	return e
+}
+
+// handleLogin exchanges a user name and password for a bearer token.
+func (s *Server) handleLogin(c echo.Context) error {
+	setAdminHeaders(c)
+	ip := s.clientIP(c)
+	if ok, retry := s.admin.loginByIP.Allow(ip); !ok {
+		s.log.Warn("login rate limited", "by", "address", "address", ip)
+		return tooManyRequests(retry)
+	}
+	var req ota.LoginRequest
+	if err := s.decodeJSON(c, &req, maxLoginBody, false); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" {
+		return badRequest("username and password are required")
+	}
+	if len(req.Username) > 128 || len(req.Password) > 1024 {
+		return badRequest("username or password is too long")
+	}
+	if ok, retry := s.admin.loginByUser.Allow(req.Username); !ok {
+		s.log.Warn("login rate limited", "by", "user", "user", req.Username, "address", ip)
+		return tooManyRequests(retry)
+	}
+	const badCreds = "wrong user name or password"
+	u, err := s.store.GetUser(c.Request().Context(), req.Username)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		// Spend the same time as a wrong password, so answers do not tell
+		// which user names exist.
+		auth.CheckUnknownUser(req.Password)
+		s.log.Info("login failed", "reason", "unknown user", "user", req.Username, "address", ip)
+		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
+	case err != nil:
+		return err
+	}
+	if !auth.CheckPassword(u.PasswordHash, req.Password) {
+		s.log.Info("login failed", "reason", "wrong password", "user", req.Username, "address", ip)
+		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
+	}
+	tok, exp, err := s.tokens.Issue(u.Name, u.TokenGeneration)
+	if err != nil {
+		return err
+	}
+	s.log.Info("login", "user", u.Name, "address", ip)
+	return c.JSON(http.StatusOK, ota.LoginResponse{Token: tok, ExpiresAt: exp})
+}
+
+// handleMe tells the caller who the token belongs to.
+func (s *Server) handleMe(c echo.Context) error {
+	exp, _ := c.Get(ctxExpiresAt).(time.Time)
+	return c.JSON(http.StatusOK, map[string]any{
+		"username":         actor(c),
+		"token_expires_at": exp,
+	})
+}

@@ -1,0 +1,180 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Content types of the two bundle kinds.
+const (
+	contentTypeZip = "application/zip"
+	contentTypeAPK = "application/vnd.android.package-archive"
+)
+
+// maxLegacySplits bounds the lookups one legacy key may cost: each '-' in
+// "<channel>-<version>.zip" is a possible split.
+const maxLegacySplits = 8
+
+var errNoBundle = newError(http.StatusNotFound, ota.ErrCodeBundleNotFound, "no such bundle")
+
+// handleBundleDownload serves GET and HEAD /api/ota/bundle/:key. The key is
+// a content address (<sha256>.zip|.apk), immutable and cacheable forever,
+// or the old worker's <channel>-<version>.zip of the default app, which can
+// change meaning and is cached briefly. The key never becomes a path.
+func (s *Server) handleBundleDownload(c echo.Context) error {
+	key := c.Param("key")
+	ctx := c.Request().Context()
+	var (
+		sha       string
+		kind      string
+		immutable bool
+	)
+	if sum, ext, ok := contentKey(key); ok {
+		sha, immutable = sum, true
+		kind = ota.KindWeb
+		if ext == ".apk" {
+			kind = ota.KindAPK
+		}
+	} else {
+		b, err := s.resolveLegacyKey(ctx, key)
+		if err != nil {
+			return err
+		}
+		sha, kind = b.SHA256, b.Kind
+	}
+
+	content, info, err := s.blobs.Open(ctx, sha)
+	if errors.Is(err, blob.ErrNotFound) {
+		return errNoBundle
+	}
+	if err != nil {
+		return err
+	}
+	defer content.Close()
+
+	h := c.Response().Header()
+	h.Set("ETag", `"`+sha+`"`)
+	h.Set("X-Checksum-Sha256", sha)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Accept-Ranges", "bytes")
+	if kind == ota.KindAPK {
+		h.Set("Content-Type", contentTypeAPK)
+	} else {
+		h.Set("Content-Type", contentTypeZip)
+	}
+	if immutable {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "public, max-age=60")
+	}
+	// ServeContent handles Range, HEAD and If-None-Match. It writes
+	// through sendfileWriter so that an *os.File reaches the connection's
+	// ReadFrom (sendfile) instead of being copied through echo's writer.
+	http.ServeContent(sendfileWriter{c.Response()}, c.Request(), "", info.ModTime, content)
+	return nil
+}
+
+// contentKey parses "<64 lowercase hex>.zip" or ".apk".
+func contentKey(key string) (sha, ext string, ok bool) {
+	if len(key) != 64+4 {
+		return "", "", false
+	}
+	sha, ext = key[:64], key[64:]
+	if ext != ".zip" && ext != ".apk" {
+		return "", "", false
+	}
+	for i := 0; i < len(sha); i++ {
+		c := sha[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", "", false
+		}
+	}
+	return sha, ext, true
+}
+
+// resolveLegacyKey finds the bundle the old worker stored as
+// "<channel>-<version>.zip": a release of that channel of the default app.
+// Channel and version may both contain '-', so every split is tried.
+func (s *Server) resolveLegacyKey(ctx context.Context, key string) (ota.Bundle, error) {
+	app := s.cfg.DefaultApp
+	name, ok := strings.CutSuffix(key, ".zip")
+	if !ok || app == "" || len(name) > maxChannelLen+1+maxVersionLen {
+		return ota.Bundle{}, errNoBundle
+	}
+	splits := 0
+	for i := 1; i < len(name)-1 && splits < maxLegacySplits; i++ {
+		if name[i] != '-' {
+			continue
+		}
+		channel, version := name[:i], name[i+1:]
+		if checkChannel(channel) != nil || checkVersion(version, "") != nil {
+			continue
+		}
+		splits++
+		ch, err := s.store.GetChannel(ctx, app, channel)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return ota.Bundle{}, err
+		}
+		if !hasRelease(ch, version) {
+			continue
+		}
+		b, err := s.store.GetBundle(ctx, app, ch.Kind, version)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return ota.Bundle{}, err
+		}
+		if b.Deleted {
+			continue
+		}
+		return b, nil
+	}
+	return ota.Bundle{}, errNoBundle
+}
+
+func hasRelease(ch ota.Channel, version string) bool {
+	for _, r := range ch.Releases {
+		if r.Version == version {
+			return true
+		}
+	}
+	return false
+}
+
+// sendfileWriter is echo's response with io.ReaderFrom: it commits the
+// header through echo (so status and size are recorded) and then hands the
+// body to the underlying writer's ReadFrom, which net/http turns into
+// sendfile for files.
+type sendfileWriter struct {
+	*echo.Response
+}
+
+func (w sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !w.Committed {
+		w.WriteHeader(http.StatusOK)
+	}
+	if rf, ok := w.Writer.(io.ReaderFrom); ok {
+		n, err := rf.ReadFrom(r)
+		w.Size += n
+		return n, err
+	}
+	return io.Copy(writerOnly{w.Response}, r)
+}
+
+// writerOnly hides ReadFrom so io.Copy does not call it again.
+type writerOnly struct{ io.Writer }
+
+var _ io.ReaderFrom = sendfileWriter{}

@@ -1,0 +1,426 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+const (
+	// multipartSlack is what a form may carry besides the file: headers,
+	// boundaries and the text fields.
+	multipartSlack = 1 << 20
+	// maxFieldBytes bounds one text field of the upload form.
+	maxFieldBytes = 4 << 10
+	// maxParts bounds the parts of the upload form.
+	maxParts = 32
+	// defaultMaxUpload applies when Config.MaxUploadBytes is not set.
+	defaultMaxUpload = 256 << 20
+)
+
+// zipMagic starts every zip file, and so every APK.
+var zipMagic = []byte("PK\x03\x04")
+
+// uploadForm is what an upload request carries, whatever the route.
+type uploadForm struct {
+	kind      string // fixed by the legacy routes, a field on v1
+	fixedKind bool
+	appID     string // fixed by the v1 path, a field on the legacy routes
+	fixedApp  bool
+
+	fields map[string]string
+	file   *blob.Info // set once the file part is stored
+}
+
+// uploadFields are the form fields an upload may carry besides file.
+var uploadFields = map[string]bool{
+	"version": true, "channel": true, "checksum": true, "app_id": true,
+	"kind": true, "notes": true, "min_native": true, "max_native": true,
+}
+
+func (s *Server) maxUpload() int64 {
+	if s.cfg.MaxUploadBytes > 0 {
+		return s.cfg.MaxUploadBytes
+	}
+	return defaultMaxUpload
+}
+
+// handleLegacyWebUpload is the old worker's web upload path.
+func (s *Server) handleLegacyWebUpload(c echo.Context) error {
+	return s.upload(c, &uploadForm{kind: ota.KindWeb, fixedKind: true})
+}
+
+// handleLegacyAPKUpload is the old worker's APK upload path.
+func (s *Server) handleLegacyAPKUpload(c echo.Context) error {
+	return s.upload(c, &uploadForm{kind: ota.KindAPK, fixedKind: true})
+}
+
+// handleUpload is POST /api/v1/apps/:app/bundles.
+func (s *Server) handleUpload(c echo.Context) error {
+	app := c.Param("app")
+	if err := checkApp(app); err != nil {
+		return err
+	}
+	return s.upload(c, &uploadForm{appID: app, fixedApp: true})
+}
+
+// upload streams the form's file into the blob store, validates the rest,
+// and publishes. Whatever is rejected after the bytes were stored is
+// removed again, unless another bundle uses the same bytes.
+func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
+	ctx := c.Request().Context()
+	req := c.Request()
+	max := s.maxUpload()
+	if req.ContentLength > max+multipartSlack {
+		return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
+			"upload is %d bytes; the server accepts bundles up to %d bytes (OTAD_MAX_UPLOAD_BYTES)", req.ContentLength, max)
+	}
+	req.Body = http.MaxBytesReader(c.Response(), req.Body, max+multipartSlack)
+	if ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); ct != "multipart/form-data" {
+		return badRequest("upload must be multipart/form-data with a file part, as curl -F file=@bundle.zip sends")
+	}
+	mr, err := req.MultipartReader()
+	if err != nil {
+		return badRequest("read multipart form: %v", err)
+	}
+
+	defer func() {
+		if err != nil && f.file != nil && f.file.New {
+			s.discardBlob(context.WithoutCancel(ctx), f.file.SHA256)
+		}
+	}()
+	if err := s.readForm(ctx, mr, f, max); err != nil {
+		return err
+	}
+	in, err := s.checkForm(ctx, f)
+	if err != nil {
+		return err
+	}
+	in.Actor = actor(c)
+	in.Bundle.UploadedBy = in.Actor
+	in.Time = s.cfg.Now()
+
+	res, err := s.publish(ctx, in)
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return newError(http.StatusConflict, ota.ErrCodeConflict,
+				"version %s of %s already exists with other content; version names are immutable (devices cache by name), so upload under a new version",
+				in.Bundle.Version, in.Bundle.AppID)
+		}
+		return err
+	}
+	res.Bundle.URL = s.bundleURL(&res.Bundle)
+	s.log.Info("bundle uploaded", "app", in.Bundle.AppID, "channel", res.Channel, "release", in.Bundle.Version,
+		"kind", in.Bundle.Kind, "sha256", in.Bundle.SHA256, "size", in.Bundle.Size, "created", res.Created, "user", in.Actor)
+	status := http.StatusCreated
+	if !res.Created {
+		status = http.StatusOK
+	}
+	return c.JSON(status, res)
+}
+
+// readForm reads every part. Fields may come in any order: the old script
+// sends the file first, otactl sends it last.
+func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadForm, max int64) error {
+	f.fields = map[string]string{}
+	for n := 0; ; n++ {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return formError(err)
+		}
+		if n >= maxParts {
+			part.Close()
+			return badRequest("upload form has more than %d parts", maxParts)
+		}
+		name := part.FormName()
+		switch {
+		case name == "file":
+			if f.file != nil {
+				part.Close()
+				return badRequest("upload form has more than one file part")
+			}
+			// Fields already seen can reject the upload before its bytes
+			// are stored (otactl sends them first).
+			if err := checkFieldSyntax(f.fields); err != nil {
+				part.Close()
+				return err
+			}
+			info, err := s.blobs.Put(ctx, part, max)
+			part.Close()
+			if err != nil {
+				if errors.Is(err, blob.ErrTooLarge) {
+					return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
+						"bundle is larger than the server's limit of %d bytes (OTAD_MAX_UPLOAD_BYTES)", max)
+				}
+				return putError(err)
+			}
+			f.file = &info
+		case uploadFields[name]:
+			if _, dup := f.fields[name]; dup {
+				part.Close()
+				return badRequest("form field %q is given twice", name)
+			}
+			b, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
+			part.Close()
+			if err != nil {
+				return formError(err)
+			}
+			if len(b) > maxFieldBytes {
+				return badRequest("form field %q is longer than %d bytes", name, maxFieldBytes)
+			}
+			f.fields[name] = strings.TrimSpace(string(b))
+		default:
+			part.Close()
+			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native", clip(name))
+		}
+	}
+}
+
+// formError maps a failure to read the form to an answer: a body over the
+// MaxBytesReader limit is 413, anything else a broken request.
+func formError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
+			"upload is larger than the server accepts (%d bytes including the form)", mbe.Limit)
+	}
+	return badRequest("read upload form: %v", err)
+}
+
+// putError maps a failure to store the file part: the client's broken or
+// oversized body is the client's problem, anything else (the disk) is ours.
+func putError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return formError(err)
+	}
+	return fmt.Errorf("store uploaded bundle: %w", err)
+}
+
+// checkFieldSyntax validates the fields whose rules do not depend on
+// others, as soon as they are read.
+func checkFieldSyntax(fields map[string]string) error {
+	if v, ok := fields["channel"]; ok && v != "" {
+		if err := checkChannel(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := fields["app_id"]; ok && v != "" {
+		if err := checkApp(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := fields["kind"]; ok && v != "" && v != ota.KindWeb && v != ota.KindAPK {
+		return badRequest("kind %q is unknown; use web or apk", clip(v))
+	}
+	if v, ok := fields["version"]; ok {
+		if err := checkVersion(v, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkForm validates a completely read form and the stored file and
+// returns what to publish.
+func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInput, error) {
+	var in store.PublishInput
+	if err := checkFieldSyntax(f.fields); err != nil {
+		return in, err
+	}
+	kind := f.kind
+	if v := f.fields["kind"]; v != "" {
+		if f.fixedKind && v != f.kind {
+			return in, badRequest("this route takes %s bundles, but the form says kind=%s", f.kind, v)
+		}
+		kind = v
+	}
+	if kind == "" {
+		kind = ota.KindWeb
+	}
+	app := f.appID
+	if v := f.fields["app_id"]; v != "" {
+		if f.fixedApp && v != f.appID {
+			return in, badRequest("app_id %q in the form differs from %q in the path", v, f.appID)
+		}
+		app = v
+	}
+	if app == "" {
+		app = s.cfg.DefaultApp
+	}
+	if app == "" {
+		return in, badRequest("no app named: pass the app_id form field, or set OTAD_DEFAULT_APP on the server")
+	}
+	if err := checkApp(app); err != nil {
+		return in, err
+	}
+	version := f.fields["version"]
+	if err := checkVersion(version, kind); err != nil {
+		return in, err
+	}
+	channel := f.fields["channel"]
+	if channel == "" {
+		channel = ota.DefaultChannel
+		if kind == ota.KindAPK {
+			channel = ota.APKChannel
+		}
+	}
+	if err := checkChannel(channel); err != nil {
+		return in, err
+	}
+	for _, k := range []string{"min_native", "max_native"} {
+		if v := f.fields[k]; v != "" {
+			if err := checkVersion(v, ""); err != nil {
+				return in, badRequest("%s %q is not a valid version", k, clip(v))
+			}
+		}
+	}
+	if err := checkNotes(f.fields["notes"]); err != nil {
+		return in, err
+	}
+	if f.file == nil {
+		return in, newError(http.StatusBadRequest, ota.ErrCodeMissingFile,
+			"the form has no file part; send the bundle as file=@path (curl -F) or use otactl deploy")
+	}
+	if f.file.Size == 0 {
+		return in, newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle, "the uploaded file is empty")
+	}
+	if sum := f.fields["checksum"]; sum != "" {
+		if err := checkChecksum(sum, f.file.SHA256); err != nil {
+			return in, err
+		}
+	}
+	if err := s.checkContent(ctx, kind, f.file); err != nil {
+		return in, err
+	}
+	in.Bundle = ota.Bundle{
+		AppID: app, Version: version, Kind: kind, SHA256: f.file.SHA256, Size: f.file.Size,
+		Notes: f.fields["notes"], MinNative: f.fields["min_native"], MaxNative: f.fields["max_native"],
+	}
+	in.Channel = channel
+	return in, nil
+}
+
+// checkChecksum compares a client's checksum with what the server hashed.
+func checkChecksum(given, actual string) error {
+	sum := strings.ToLower(given)
+	for i := 0; i < len(sum); i++ {
+		c := sum[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return badRequest("checksum %q is not hexadecimal; send the SHA-256 of the file", clip(given))
+		}
+	}
+	if sum == actual {
+		return nil
+	}
+	hint := ""
+	if len(sum) == 8 {
+		hint = " (8 digits is a CRC32, which current plugins reject; update @capgo/cli and the plugin so bundle zip prints a SHA-256)"
+	}
+	return newError(http.StatusUnprocessableEntity, ota.ErrCodeChecksum,
+		"checksum %s sent with the upload does not match sha256 %s of the received file%s; the file was changed or truncated on the way", clip(sum), actual, hint)
+}
+
+// checkContent looks into the stored bytes: a web bundle must be a zip
+// the plugin can unpack, an APK must at least be a zip.
+func (s *Server) checkContent(ctx context.Context, kind string, info *blob.Info) error {
+	content, _, err := s.blobs.Open(ctx, info.SHA256)
+	if err != nil {
+		return fmt.Errorf("open stored upload %s: %w", info.SHA256, err)
+	}
+	defer content.Close()
+	if kind == ota.KindAPK {
+		head := make([]byte, len(zipMagic))
+		if _, err := io.ReadFull(content, head); err != nil || !bytes.Equal(head, zipMagic) {
+			return newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle, "the file is not an APK (an APK is a zip file and starts with PK)")
+		}
+		return nil
+	}
+	ra, ok := content.(io.ReaderAt)
+	if !ok {
+		ra = &seekReaderAt{rs: content}
+	}
+	if _, err := bundle.Validate(ra, info.Size, bundle.Limits{}); err != nil {
+		var ve *bundle.ValidationError
+		if errors.As(err, &ve) {
+			return newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle,
+				"the zip cannot be installed by the updater plugin: %s", strings.Join(ve.Problems, "; "))
+		}
+		if errors.Is(err, bundle.ErrInvalidZip) {
+			return newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle, "the file is not a valid zip: %v", err)
+		}
+		return fmt.Errorf("validate bundle %s: %w", info.SHA256, err)
+	}
+	return nil
+}
+
+// seekReaderAt gives io.ReaderAt over a blob backend whose content is only
+// an io.ReadSeeker.
+type seekReaderAt struct {
+	mu sync.Mutex
+	rs io.ReadSeeker
+}
+
+func (r *seekReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := r.rs.Seek(off, io.SeekStart); err != nil {
+		return 0, err
+	}
+	return io.ReadFull(r.rs, p)
+}
+
+// publish records the bundle and refreshes the device snapshot, holding
+// blobMu for reading so a concurrent rejected upload of the same bytes
+// cannot remove them in between.
+func (s *Server) publish(ctx context.Context, in store.PublishInput) (ota.UploadResult, error) {
+	s.admin.blobMu.RLock()
+	defer s.admin.blobMu.RUnlock()
+	if _, err := s.blobs.Stat(ctx, in.Bundle.SHA256); err != nil {
+		return ota.UploadResult{}, fmt.Errorf("bundle bytes vanished before publishing (a concurrent upload of the same bytes was rejected); retry: %w", err)
+	}
+	res, err := s.store.Publish(ctx, in)
+	if err != nil {
+		return res, err
+	}
+	// APK uploads refresh too: they may create the app and its channel.
+	if err := s.refreshApp(ctx, in.Bundle.AppID); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// discardBlob removes the bytes of a rejected upload unless a stored
+// bundle refers to them.
+func (s *Server) discardBlob(ctx context.Context, sha string) {
+	s.admin.blobMu.Lock()
+	defer s.admin.blobMu.Unlock()
+	refs, err := s.store.ReferencedBlobs(ctx)
+	if err != nil {
+		s.log.Warn("keep bytes of rejected upload", "sha256", sha, "err", err)
+		return
+	}
+	if refs[sha] {
+		return
+	}
+	if err := s.blobs.Delete(ctx, sha); err != nil {
+		s.log.Warn("delete bytes of rejected upload", "sha256", sha, "err", err)
+	}
+}
