@@ -125,13 +125,18 @@ type Store interface {
 	ListBundles(ctx context.Context, appID string) ([]ota.Bundle, error)
 	GetBundle(ctx context.Context, appID, kind, version string) (ota.Bundle, error)
 	// History returns a page of events, newest first, and the Before value of
-	// the next page (0 when there is none).
+	// the next page (0 when there is none). A Channel filter needs an AppID
+	// (ErrInvalid otherwise); an unknown app or channel is ErrNotFound.
 	History(ctx context.Context, q HistoryQuery) ([]ota.Event, uint64, error)
 
+	// SetOverride pins a device (matched case-insensitively) to an existing
+	// channel of the app, with a device_override event; ErrNotFound when the
+	// app or channel does not exist.
 	SetOverride(ctx context.Context, o DeviceOverride, actor string, now time.Time) error
 	DeleteOverride(ctx context.Context, appID, deviceID string) error
 
-	// AppendStats stores device events. Implementations bound what they keep.
+	// AppendStats stores device events. Implementations bound what they keep,
+	// and drop events of apps they do not know (devices choose the app id).
 	AppendStats(ctx context.Context, events []StoredStat) error
 	// Stats lists stored events of an app, oldest first, received at or after since.
 	Stats(ctx context.Context, appID string, since time.Time, limit int) ([]StoredStat, error)
@@ -139,7 +144,8 @@ type Store interface {
 	// LoadState reads the device-facing state of every app.
 	LoadState(ctx context.Context) (State, error)
 	// LoadAppState reads the device-facing state of one app, so a write can
-	// refresh the in-memory snapshot without reading every app.
+	// refresh the in-memory snapshot without reading every app. An unknown
+	// app is ErrNotFound.
 	LoadAppState(ctx context.Context, appID string) (State, error)
 	// ReferencedBlobs lists the SHA-256 of every bundle not marked deleted;
 	// blobs outside it may be collected.

@@ -24,6 +24,9 @@ const (
 // are matched without regard to case.
 func (s *Store) SetOverride(ctx context.Context, o store.DeviceOverride, actor string, now time.Time) error {
 	now = norm(now)
+	if err := checkName("device id", o.DeviceID); err != nil {
+		return fmt.Errorf("set device override: %w", err)
+	}
 	dev := strings.ToLower(o.DeviceID)
 	if err := checkName("device id", dev); err != nil {
 		return fmt.Errorf("set device override: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.etcd.io/bbolt"
 
@@ -161,6 +162,9 @@ func checkName(what, s string) error {
 		return fmt.Errorf("%s is %d bytes long, the limit is %d: %w", what, len(s), maxNameLen, store.ErrInvalid)
 	case strings.ContainsRune(s, 0):
 		return fmt.Errorf("%s contains a NUL byte: %w", what, store.ErrInvalid)
+	case !utf8.ValidString(s):
+		// JSON would store it altered, so the record would not match its key.
+		return fmt.Errorf("%s is not valid UTF-8: %w", what, store.ErrInvalid)
 	}
 	return nil
 }

@@ -493,6 +493,7 @@ func testPublishInvalid(t *testing.T, f *fixture) {
 		{"huge app id", long, "stable", "1.0.0", Sum("a")},
 		{"huge version", "demo", "stable", long, Sum("a")},
 		{"nul in channel", "demo", "sta\x00ble", "1.0.0", Sum("a")},
+		{"invalid utf-8 version", "demo", "stable", "1.0.\x99", Sum("a")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
