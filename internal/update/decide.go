@@ -178,6 +178,13 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) 
 	// G. Builtin target: the plugin resets on a bare {"version":"builtin"}
 	// (§2.3 step 3), which a v8 device does not do for already_on_builtin.
 	if cv.Builtin {
+		if name != build && !canRevertToBuiltin(req.PluginVersion) {
+			if tr != nil {
+				tr.add("channel %q points at builtin, but plugin %q is older than 6.2.0 and cannot revert", cv.Channel.Name, req.PluginVersion)
+			}
+			d.Response = refusal(ota.UpdBuiltinTooOld, "Cannot revert to builtin: plugin "+req.PluginVersion+" is older than 6.2.0")
+			return d
+		}
 		if name != build {
 			if tr != nil {
 				tr.add("channel %q points at builtin and the device runs bundle %q: send it back to builtin", cv.Channel.Name, name)
@@ -438,4 +445,14 @@ func PlatformEnabled(p *ota.ChannelPolicy, platform string) bool {
 func EventVersion(versionName string) string {
 	v, _, _ := strings.Cut(versionName, ":")
 	return v
+}
+
+// canRevertToBuiltin reports whether the plugin resets on a builtin target:
+// 6.2.0 and later. An unreadable version is given the benefit of the doubt.
+func canRevertToBuiltin(pluginVersion string) bool {
+	v, err := CoerceNative(pluginVersion)
+	if err != nil || pluginVersion == "" {
+		return true
+	}
+	return v.Compare(Version{Major: 6, Minor: 2}) >= 0
 }

@@ -100,7 +100,10 @@ const (
 	UpdDisableDevice            = "disable_device"
 	UpdDisableEmulator          = "disable_emulator"
 	UpdAlreadyOnBuiltin         = "already_on_builtin"
-	UpdKeyIDMismatch            = "key_id_mismatch"
+	// UpdBuiltinTooOld: the channel reverts devices to builtin, which
+	// plugins before 6.2.0 cannot do.
+	UpdBuiltinTooOld = "revert_to_builtin_plugin_version_too_old"
+	UpdKeyIDMismatch = "key_id_mismatch"
 	// UpdVersionFailedOnDevice is otad's own: the device already reported
 	// that this version failed on it, so it is not offered again (§7.4).
 	UpdVersionFailedOnDevice = "version_failed_on_device"
