@@ -86,12 +86,8 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			ch.Active = bn.Version
 			changed = true
 		}
-		if bn.Kind == ota.KindWeb && a.rec.DefaultChannel == "" {
-			// The first web channel is what devices naming no channel get.
-			a.rec.DefaultChannel = in.Channel
-			if err := a.save(); err != nil {
-				return err
-			}
+		if err := a.defaultIfFirstWeb(ch); err != nil {
+			return err
 		}
 		if changed || created {
 			ch.UpdatedAt = now
@@ -112,6 +108,27 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 		return ota.UploadResult{}, fmt.Errorf("publish %s %s of %s to %s: %w", bn.Kind, bn.Version, bn.AppID, in.Channel, err)
 	}
 	return res, nil
+}
+
+// defaultIfFirstWeb makes ch the app's default channel when it is the
+// app's first web channel: devices naming no channel then get it. It must
+// run before ch is stored. An app whose default was cleared on purpose
+// keeps none.
+func (a *appTx) defaultIfFirstWeb(ch channelRecord) error {
+	if ch.Kind != ota.KindWeb || a.rec.DefaultChannel != "" {
+		return nil
+	}
+	chans, err := a.channels()
+	if err != nil {
+		return err
+	}
+	for _, c := range chans {
+		if c.Kind == ota.KindWeb {
+			return nil
+		}
+	}
+	a.rec.DefaultChannel = ch.Name
+	return a.save()
 }
 
 // Rollback re-points the channel at the release before the active one, or
@@ -240,12 +257,6 @@ func (s *Store) Promote(ctx context.Context, appID, version, from, to, actor str
 		dst.UpdatedAt = now
 		if err := a.putChannel(dst); err != nil {
 			return err
-		}
-		if b.Kind == ota.KindWeb && a.rec.DefaultChannel == "" {
-			a.rec.DefaultChannel = to
-			if err := a.save(); err != nil {
-				return err
-			}
 		}
 		_, err = a.appendEvent(eventRecord{
 			Time: now, Actor: actor, Type: ota.EventPromote, Channel: to,

@@ -819,11 +819,20 @@ func testUpdateChannel(t *testing.T, f *fixture) {
 		{"default false on another channel changes nothing", "beta", ota.ChannelPolicyPatch{Default: &no}, nil, nil, "stable", nil},
 		{"default false on the default clears it", "stable", ota.ChannelPolicyPatch{Default: &no}, nil, []string{ota.EventDefault}, "", nil},
 		{"apk channel cannot be default", ota.APKChannel, ota.ChannelPolicyPatch{Default: &yes}, store.ErrInvalid, nil, "", nil},
+		{"a cleared default stays cleared on publish", "", ota.ChannelPolicyPatch{}, nil, nil, "", nil},
 		{"unknown channel", "nope", ota.ChannelPolicyPatch{IOS: &no}, store.ErrNotFound, nil, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := f.sub(t)
+			if tt.channel == "" {
+				f.web("demo", "beta", "1.1.0")
+				f.web("demo", "gamma", "1.1.0")
+				if a := f.app("demo"); a.DefaultChannel != tt.wantDefault {
+					t.Errorf("default channel after publishes = %q; want %q", a.DefaultChannel, tt.wantDefault)
+				}
+				return
+			}
 			before := f.countEvents()
 			got, err := f.s.UpdateChannel(ctx, "demo", tt.channel, tt.patch, actor, f.tick())
 			wantErr(t, tt.name, err, tt.want)
