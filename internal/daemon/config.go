@@ -1,0 +1,197 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+)
+
+// Configuration keys. They are the flag names, the keys of otad.yaml and,
+// upper-cased with OTAD_ in front and "-" as "_", the environment
+// variables. They are a contract with operators: never rename one.
+const (
+	keyAddr          = "addr"
+	keyDataDir       = "data-dir"
+	keyPublicURL     = "public-url"
+	keyDefaultApp    = "default-app"
+	keyTokenTTL      = "token-ttl"
+	keyMaxUploadSize = "max-upload-size"
+	keyJWTKeyFile    = "jwt-key-file"
+	keyLogLevel      = "log-level"
+	keyLogFormat     = "log-format"
+	keyTrustProxy    = "trust-proxy"
+	keyAddrFile      = "addr-file"
+	keyConfig        = "config"
+)
+
+// Defaults of the settings that have one.
+const (
+	defaultAddr          = "127.0.0.1:8080"
+	defaultDataDir       = "./otad-data"
+	defaultTokenTTL      = 12 * time.Hour
+	defaultMaxUploadSize = 512 << 20
+	defaultLogLevel      = "info"
+	defaultLogFormat     = "auto"
+)
+
+// fileKeys are the keys otad.yaml may hold. --config and --addr-file are
+// per-invocation and make no sense in the file.
+var fileKeys = []string{
+	keyAddr, keyDataDir, keyPublicURL, keyDefaultApp, keyTokenTTL,
+	keyMaxUploadSize, keyJWTKeyFile, keyLogLevel, keyLogFormat, keyTrustProxy,
+}
+
+// envName is the environment variable of a configuration key.
+func envName(key string) string {
+	return "OTAD_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+}
+
+// config is otad's resolved configuration.
+type config struct {
+	Addr           string
+	DataDir        string
+	PublicURL      string // empty: derived from the bound address
+	DefaultApp     string
+	TokenTTL       time.Duration
+	MaxUploadBytes int64
+	JWTKeyFile     string
+	LogLevel       string
+	LogFormat      string
+	TrustProxy     bool // key rate limits on X-Forwarded-For
+	AddrFile       string
+	ConfigFile     string // the file the settings came from, if any
+}
+
+// DBPath is the metadata store's file.
+func (c *config) DBPath() string { return filepath.Join(c.DataDir, "otad.db") }
+
+// BlobDir is the bundle store's directory.
+func (c *config) BlobDir() string { return filepath.Join(c.DataDir, "blobs") }
+
+// loadConfig resolves the settings from, in order of precedence, the flags
+// that were set, the environment (through getenv, so tests never touch the
+// process environment), the config file and the defaults.
+//
+// Viper reads the process environment itself, which tests cannot isolate,
+// so the environment is merged over the file's values here instead; flags
+// still beat both because viper consults a changed flag first.
+func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, error) {
+	v := viper.New()
+	v.SetDefault(keyAddr, defaultAddr)
+	v.SetDefault(keyDataDir, defaultDataDir)
+	v.SetDefault(keyTokenTTL, defaultTokenTTL.String())
+	v.SetDefault(keyMaxUploadSize, formatSize(defaultMaxUploadSize))
+	v.SetDefault(keyLogLevel, defaultLogLevel)
+	v.SetDefault(keyLogFormat, defaultLogFormat)
+	v.SetDefault(keyTrustProxy, "false")
+
+	for _, key := range append(slices.Clone(fileKeys), keyAddrFile, keyConfig) {
+		if f := flags.Lookup(key); f != nil {
+			if err := v.BindPFlag(key, f); err != nil {
+				return nil, fmt.Errorf("bind flag --%s: %w", key, err)
+			}
+		}
+	}
+
+	cfgFile := getenv(envName(keyConfig))
+	if f := flags.Lookup(keyConfig); f != nil && f.Changed {
+		cfgFile = f.Value.String()
+	}
+	if cfgFile != "" {
+		settings, err := readConfigFile(cfgFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := v.MergeConfigMap(settings); err != nil {
+			return nil, fmt.Errorf("apply config file %s: %w", cfgFile, err)
+		}
+	}
+
+	env := map[string]any{}
+	for _, key := range append(slices.Clone(fileKeys), keyAddrFile) {
+		if val := getenv(envName(key)); val != "" {
+			env[key] = val
+		}
+	}
+	if err := v.MergeConfigMap(env); err != nil {
+		return nil, fmt.Errorf("apply environment: %w", err)
+	}
+
+	c := &config{
+		Addr:       v.GetString(keyAddr),
+		DataDir:    v.GetString(keyDataDir),
+		PublicURL:  strings.TrimRight(v.GetString(keyPublicURL), "/"),
+		DefaultApp: v.GetString(keyDefaultApp),
+		JWTKeyFile: v.GetString(keyJWTKeyFile),
+		LogLevel:   strings.ToLower(v.GetString(keyLogLevel)),
+		LogFormat:  strings.ToLower(v.GetString(keyLogFormat)),
+		AddrFile:   v.GetString(keyAddrFile),
+		ConfigFile: cfgFile,
+	}
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, fmt.Errorf("%s must not be empty", keyAddr))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, fmt.Errorf("%s must not be empty", keyDataDir))
+	}
+	if c.JWTKeyFile == "" {
+		c.JWTKeyFile = filepath.Join(c.DataDir, "jwt.key")
+	}
+	ttl, err := time.ParseDuration(v.GetString(keyTokenTTL))
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("%s %q: want a duration such as 12h or 30m", keyTokenTTL, v.GetString(keyTokenTTL)))
+	case ttl < time.Minute:
+		errs = append(errs, fmt.Errorf("%s %s is shorter than a minute", keyTokenTTL, ttl))
+	}
+	c.TokenTTL = ttl
+	if c.MaxUploadBytes, err = parseSize(v.GetString(keyMaxUploadSize)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", keyMaxUploadSize, err))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if !slices.Contains([]string{"auto", "json", "text"}, c.LogFormat) {
+		errs = append(errs, fmt.Errorf("%s %q: want json, text or auto", keyLogFormat, c.LogFormat))
+	}
+	if c.TrustProxy, err = strconv.ParseBool(v.GetString(keyTrustProxy)); err != nil {
+		errs = append(errs, fmt.Errorf("%s %q: want true or false", keyTrustProxy, v.GetString(keyTrustProxy)))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return c, nil
+}
+
+// readConfigFile loads otad.yaml (or .json/.toml, by extension) and refuses
+// keys otad does not know, so a misspelt setting is not silently ignored.
+func readConfigFile(path string) (map[string]any, error) {
+	fv := viper.New()
+	fv.SetConfigFile(path)
+	if filepath.Ext(path) == "" {
+		fv.SetConfigType("yaml")
+	}
+	if err := fv.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read config file %s: %w", path, err)
+	}
+	var unknown []string
+	for _, k := range fv.AllKeys() {
+		if !slices.Contains(fileKeys, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("config file %s: unknown keys %s (known: %s)", path,
+			strings.Join(unknown, ", "), strings.Join(fileKeys, ", "))
+	}
+	return fv.AllSettings(), nil
+}

@@ -1,0 +1,241 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/otaship/ota/internal/auth"
+	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/server"
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/version"
+)
+
+// Timeouts of the HTTP server. There is no read or write timeout on whole
+// requests: uploads of large APKs and downloads on slow phone links may take
+// many minutes; the server package bounds bodies by size instead.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	shutdownTimeout   = 30 * time.Second
+	// blobGrace keeps unreferenced blobs this young: they may belong to an
+	// upload whose metadata is not committed yet.
+	blobGrace = time.Hour
+)
+
+func newServeCmd(e *env) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the release server",
+		Long: `Run the release server on the data directory until SIGINT or SIGTERM.
+
+On the first start otad creates the data directory, the database, the token
+signing key and, when there are no users, the user "admin" with a random
+password that it prints once on the terminal. Set OTAD_ADMIN_USER and
+OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).`,
+		Example: `  otad serve
+  otad serve --addr :8080 --public-url https://ota.example.com --data-dir /var/lib/otad
+  OTAD_ADMIN_USER=ci OTAD_ADMIN_PASSWORD=... otad serve --config /etc/otad.yaml`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), e.getenv)
+			if err != nil {
+				return &usageError{err}
+			}
+			return serve(cmd.Context(), e, cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.String(keyAddr, defaultAddr, "address to listen on, host:port ($OTAD_ADDR)")
+	f.String(keyPublicURL, "", "URL devices and otactl reach this server at; download URLs are built from it (default http://<addr>) ($OTAD_PUBLIC_URL)")
+	f.String(keyDefaultApp, "", "app id meant by requests that name none, as the old worker's paths ($OTAD_DEFAULT_APP)")
+	f.Duration(keyTokenTTL, defaultTokenTTL, "lifetime of login tokens ($OTAD_TOKEN_TTL)")
+	f.String(keyMaxUploadSize, formatSize(defaultMaxUploadSize), "largest accepted bundle, e.g. 200MB, 1GiB or bytes ($OTAD_MAX_UPLOAD_SIZE)")
+	f.String(keyJWTKeyFile, "", "file of the token signing key, created with mode 0600 when missing (default <data-dir>/jwt.key) ($OTAD_JWT_KEY_FILE)")
+	f.String(keyLogLevel, defaultLogLevel, "debug, info, warn or error ($OTAD_LOG_LEVEL)")
+	f.String(keyLogFormat, defaultLogFormat, "json, text or auto: text on a terminal, JSON otherwise ($OTAD_LOG_FORMAT)")
+	f.Bool(keyTrustProxy, false, "key login rate limits on X-Forwarded-For/X-Real-IP; only behind a proxy that overwrites them ($OTAD_TRUST_PROXY)")
+	f.String(keyAddrFile, "", "write the bound address to this file once listening (useful with --addr 127.0.0.1:0)")
+	return cmd
+}
+
+// serve runs otad until ctx ends, then drains in-flight requests.
+func serve(ctx context.Context, e *env, cfg *config) error {
+	log, err := newLogger(e.stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	cost, err := e.bcryptCost()
+	if err != nil {
+		return err
+	}
+	st, err := openStore(cfg.DataDir, true)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close database", "err", err)
+		}
+	}()
+	blobs, err := blob.NewFS(cfg.BlobDir())
+	if err != nil {
+		return fmt.Errorf("open bundle directory: %w", err)
+	}
+	key, err := auth.LoadOrCreateKey(cfg.JWTKeyFile)
+	if err != nil {
+		return fmt.Errorf("token signing key: %w", err)
+	}
+	issuer, err := auth.NewIssuer(key, auth.Options{TTL: cfg.TokenTTL})
+	if err != nil {
+		return fmt.Errorf("token issuer: %w", err)
+	}
+	collectBlobs(ctx, st, blobs, time.Now(), log)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	defer ln.Close() // after Serve this is a no-op; before, it frees the port on an error
+	publicURL := cfg.PublicURL
+	if publicURL == "" {
+		publicURL = derivePublicURL(ln.Addr(), log)
+	}
+
+	if err := ensureUsers(ctx, e, st, cost, publicURL, log); err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, server.Config{
+		PublicURL:      publicURL,
+		DefaultApp:     cfg.DefaultApp,
+		TokenTTL:       cfg.TokenTTL,
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		Version:        version.Info(),
+		TrustProxy:     cfg.TrustProxy,
+	}, st, blobs, issuer, log)
+	if err != nil {
+		return fmt.Errorf("start server: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	if cfg.AddrFile != "" {
+		if err := writeFileAtomic(cfg.AddrFile, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
+			_ = hs.Close()
+			<-served
+			return fmt.Errorf("write address file: %w", err)
+		}
+	}
+	log.Info("otad listening", "addr", ln.Addr().String(), "public_url", publicURL,
+		"data_dir", cfg.DataDir, "version", version.Info().Version)
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve http: %w", err)
+	case <-ctx.Done():
+	}
+
+	// Devices and load balancers see /readyz fail first; Shutdown then stops
+	// accepting and waits for in-flight requests (uploads included).
+	log.Info("shutting down", "grace", shutdownTimeout.String())
+	srv.SetReady(false)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("requests still running at the end of the grace period were cut off", "err", err)
+		_ = hs.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http server", "err", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// derivePublicURL is the default public URL: the bound address. A wildcard
+// host (":8080") is not an address anyone can reach, so localhost stands in
+// and the operator is told to set --public-url.
+func derivePublicURL(addr net.Addr, log *slog.Logger) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		log.Warn("no public URL configured and listening on every interface; download URLs will say localhost: set --public-url to the URL devices reach",
+			"addr", addr.String())
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// collectBlobs deletes bundle files no bundle record refers to any more,
+// keeping those younger than blobGrace. It only logs failures: a leftover
+// file costs disk, not correctness.
+func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.Time, log *slog.Logger) {
+	refs, err := st.ReferencedBlobs(ctx)
+	if err != nil {
+		log.Warn("skipped collecting unreferenced bundles", "err", err)
+		return
+	}
+	var garbage []blob.Info
+	err = bl.List(ctx, func(i blob.Info) error {
+		if !refs[i.SHA256] && now.Sub(i.ModTime) > blobGrace {
+			garbage = append(garbage, i)
+		}
+		return nil
+	})
+	if err != nil {
+		log.Warn("skipped collecting unreferenced bundles", "err", err)
+		return
+	}
+	var n, size int64
+	for _, i := range garbage {
+		if err := bl.Delete(ctx, i.SHA256); err != nil {
+			log.Warn("delete unreferenced bundle", "sha256", i.SHA256, "err", err)
+			continue
+		}
+		n++
+		size += i.Size
+	}
+	if n > 0 {
+		log.Info("collected unreferenced bundles", "count", n, "bytes", size)
+	}
+}
+
+// writeFileAtomic writes data to path through a temporary file and a
+// rename, so a reader polling for the file never sees it half written.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
