@@ -3,6 +3,7 @@ package update
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -145,7 +146,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) 
 			tr.add("refused: native version %q is not semver even after coercion", build)
 		}
 		d.Response = refusal(ota.UpdSemverError, fmt.Sprintf(
-			"Native version: %s doesn't follow semver convention, please check https://capgo.app/semver_tester/ to learn how to name it", build))
+			"Native version: %s doesn't follow semver convention, please check https://capgo.app/semver_tester/ to learn how to name it", clip(build)))
 		return d
 	}
 
@@ -155,7 +156,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) 
 		if tr != nil {
 			tr.add("refused: app %q is not known to this server", d.AppID)
 		}
-		d.Response = refusal(ota.UpdUnknownApp, fmt.Sprintf("App %s is not known to this server; publish a bundle for it first", d.AppID))
+		d.Response = refusal(ota.UpdUnknownApp, fmt.Sprintf("App %s is not known to this server; publish a bundle for it first", clip(d.AppID)))
 		return d
 	}
 
@@ -182,7 +183,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) 
 			if tr != nil {
 				tr.add("channel %q points at builtin, but plugin %q is older than 6.2.0 and cannot revert", cv.Channel.Name, req.PluginVersion)
 			}
-			d.Response = refusal(ota.UpdBuiltinTooOld, "Cannot revert to builtin: plugin "+req.PluginVersion+" is older than 6.2.0")
+			d.Response = refusal(ota.UpdBuiltinTooOld, "Cannot revert to builtin: plugin "+clip(req.PluginVersion)+" is older than 6.2.0")
 			return d
 		}
 		if name != build {
@@ -455,4 +456,19 @@ func canRevertToBuiltin(pluginVersion string) bool {
 		return true
 	}
 	return v.Compare(Version{Major: 6, Minor: 2}) >= 0
+}
+
+// clip shortens a device-supplied string echoed in a message, so a
+// crafted request cannot make the answer large.
+func clip(s string) string {
+	const max = 80
+	if len(s) <= max {
+		return s
+	}
+	for i := max; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "…"
+		}
+	}
+	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
@@ -502,5 +503,15 @@ func BenchmarkDecide(b *testing.B) {
 				_ = Decide(snap, &req, "")
 			}
 		})
+	}
+}
+
+func TestLongInputIsClipped(t *testing.T) {
+	snap := Build(fixtureState(), testURL)
+	req := baseRequest()
+	req.AppID = strings.Repeat("é", 1000)
+	r := Decide(snap, &req, "").Response
+	if r.Error != ota.UpdUnknownApp || len(r.Message) > 200 || !utf8.ValidString(r.Message) {
+		t.Fatalf("message %q (%d bytes)", r.Message, len(r.Message))
 	}
 }
