@@ -117,26 +117,27 @@ func (a *appTx) channel(name string) (channelRecord, error) {
 	return c, nil
 }
 
-// ensureChannel loads a channel, creating it for bundles of kind when
-// missing. An existing channel of another kind is ErrInvalid.
-func (a *appTx) ensureChannel(name, kind string, now time.Time) (channelRecord, bool, error) {
+// ensureChannel loads a channel, or makes a new one for bundles of kind
+// (stored by the caller's putChannel). An existing channel of another
+// kind is ErrInvalid.
+func (a *appTx) ensureChannel(name, kind string, now time.Time) (channelRecord, error) {
 	c, err := a.channel(name)
 	if err == nil {
 		if c.Kind != kind {
-			return c, false, fmt.Errorf("channel %q of app %q holds %s bundles, not %s: %w", name, a.id(), c.Kind, kind, store.ErrInvalid)
+			return c, fmt.Errorf("channel %q of app %q holds %s bundles, not %s: %w", name, a.id(), c.Kind, kind, store.ErrInvalid)
 		}
-		return c, false, nil
+		return c, nil
 	}
 	if !isNotFound(err) {
-		return c, false, err
+		return c, err
 	}
 	b, err := a.sub(bChannels)
 	if err != nil {
-		return c, false, err
+		return c, err
 	}
 	id, err := b.NextSequence()
 	if err != nil {
-		return c, false, fmt.Errorf("number channel %q of app %q: %w", name, a.id(), err)
+		return c, fmt.Errorf("number channel %q of app %q: %w", name, a.id(), err)
 	}
 	c = channelRecord{
 		Name:      name,
@@ -145,7 +146,7 @@ func (a *appTx) ensureChannel(name, kind string, now time.Time) (channelRecord, 
 		Policy:    policyRecord(ota.DefaultChannelPolicy()),
 		UpdatedAt: now,
 	}
-	return c, true, nil
+	return c, nil
 }
 
 func (a *appTx) putChannel(c channelRecord) error {

@@ -203,7 +203,7 @@ func populate(tb testing.TB, s *Store, n int) {
 				done++
 			}
 			for _, ch := range []string{"stable", "beta"} {
-				c, _, err := a.ensureChannel(ch, ota.KindWeb, now)
+				c, err := a.ensureChannel(ch, ota.KindWeb, now)
 				if err != nil {
 					return err
 				}

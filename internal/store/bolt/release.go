@@ -36,7 +36,7 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 		if err != nil {
 			return err
 		}
-		ch, _, err := a.ensureChannel(in.Channel, bn.Kind, now)
+		ch, err := a.ensureChannel(in.Channel, bn.Kind, now)
 		if err != nil {
 			return err
 		}
@@ -46,8 +46,8 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 		switch {
 		case err == nil:
 			if !strings.EqualFold(rec.SHA256, bn.SHA256) {
-				return fmt.Errorf("%s version %q of app %q is already stored with sha256 %s…, this upload has %s…; publish it under a new version: %w",
-					bn.Kind, bn.Version, bn.AppID, short(rec.SHA256), short(bn.SHA256), store.ErrConflict)
+				return fmt.Errorf("version %s is already stored with sha256 %s…, this upload has %s…; publish it under a new version: %w",
+					bn.Version, short(rec.SHA256), short(bn.SHA256), store.ErrConflict)
 			}
 			if rec.Deleted {
 				// The same bytes bring a deleted version back.
@@ -89,7 +89,7 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 		if err := a.defaultIfFirstWeb(ch); err != nil {
 			return err
 		}
-		if changed || created {
+		if changed {
 			ch.UpdatedAt = now
 			if err := a.putChannel(ch); err != nil {
 				return err
@@ -149,9 +149,8 @@ func (s *Store) Rollback(ctx context.Context, appID, channel, to, actor string, 
 		var sum string
 		switch {
 		case to == "":
-			to, err = previousRelease(ch)
-			if err != nil {
-				return fmt.Errorf("channel %q of app %q: %w", channel, appID, err)
+			if to, err = previousRelease(ch); err != nil {
+				return err
 			}
 		case to == ota.VersionBuiltin:
 			if ch.Kind != ota.KindWeb {
@@ -244,7 +243,7 @@ func (s *Store) Promote(ctx context.Context, appID, version, from, to, actor str
 		if b.Deleted {
 			return fmt.Errorf("%s bundle %q of app %q was deleted; publish it again first: %w", b.Kind, version, appID, store.ErrNotFound)
 		}
-		dst, _, err := a.ensureChannel(to, b.Kind, now)
+		dst, err := a.ensureChannel(to, b.Kind, now)
 		if err != nil {
 			return err
 		}
