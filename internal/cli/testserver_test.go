@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -44,6 +45,9 @@ type testServer struct {
 // testscript setup can use it too.
 func startTestServer(dir string) (*testServer, error) {
 	ctx := context.Background()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	st, err := bolt.Open(filepath.Join(dir, "ota.db"), bolt.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
