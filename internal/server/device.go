@@ -44,7 +44,7 @@ func (s *Server) readDeviceBody(c echo.Context) (*bytes.Buffer, error) {
 	buf.Reset()
 	body := http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxJSONBytes)
 	if _, err := buf.ReadFrom(body); err != nil {
-		bodyPool.Put(buf)
+		releaseBody(buf)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge, "JSON body is larger than %d bytes", mbe.Limit)
@@ -52,7 +52,7 @@ func (s *Server) readDeviceBody(c echo.Context) (*bytes.Buffer, error) {
 		return nil, newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "cannot read the request body: %v", err)
 	}
 	if len(bytes.TrimSpace(buf.Bytes())) == 0 {
-		bodyPool.Put(buf)
+		releaseBody(buf)
 		return nil, newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "request body is empty; send a JSON object")
 	}
 	return buf, nil
