@@ -65,9 +65,10 @@ func (s *IOStreams) SetStderrTTY(v bool) { s.errTTY = v }
 // ColorEnabled reports whether colour may be written to ErrOut.
 func (s *IOStreams) ColorEnabled() bool { return s.errTTY && !s.noColor }
 
-// CanPrompt reports whether the user can be asked something: both stdin
-// and stderr (where prompts go) are terminals.
-func (s *IOStreams) CanPrompt() bool { return s.inTTY && s.errTTY }
+// CanPrompt reports whether the user can be asked something: stdin is a
+// terminal. Prompts go to ErrOut even when it is redirected, so
+// `otactl login 2>log` still works.
+func (s *IOStreams) CanPrompt() bool { return s.inTTY }
 
 // ReadPassword reads a line from the terminal without echoing it. It needs
 // CanPrompt; the prompt goes to ErrOut.
