@@ -28,6 +28,11 @@ const marker = "notifyAppReady"
 // .js or .mjs file. Files are streamed and the search stops at the first
 // hit.
 func CheckWebDir(dir string) error {
+	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("web folder %s does not exist: build the web app first, or fix webDir in the Capacitor config", dir)
+	} else if err == nil && !fi.IsDir() {
+		return fmt.Errorf("web folder %s is a file, not a folder", dir)
+	}
 	fi, err := os.Stat(filepath.Join(dir, "index.html"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

@@ -92,6 +92,8 @@ func versionNameValue(rest string) (string, error) {
 		return "", fmt.Errorf("versionName is computed (%s): set it to a literal such as \"1.2.3\"", truncateExpr(expr))
 	case strings.TrimSpace(v) == "":
 		return "", errors.New("versionName is empty")
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '"' || r == '\'' }):
+		return "", fmt.Errorf("versionName %q contains quotes or control characters: use a plain version such as \"1.2.3\"", v)
 	}
 	return strings.TrimSpace(v), nil
 }
