@@ -1,4 +1,5 @@
-// Package daemon is otad's command line: serve, user management, version.
+// Package daemon is otad's command line: serve, user management,
+// healthcheck and version.
 // It resolves the configuration (flag > environment > otad.yaml > default),
 // opens the stores in the data directory and runs the HTTP server until its
 // context ends.
