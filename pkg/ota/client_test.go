@@ -271,3 +271,55 @@ func TestUploadNoFile(t *testing.T) {
 		t.Fatal("upload without a file succeeded")
 	}
 }
+
+// answerTransport answers every request with a fixed status and body,
+// without a network, so the fuzzer runs fast.
+type answerTransport struct {
+	status int
+	body   []byte
+}
+
+func (a answerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: a.status, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(bytes.NewReader(a.body)), Request: r,
+	}, nil
+}
+
+// FuzzClientAnswer feeds arbitrary server answers to the client: it must
+// never panic, and every non-2xx answer must come back as an *APIError
+// with that status.
+func FuzzClientAnswer(f *testing.F) {
+	f.Add(200, []byte(`[{"app_id":"com.x","default_channel":"stable"}]`))
+	f.Add(401, []byte(`{"error":"unauthorized","message":"missing or invalid token; run: otactl login"}`))
+	f.Add(409, []byte(`{"error":"version_conflict"}`))
+	f.Add(500, []byte(`<html>oops</html>`))
+	f.Add(200, []byte(`{"events":[{"seq":1}],"next":18446744073709551615}`))
+	f.Fuzz(func(t *testing.T, status int, body []byte) {
+		if status < 100 || status > 999 {
+			t.Skip()
+		}
+		c, err := ota.NewClient("http://otad.test", ota.WithHTTPClient(&http.Client{Transport: answerTransport{status, body}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err1 := c.Apps(context.Background())
+		_, err2 := c.History(context.Background(), "com.x", "", 0, 0)
+		if status >= 200 && status <= 299 {
+			return
+		}
+		for _, err := range []error{err1, err2} {
+			var ae *ota.APIError
+			if !errors.As(err, &ae) || ae.Status != status {
+				t.Fatalf("status %d answered %v, want an *APIError with that status", status, err)
+			}
+			if len(ae.Message) > maxMessage(len(body)) {
+				t.Fatalf("message of %d bytes from a %d-byte body", len(ae.Message), len(body))
+			}
+		}
+	})
+}
+
+// maxMessage bounds an error message built from a body of n bytes: the
+// envelope's message, or a short excerpt of anything else.
+func maxMessage(n int) int { return n + 300 }
