@@ -64,10 +64,14 @@ func (s *Server) appParam(c echo.Context) (string, error) {
 func (s *Server) requireApp(ctx context.Context, app string) error {
 	_, err := s.store.GetApp(ctx, app)
 	if errors.Is(err, store.ErrNotFound) {
-		return newError(http.StatusNotFound, ota.ErrCodeAppNotFound,
-			"app %s does not exist; it is created by its first upload (otactl deploy)", app)
+		return appNotFound(app)
 	}
 	return err
+}
+
+func appNotFound(app string) error {
+	return newError(http.StatusNotFound, ota.ErrCodeAppNotFound,
+		"app %s does not exist; it is created by its first upload (otactl deploy)", app)
 }
 
 // channelParam validates the :channel path parameter and loads it.
@@ -127,7 +131,7 @@ func (s *Server) handleGetApp(c echo.Context) error {
 	}
 	a, err := s.store.GetApp(c.Request().Context(), app)
 	if errors.Is(err, store.ErrNotFound) {
-		return s.requireApp(c.Request().Context(), app)
+		return appNotFound(app)
 	}
 	if err != nil {
 		return err

@@ -94,6 +94,22 @@ func TestLogin(t *testing.T) {
 	}
 }
 
+// addUsers creates users user0..user<n-1> with cheap hashes, so tests of
+// many failed logins do not pay for the default-cost hash that unknown
+// user names are checked against.
+func addUsers(t *testing.T, env *testEnv, n int) {
+	t.Helper()
+	h, err := auth.HashPassword("irrelevant", bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := env.store.CreateUser(context.Background(), store.User{Name: fmt.Sprintf("user%d", i), PasswordHash: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestLoginRateLimit(t *testing.T) {
 	t.Run("per user across addresses", func(t *testing.T) {
 		env := newTestEnv(t)
@@ -109,6 +125,7 @@ func TestLoginRateLimit(t *testing.T) {
 	})
 	t.Run("per address across users", func(t *testing.T) {
 		env := newTestEnv(t)
+		addUsers(t, env, loginIPBurst)
 		for i := range loginIPBurst {
 			rec := login(env, "/api/auth/login", fmt.Sprintf("user%d", i), "wrong", "192.0.2.7:1")
 			wantStatus(t, rec, 401, ota.ErrCodeUnauthorized)
@@ -118,6 +135,7 @@ func TestLoginRateLimit(t *testing.T) {
 	})
 	t.Run("forwarded-for is ignored without a trusted proxy", func(t *testing.T) {
 		env := newTestEnv(t)
+		addUsers(t, env, loginIPBurst)
 		for i := range loginIPBurst {
 			login(env, "/api/auth/login", fmt.Sprintf("user%d", i), "wrong", "192.0.2.8:1",
 				"X-Forwarded-For", fmt.Sprintf("10.0.0.%d", i))
@@ -127,6 +145,7 @@ func TestLoginRateLimit(t *testing.T) {
 	})
 	t.Run("forwarded-for counts behind a trusted proxy", func(t *testing.T) {
 		env := newTestEnv(t, func(c *Config) { c.TrustProxy = true })
+		addUsers(t, env, loginIPBurst)
 		for i := range loginIPBurst {
 			login(env, "/api/auth/login", fmt.Sprintf("user%d", i), "wrong", "192.0.2.9:1",
 				"X-Forwarded-For", "10.0.0.1")

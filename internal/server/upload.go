@@ -208,7 +208,7 @@ func formError(err error) error {
 // oversized body is the client's problem, anything else (the disk) is ours.
 func putError(err error) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if errors.As(err, &mbe) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.Canceled) {
 		return formError(err)
 	}
 	return fmt.Errorf("store uploaded bundle: %w", err)
@@ -357,7 +357,8 @@ func (s *Server) checkContent(ctx context.Context, kind string, info *blob.Info)
 	if !ok {
 		ra = &seekReaderAt{rs: content}
 	}
-	if _, err := bundle.Validate(ra, info.Size, bundle.Limits{}); err != nil {
+	rep, err := bundle.Validate(ra, info.Size, bundle.Limits{})
+	if err != nil {
 		var ve *bundle.ValidationError
 		if errors.As(err, &ve) {
 			return newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle,
@@ -367,6 +368,9 @@ func (s *Server) checkContent(ctx context.Context, kind string, info *blob.Info)
 			return newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle, "the file is not a valid zip: %v", err)
 		}
 		return fmt.Errorf("validate bundle %s: %w", info.SHA256, err)
+	}
+	for _, w := range rep.Warnings {
+		s.log.Warn("bundle accepted with a warning", "sha256", info.SHA256, "warning", w)
 	}
 	return nil
 }
