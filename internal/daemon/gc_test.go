@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +148,22 @@ func TestNewLogger(t *testing.T) {
 	}
 	if _, err := newLogger(io.Discard, "info", "xml"); err == nil {
 		t.Errorf("format xml: want an error")
+	}
+}
+
+func TestWarnIfShared(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no permission bits on Windows")
+	}
+	for mode, wantWarn := range map[os.FileMode]bool{0o700: false, 0o750: true, 0o755: true} {
+		dir := t.TempDir()
+		if err := os.Chmod(dir, mode); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		warnIfShared(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+		if warned := strings.Contains(logs.String(), "chmod 700"); warned != wantWarn {
+			t.Errorf("mode %o: warned = %v, want %v", mode, warned, wantWarn)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -87,6 +88,7 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 			log.Error("close database", "err", err)
 		}
 	}()
+	warnIfShared(cfg.DataDir, log)
 	blobs, err := blob.NewFS(cfg.BlobDir())
 	if err != nil {
 		return fmt.Errorf("open bundle directory: %w", err)
@@ -166,6 +168,20 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// warnIfShared warns when other users can read the data dir, which holds
+// the signing key and the password hashes. otad creates it 0700 but leaves
+// an existing directory's mode alone: the operator may have reasons.
+func warnIfShared(dir string, log *slog.Logger) {
+	if runtime.GOOS == "windows" {
+		return // permission bits mean nothing there
+	}
+	fi, err := os.Stat(dir)
+	if err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the data dir is accessible to other users; restrict it with chmod 700",
+			"data_dir", dir, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
+	}
 }
 
 // derivePublicURL is the default public URL: the bound address. A wildcard
