@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -82,7 +83,8 @@ type entry struct {
 
 // Zip writes dir's contents as a deterministic zip to w: entries sorted by
 // path, folders as explicit entries, fixed time and modes, no extra fields.
-// Files that do not shrink are stored rather than deflated. The bytes depend
+// Formats that are compressed already (png, jpg, woff2, …) and files that
+// deflate does not shrink are stored rather than deflated. The bytes depend
 // only on the file names and contents, and on the flate implementation of
 // the Go release that built the binary.
 //
@@ -540,6 +542,10 @@ func compressFile(ctx context.Context, fw *flate.Writer, e entry) *compressed {
 		putBuf(raw)
 		return &compressed{err: fmt.Errorf("%s grew past 4 GiB while it was being zipped", e.path)}
 	}
+	if precompressed(e.name) {
+		c.method, c.csize, c.mem = zip.Store, int64(raw.Len()), raw
+		return c
+	}
 	out := getBuf()
 	fw.Reset(out)
 	_, err = fw.Write(raw.Bytes())
@@ -561,8 +567,32 @@ func compressFile(ctx context.Context, fw *flate.Writer, e entry) *compressed {
 	return c
 }
 
+// precompressedExt are formats that are compressed already: deflate would
+// spend CPU to gain next to nothing, so they are stored without trying.
+var precompressedExt = map[string]bool{
+	".png": true, ".jpg": true, ".jpeg": true, ".gif": true, ".webp": true, ".avif": true,
+	".woff": true, ".woff2": true, ".gz": true, ".br": true, ".zst": true, ".zip": true,
+	".mp3": true, ".mp4": true, ".m4a": true, ".webm": true, ".ogg": true,
+}
+
+func precompressed(name string) bool {
+	return precompressedExt[strings.ToLower(path.Ext(name))]
+}
+
 // compressBig deflates a large file into a temporary file.
 func compressBig(ctx context.Context, fw *flate.Writer, f *os.File, e entry) *compressed {
+	if precompressed(e.name) {
+		// Only measure it now; the writer copies it from the source.
+		h := crc32.NewIEEE()
+		n, err := io.Copy(h, &ctxReader{ctx: ctx, r: f})
+		if err != nil {
+			return &compressed{err: fmt.Errorf("read %s: %w", e.path, err)}
+		}
+		if n > maxFileSize {
+			return &compressed{err: fmt.Errorf("%s grew past 4 GiB while it was being zipped", e.path)}
+		}
+		return &compressed{method: zip.Store, crc: h.Sum32(), size: n, csize: n, src: e.path}
+	}
 	tmp, err := os.CreateTemp("", "otactl-zip-*")
 	if err != nil {
 		return &compressed{err: fmt.Errorf("compress %s: %w", e.path, err)}

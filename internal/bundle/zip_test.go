@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -54,6 +55,8 @@ func sampleTree(t *testing.T) map[string]string {
 		"assets/logo.png":     randomString(t, 3000),
 		"assets/big.js":       jsLines(3000),
 		"assets/big.bin":      randomString(t, 150000),
+		"assets/hero.jpg":     randomString(t, 120000),
+		"assets/text.png":     strings.Repeat("stored by extension, though it would deflate ", 50),
 		"assets/empty.txt":    "",
 		"a-b.txt":             "sorts before a/",
 		"ünïcode/ßtraße.html": "x",
@@ -198,7 +201,7 @@ func TestZipRoundTrip(t *testing.T) {
 			t.Errorf("%s: content differs (%d bytes; want %d)", f.Name, len(got), len(want))
 		}
 		wantMethod := zip.Deflate
-		if strings.HasSuffix(f.Name, ".png") || strings.HasSuffix(f.Name, ".bin") || len(want) < 100 {
+		if strings.HasSuffix(f.Name, ".png") || strings.HasSuffix(f.Name, ".jpg") || strings.HasSuffix(f.Name, ".bin") || len(want) < 100 {
 			wantMethod = zip.Store // deflate would not make them smaller
 		}
 		if f.Method != wantMethod {
@@ -352,6 +355,29 @@ func TestZipErrors(t *testing.T) {
 			t.Fatal("ZipFile into a missing folder succeeded")
 		}
 	})
+}
+
+func TestCopyStoredDetectsChange(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.png": "new content"})
+	src := filepath.Join(dir, "a.png")
+	tests := []struct {
+		name string
+		c    compressed
+	}{
+		{"size changed", compressed{src: src, size: 3, crc: crc32.ChecksumIEEE([]byte("new"))}},
+		{"content changed", compressed{src: src, size: 11, crc: crc32.ChecksumIEEE([]byte("old content"))}},
+	}
+	for _, tt := range tests {
+		err := copyStored(io.Discard, &tt.c)
+		if err == nil || !strings.Contains(err.Error(), "changed while") {
+			t.Errorf("%s: copyStored() = %v; want a changed-file error", tt.name, err)
+		}
+	}
+	ok := compressed{src: src, size: 11, crc: crc32.ChecksumIEEE([]byte("new content"))}
+	if err := copyStored(io.Discard, &ok); err != nil {
+		t.Errorf("copyStored(unchanged) = %v", err)
+	}
 }
 
 type failWriter struct{ after int }
