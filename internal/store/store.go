@@ -50,6 +50,25 @@ type PublishInput struct {
 	Channel string
 	Actor   string
 	Time    time.Time
+	// Rollout, between 1 and 99, stages the release: only that percent of
+	// devices is offered it at first (see ota.Rollout). 0 and 100 release
+	// it to every device.
+	Rollout int
+}
+
+// VersionHealth is what otad remembers of one bundle version of an app
+// from device stats: the devices that run it and the devices that reported
+// it failing, with the failure actions. otad keeps it in memory and saves
+// it in batches; it bounds the number of devices itself.
+type VersionHealth struct {
+	AppID   string `json:"app_id"`
+	Version string `json:"version"`
+	// Installed lists devices that reported the version running (set,
+	// app_launch_ready).
+	Installed []string `json:"installed,omitempty"`
+	// Failed maps a device id to the failure actions it reported.
+	Failed    map[string][]string `json:"failed,omitempty"`
+	UpdatedAt time.Time           `json:"updated_at"`
 }
 
 // DeviceOverride pins one device of an app to a channel (admin-assigned, or
@@ -115,6 +134,22 @@ type Store interface {
 	// active, the release deployed before it becomes active, or the channel
 	// is left empty. A bundle in no channel any more is marked deleted.
 	DeleteRelease(ctx context.Context, appID, channel, version, actor string, now time.Time) (ota.ChannelChange, error)
+	// SetRollout changes the staged rollout of the channel's active version
+	// (percent, pause, resume, complete) with a rollout event. A channel
+	// without a staged rollout of its active version is ErrInvalid, as is a
+	// lower percent while the rollout is not paused.
+	SetRollout(ctx context.Context, appID, channel string, req ota.RolloutRequest, actor string, now time.Time) (ota.Channel, error)
+	// Halt stops the rollout of version on the channel: in one transaction
+	// the channel is re-pointed to the release before it (the rollout's
+	// Previous), the rollout is marked halted with reason, and a halt
+	// event is recorded with actor. When version is no longer active
+	// nothing changes (From == To in the result).
+	Halt(ctx context.Context, appID, channel, version, reason, actor string, now time.Time) (ota.ChannelChange, error)
+	// SaveHealth stores version health records, replacing earlier ones of
+	// the same app and version. Records of unknown apps are dropped.
+	SaveHealth(ctx context.Context, hs []VersionHealth) error
+	// LoadHealth reads every stored version health record.
+	LoadHealth(ctx context.Context) ([]VersionHealth, error)
 	// UpdateChannel applies a policy patch to an existing channel.
 	UpdateChannel(ctx context.Context, appID, channel string, patch ota.ChannelPolicyPatch, actor string, now time.Time) (ota.Channel, error)
 

@@ -28,6 +28,12 @@ const (
 	EventPolicy   = "policy"
 	EventDefault  = "default_channel"
 	EventOverride = "device_override"
+	// EventRollout: a staged rollout started or changed (percent, pause,
+	// resume, complete).
+	EventRollout = "rollout"
+	// EventHalt: otad stopped a rollout because too many devices reported
+	// failures, and re-pointed the channel.
+	EventHalt = "halt"
 )
 
 // LoginRequest is the body of POST /api/auth/login.
@@ -86,7 +92,19 @@ type ChannelPolicy struct {
 	AllowDev                     bool   `json:"allow_dev"`
 	AllowDevice                  bool   `json:"allow_device"`
 	AllowEmulator                bool   `json:"allow_emulator"`
+	// AutoHalt makes otad halt the channel's rollout and re-point it to the
+	// previous release once HaltOnFailureRate of at least MinDevices
+	// devices reported a failure of the active bundle.
+	AutoHalt          bool    `json:"auto_halt"`
+	HaltOnFailureRate float64 `json:"halt_on_failure_rate"`
+	MinDevices        int     `json:"min_devices"`
 }
+
+// Defaults of the auto-halt policy.
+const (
+	DefaultHaltOnFailureRate = 0.2
+	DefaultMinDevices        = 50
+)
 
 // Values of ChannelPolicy.DisableAutoUpdate.
 const (
@@ -103,22 +121,26 @@ func DefaultChannelPolicy() ChannelPolicy {
 		IOS: true, Android: true, Electron: true,
 		DisableAutoUpdate: DisableNone,
 		AllowProd:         true, AllowDev: true, AllowDevice: true, AllowEmulator: true,
+		AutoHalt: true, HaltOnFailureRate: DefaultHaltOnFailureRate, MinDevices: DefaultMinDevices,
 	}
 }
 
 // ChannelPolicyPatch changes some fields of a channel's policy; nil fields
 // stay as they are. It is the body of PATCH .../channels/{channel}.
 type ChannelPolicyPatch struct {
-	AllowSelfSet                 *bool   `json:"allow_self_set,omitempty"`
-	IOS                          *bool   `json:"ios,omitempty"`
-	Android                      *bool   `json:"android,omitempty"`
-	Electron                     *bool   `json:"electron,omitempty"`
-	DisableAutoUpdate            *string `json:"disable_auto_update,omitempty"`
-	DisableAutoUpdateUnderNative *bool   `json:"disable_auto_update_under_native,omitempty"`
-	AllowProd                    *bool   `json:"allow_prod,omitempty"`
-	AllowDev                     *bool   `json:"allow_dev,omitempty"`
-	AllowDevice                  *bool   `json:"allow_device,omitempty"`
-	AllowEmulator                *bool   `json:"allow_emulator,omitempty"`
+	AllowSelfSet                 *bool    `json:"allow_self_set,omitempty"`
+	IOS                          *bool    `json:"ios,omitempty"`
+	Android                      *bool    `json:"android,omitempty"`
+	Electron                     *bool    `json:"electron,omitempty"`
+	DisableAutoUpdate            *string  `json:"disable_auto_update,omitempty"`
+	DisableAutoUpdateUnderNative *bool    `json:"disable_auto_update_under_native,omitempty"`
+	AllowProd                    *bool    `json:"allow_prod,omitempty"`
+	AllowDev                     *bool    `json:"allow_dev,omitempty"`
+	AllowDevice                  *bool    `json:"allow_device,omitempty"`
+	AllowEmulator                *bool    `json:"allow_emulator,omitempty"`
+	AutoHalt                     *bool    `json:"auto_halt,omitempty"`
+	HaltOnFailureRate            *float64 `json:"halt_on_failure_rate,omitempty"`
+	MinDevices                   *int     `json:"min_devices,omitempty"`
 	// Default makes this channel the app's public default channel.
 	Default *bool `json:"default,omitempty"`
 }
@@ -143,7 +165,10 @@ type Channel struct {
 	ActiveBundle *Bundle       `json:"active_bundle,omitempty"`
 	Policy       ChannelPolicy `json:"policy"`
 	// Releases lists every version deployed here, oldest first.
-	Releases  []Release `json:"releases"`
+	Releases []Release `json:"releases"`
+	// Rollout is the staged rollout of Active, nil when Active is served
+	// to every device.
+	Rollout   *Rollout  `json:"rollout,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 

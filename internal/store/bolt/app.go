@@ -247,6 +247,10 @@ func (a *appTx) wireChannel(c channelRecord) (ota.Channel, error) {
 	for i, r := range c.Releases {
 		out.Releases[i] = ota.Release(r)
 	}
+	if c.Rollout != nil {
+		r := ota.Rollout(*c.Rollout)
+		out.Rollout = &r
+	}
 	if c.Active != "" && c.Active != ota.VersionBuiltin {
 		r, err := a.bundle(c.Kind, c.Active)
 		switch {

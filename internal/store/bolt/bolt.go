@@ -92,6 +92,7 @@ var (
 	bCHistory  = []byte("chistory")
 	bStats     = []byte("stats")
 	kStatsN    = []byte("stats_count")
+	bHealth    = []byte("health")
 )
 
 // migrations bring a file from schema version i to i+1 (index i). They run
@@ -105,6 +106,13 @@ var migrations = []func(*bbolt.Tx) error{
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		return nil
+	},
+	// 2: device health (failure memory and install counts per version).
+	func(tx *bbolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bHealth); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bHealth, err)
 		}
 		return nil
 	},

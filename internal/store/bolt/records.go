@@ -26,16 +26,43 @@ type appRecord struct {
 // with a plain conversion; a field added there stops this from compiling
 // until it is stored too.
 type policyRecord struct {
-	AllowSelfSet                 bool   `json:"allow_self_set"`
-	IOS                          bool   `json:"ios"`
-	Android                      bool   `json:"android"`
-	Electron                     bool   `json:"electron"`
-	DisableAutoUpdate            string `json:"disable_auto_update"`
-	DisableAutoUpdateUnderNative bool   `json:"disable_auto_update_under_native"`
-	AllowProd                    bool   `json:"allow_prod"`
-	AllowDev                     bool   `json:"allow_dev"`
-	AllowDevice                  bool   `json:"allow_device"`
-	AllowEmulator                bool   `json:"allow_emulator"`
+	AllowSelfSet                 bool    `json:"allow_self_set"`
+	IOS                          bool    `json:"ios"`
+	Android                      bool    `json:"android"`
+	Electron                     bool    `json:"electron"`
+	DisableAutoUpdate            string  `json:"disable_auto_update"`
+	DisableAutoUpdateUnderNative bool    `json:"disable_auto_update_under_native"`
+	AllowProd                    bool    `json:"allow_prod"`
+	AllowDev                     bool    `json:"allow_dev"`
+	AllowDevice                  bool    `json:"allow_device"`
+	AllowEmulator                bool    `json:"allow_emulator"`
+	AutoHalt                     bool    `json:"auto_halt"`
+	HaltOnFailureRate            float64 `json:"halt_on_failure_rate"`
+	MinDevices                   int     `json:"min_devices"`
+}
+
+// UnmarshalJSON gives channels stored before the auto-halt policy existed
+// its defaults: auto-halt is off only when an operator turned it off.
+func (p *policyRecord) UnmarshalJSON(b []byte) error {
+	type plain policyRecord
+	v := plain{AutoHalt: true, HaltOnFailureRate: ota.DefaultHaltOnFailureRate, MinDevices: ota.DefaultMinDevices}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = policyRecord(v)
+	return nil
+}
+
+// rolloutRecord has exactly ota.Rollout's fields.
+type rolloutRecord struct {
+	Target    string    `json:"target"`
+	Previous  string    `json:"previous,omitempty"`
+	Percent   int       `json:"percent"`
+	Paused    bool      `json:"paused,omitempty"`
+	Halted    bool      `json:"halted,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 type releaseRecord struct {
@@ -50,6 +77,7 @@ type channelRecord struct {
 	Active    string          `json:"active,omitempty"`
 	Policy    policyRecord    `json:"policy"`
 	Releases  []releaseRecord `json:"releases,omitempty"`
+	Rollout   *rolloutRecord  `json:"rollout,omitempty"`
 	UpdatedAt time.Time       `json:"updated_at"`
 }
 

@@ -27,6 +27,9 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			return res, fmt.Errorf("publish: %w", err)
 		}
 	}
+	if in.Rollout < 0 || in.Rollout > 100 {
+		return res, fmt.Errorf("publish: rollout %d%% is not between 0 and 100: %w", in.Rollout, store.ErrInvalid)
+	}
 	if bn.Version == ota.VersionBuiltin {
 		return res, fmt.Errorf("publish: version %q is reserved for the bundle shipped in the app: %w", bn.Version, store.ErrInvalid)
 	}
@@ -82,8 +85,14 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			ch.Releases = append(ch.Releases, releaseRecord{Version: bn.Version, DeployedAt: now})
 			changed = true
 		}
+		note := ""
 		if ch.Active != bn.Version {
 			ch.Active = bn.Version
+			ch.Rollout = nil
+			if in.Rollout > 0 && in.Rollout < 100 {
+				ch.Rollout = &rolloutRecord{Target: bn.Version, Previous: prev, Percent: in.Rollout, StartedAt: now, UpdatedAt: now}
+				note = fmt.Sprintf("rollout %d%%", in.Rollout)
+			}
 			changed = true
 		}
 		if err := a.defaultIfFirstWeb(ch); err != nil {
@@ -96,7 +105,7 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			}
 			if _, err := a.appendEvent(eventRecord{
 				Time: now, Actor: in.Actor, Type: evType, Channel: in.Channel,
-				Version: bn.Version, From: prev, To: bn.Version, SHA256: rec.SHA256,
+				Version: bn.Version, From: prev, To: bn.Version, SHA256: rec.SHA256, Note: note,
 			}); err != nil {
 				return err
 			}
@@ -173,6 +182,7 @@ func (s *Store) Rollback(ctx context.Context, appID, channel, to, actor string, 
 			return nil // already there: a retried rollback changes nothing
 		}
 		ch.Active = to
+		ch.Rollout = nil // a re-pointed channel serves its new version to every device
 		ch.UpdatedAt = now
 		if err := a.putChannel(ch); err != nil {
 			return err
@@ -253,6 +263,7 @@ func (s *Store) Promote(ctx context.Context, appID, version, from, to, actor str
 		}
 		dst.Releases = append(dst.Releases, releaseRecord{Version: version, DeployedAt: now})
 		dst.Active = version
+		dst.Rollout = nil
 		dst.UpdatedAt = now
 		if err := a.putChannel(dst); err != nil {
 			return err
@@ -304,6 +315,7 @@ func (s *Store) DeleteRelease(ctx context.Context, appID, channel, version, acto
 		ch.Releases = kept
 		res.From = ch.Active
 		if ch.Active == version {
+			ch.Rollout = nil
 			ch.Active = ""
 			if n := len(kept); n > 0 {
 				ch.Active = kept[n-1].Version
@@ -354,6 +366,13 @@ func (s *Store) UpdateChannel(ctx context.Context, appID, channel string, patch 
 			return ota.Channel{}, fmt.Errorf("update channel %s of %s: disable_auto_update %q is not one of none, major, minor, patch, version_number: %w",
 				channel, appID, *d, store.ErrInvalid)
 		}
+	}
+	if v := patch.HaltOnFailureRate; v != nil && !(*v > 0 && *v <= 1) {
+		return ota.Channel{}, fmt.Errorf("update channel %s of %s: halt_on_failure_rate %g is not in (0, 1], e.g. 0.2 for 20%%: %w",
+			channel, appID, *v, store.ErrInvalid)
+	}
+	if v := patch.MinDevices; v != nil && *v < 1 {
+		return ota.Channel{}, fmt.Errorf("update channel %s of %s: min_devices %d must be at least 1: %w", channel, appID, *v, store.ErrInvalid)
 	}
 	var out ota.Channel
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
@@ -431,6 +450,15 @@ func applyPatch(p *policyRecord, patch ota.ChannelPolicyPatch) []string {
 	flag("allow_dev", &p.AllowDev, patch.AllowDev)
 	flag("allow_device", &p.AllowDevice, patch.AllowDevice)
 	flag("allow_emulator", &p.AllowEmulator, patch.AllowEmulator)
+	flag("auto_halt", &p.AutoHalt, patch.AutoHalt)
+	if v := patch.HaltOnFailureRate; v != nil && p.HaltOnFailureRate != *v {
+		p.HaltOnFailureRate = *v
+		changes = append(changes, fmt.Sprintf("halt_on_failure_rate=%g", *v))
+	}
+	if v := patch.MinDevices; v != nil && p.MinDevices != *v {
+		p.MinDevices = *v
+		changes = append(changes, fmt.Sprintf("min_devices=%d", *v))
+	}
 	return changes
 }
 

@@ -1,0 +1,73 @@
+package ota
+
+import "time"
+
+// Rollout is the state of a staged rollout on a channel. While it is in
+// effect (Target is the channel's active version, Percent < 100, or it is
+// paused or halted), only devices whose cohort falls below Percent are
+// offered Target; the others keep Previous.
+type Rollout struct {
+	Target string `json:"target"`
+	// Previous is what devices outside the cohort get: a version,
+	// VersionBuiltin, or "" when the channel served nothing before.
+	Previous string `json:"previous,omitempty"`
+	// Percent of devices (0–100) offered Target.
+	Percent int `json:"percent"`
+	// Paused stops offering Target to devices that do not run it yet.
+	Paused bool `json:"paused,omitempty"`
+	// Halted is set when the rollout was stopped for failures; Reason says
+	// why.
+	Halted    bool      `json:"halted,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// InEffect reports whether the rollout limits who gets active, the
+// channel's active version.
+func (r *Rollout) InEffect(active string) bool {
+	return r != nil && r.Target == active && (r.Percent < 100 || r.Paused || r.Halted)
+}
+
+// Rollout actions, in RolloutRequest.Action.
+const (
+	RolloutSet      = "set" // set Percent (increases only, unless paused)
+	RolloutPause    = "pause"
+	RolloutResume   = "resume"
+	RolloutComplete = "complete" // 100 %
+)
+
+// RolloutRequest is the body of POST .../channels/{channel}/rollout.
+type RolloutRequest struct {
+	Action  string `json:"action"`
+	Percent int    `json:"percent,omitempty"`
+}
+
+// ExplainResponse is the answer to POST .../apps/{app}/explain: what the
+// device would get, from which channel, and the decision's steps.
+type ExplainResponse struct {
+	Response UpdateResponse `json:"response"`
+	Channel  string         `json:"channel,omitempty"`
+	Source   string         `json:"source,omitempty"`
+	Steps    []string       `json:"steps"`
+}
+
+// VersionStats is the health of one bundle version over a time window:
+// distinct devices that installed it (a set or app_launch_ready) and that
+// reported failures, by failure kind.
+type VersionStats struct {
+	Version   string `json:"version"`
+	Installed int    `json:"installed"`
+	// Failed counts distinct devices that reported any failure.
+	Failed      int            `json:"failed"`
+	FailureRate float64        `json:"failure_rate"`
+	Failures    map[string]int `json:"failures,omitempty"`
+}
+
+// StatsSummary is the answer to GET .../apps/{app}/health.
+type StatsSummary struct {
+	AppID    string         `json:"app_id"`
+	Channel  string         `json:"channel,omitempty"`
+	Since    time.Time      `json:"since"`
+	Versions []VersionStats `json:"versions"`
+}
