@@ -297,8 +297,8 @@ func checkChains(evs []ota.Event, channels map[string][]ota.Channel) []string {
 	return bad
 }
 
-// checkBundles checks an app's bundle records against its channels: a
-// bundle is marked deleted exactly when no channel lists or serves it, every
+// checkBundles checks an app's bundle records against its channels: no
+// bundle a channel lists or serves is marked deleted, every
 // active version is a stored, live bundle, every live bundle's bytes are in
 // the blob directory, and (when shas is given) every bundle has the SHA-256
 // of the bytes its upload sent.
@@ -321,8 +321,10 @@ func checkBundles(app string, bundles []ota.Bundle, chans []ota.Channel, shas ma
 				bad = append(bad, fmt.Sprintf("bundle %s %s records sha256 %s, its upload sent %s", app, b.Version, b.SHA256, sum))
 			}
 		}
-		if b.Deleted == used[b.Version] {
-			bad = append(bad, fmt.Sprintf("bundle %s %s has deleted=%v but is used by a channel: %v", app, b.Version, b.Deleted, used[b.Version]))
+		// Only this direction is an invariant: a bundle that a rollback
+		// moved away from stays live although no channel lists it.
+		if b.Deleted && used[b.Version] {
+			bad = append(bad, fmt.Sprintf("bundle %s %s is marked deleted but a channel lists or serves it", app, b.Version))
 		}
 		if !b.Deleted {
 			if _, err := os.Stat(blobPath(blobDir, b.SHA256)); err != nil {
