@@ -93,6 +93,9 @@ func (e *testEnv) generate(marker string) {
 	writeFile(e.t, filepath.Join(e.project, "dist", "assets", "app.js"), "CapacitorUpdater.notifyAppReady(); // "+marker)
 }
 
+// ttyStderr makes the next runs' stderr count as a terminal.
+var ttyStderr = false
+
 type result struct {
 	code        int
 	stdout, err string
@@ -103,6 +106,7 @@ type result struct {
 func (e *testEnv) run(stdin string, args ...string) result {
 	e.t.Helper()
 	io, in, out, errOut := iostreams.Test()
+	io.SetStderrTTY(ttyStderr)
 	in.WriteString(stdin)
 	f := &Factory{
 		IO:         io,
@@ -611,5 +615,25 @@ func TestExitCode(t *testing.T) {
 		if got := ExitCode(tt.err); got != tt.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestDeployProgressBar(t *testing.T) {
+	e := newTestEnv(t)
+	// Big enough that the bar has something to draw.
+	writeFile(t, filepath.Join(e.project, "dist", "index.html"), "<html>"+strings.Repeat("x", 300<<10)+"</html>")
+	writeFile(t, filepath.Join(e.project, "dist", "app.js"), "notifyAppReady()")
+	r := e.mustRun("deploy", "web", "--skip-build")
+	if strings.Contains(r.err, "uploading ") && strings.Contains(r.err, "%") {
+		t.Errorf("progress bar drawn on a non-terminal stderr: %q", r.err)
+	}
+	ttyStderr = true
+	t.Cleanup(func() { ttyStderr = false })
+	r = e.mustRun("deploy", "web", "1.0.1", "--skip-build")
+	if !strings.Contains(r.err, "100%") || !strings.Contains(r.err, " B/s)") {
+		t.Errorf("no finished progress bar with bytes on a terminal stderr: %q", r.err)
+	}
+	if strings.Contains(r.err, "\x1b[3") {
+		t.Errorf("colour codes despite NO_COLOR: %q", r.err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -104,6 +105,7 @@ func TestScripts(t *testing.T) {
 			"cpfixture":  cmdCopyFixture,
 			"mkzip":      cmdMkzip,
 			"sha256file": cmdSHA256File,
+			"waitaddr":   cmdWaitAddr,
 		},
 	})
 }
@@ -192,5 +194,24 @@ func cmdSHA256File(ts *testscript.TestScript, neg bool, args []string) {
 	found := strings.Contains(ts.ReadFile("stdout"), hexSum)
 	if found == neg {
 		ts.Fatalf("stdout contains sha256 %s of %s: %v, want %v", hexSum, args[0], found, !neg)
+	}
+}
+
+// waitaddr FILE waits for otad's --addr-file and points OTACTL_SERVER at it.
+func cmdWaitAddr(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitaddr FILE")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(ts.MkAbs(args[0]))
+		if addr := strings.TrimSpace(string(b)); err == nil && addr != "" {
+			ts.Setenv("OTACTL_SERVER", "http://"+addr)
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("otad did not write %s within 20s", args[0])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
