@@ -630,7 +630,7 @@ func TestDeployProgressBar(t *testing.T) {
 	ttyStderr = true
 	t.Cleanup(func() { ttyStderr = false })
 	r = e.mustRun("deploy", "web", "1.0.1", "--skip-build")
-	if !strings.Contains(r.err, "100%") || !strings.Contains(r.err, " B/s)") {
+	if !strings.Contains(r.err, "100%") || !strings.Contains(r.err, "B/s)") {
 		t.Errorf("no finished progress bar with bytes on a terminal stderr: %q", r.err)
 	}
 	if strings.Contains(r.err, "\x1b[3") {
