@@ -84,12 +84,12 @@ func (s *Server) handleUpload(c echo.Context) error {
 func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 	ctx := c.Request().Context()
 	req := c.Request()
-	max := s.maxUpload()
-	if req.ContentLength > max+multipartSlack {
+	limit := s.maxUpload()
+	if req.ContentLength > limit+multipartSlack {
 		return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
-			"upload is %d bytes; the server accepts bundles up to %d bytes (OTAD_MAX_UPLOAD_BYTES)", req.ContentLength, max)
+			"upload is %d bytes; the server accepts bundles up to %d bytes (OTAD_MAX_UPLOAD_SIZE)", req.ContentLength, limit)
 	}
-	req.Body = http.MaxBytesReader(c.Response(), req.Body, max+multipartSlack)
+	req.Body = http.MaxBytesReader(c.Response(), req.Body, limit+multipartSlack)
 	if ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); ct != "multipart/form-data" {
 		return badRequest("upload must be multipart/form-data with a file part, as curl -F file=@bundle.zip sends")
 	}
@@ -103,7 +103,7 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 			s.discardBlob(context.WithoutCancel(ctx), f.file.SHA256)
 		}
 	}()
-	if err := s.readForm(ctx, mr, f, max); err != nil {
+	if err := s.readForm(ctx, mr, f, limit); err != nil {
 		return err
 	}
 	in, err := s.checkForm(ctx, f)
@@ -135,7 +135,7 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 
 // readForm reads every part. Fields may come in any order: the old script
 // sends the file first, otactl sends it last.
-func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadForm, max int64) error {
+func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadForm, limit int64) error {
 	f.fields = map[string]string{}
 	for n := 0; ; n++ {
 		part, err := mr.NextPart()
@@ -162,12 +162,12 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 				part.Close()
 				return err
 			}
-			info, err := s.blobs.Put(ctx, part, max)
+			info, err := s.blobs.Put(ctx, part, limit)
 			part.Close()
 			if err != nil {
 				if errors.Is(err, blob.ErrTooLarge) {
 					return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
-						"bundle is larger than the server's limit of %d bytes (OTAD_MAX_UPLOAD_BYTES)", max)
+						"bundle is larger than the server's limit of %d bytes (OTAD_MAX_UPLOAD_SIZE)", limit)
 				}
 				return putError(err)
 			}
