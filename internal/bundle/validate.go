@@ -19,6 +19,7 @@ type ValidationError struct {
 	Problems []string
 }
 
+// Error joins the problems into one line.
 func (e *ValidationError) Error() string {
 	return "invalid bundle zip: " + strings.Join(e.Problems, "; ")
 }

@@ -489,3 +489,25 @@ func generateTree(b *testing.B, dir string, n int, size int) {
 		b.Fatal(err)
 	}
 }
+
+// TestZipGolden pins the archive format. The files are all stored (tiny, or
+// already-compressed formats), so the bytes do not depend on the flate
+// implementation. If this fails, the same web build gets a different
+// checksum than with earlier otactl releases: change it only on purpose.
+func TestZipGolden(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"index.html":       "<p>",
+		"img/logo.png":     "\x89PNG fake",
+		"img/sub/icon.png": "icon",
+		"z.woff2":          "font",
+	})
+	if err := os.Mkdir(filepath.Join(dir, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, res := zipBytes(t, dir, ZipOptions{})
+	const want = "576342e8e009350e07cd6addbc054bfc003295ab8324a29c87b17068cf3caea3"
+	if res.SHA256 != want {
+		t.Errorf("SHA256 = %s; want %s", res.SHA256, want)
+	}
+}
