@@ -65,7 +65,7 @@ OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).`,
 	f.String(keyLogLevel, defaultLogLevel, "debug, info, warn or error ($OTAD_LOG_LEVEL)")
 	f.String(keyLogFormat, defaultLogFormat, "json, text or auto: text on a terminal, JSON otherwise ($OTAD_LOG_FORMAT)")
 	f.Bool(keyTrustProxy, false, "key login rate limits on X-Forwarded-For/X-Real-IP; only behind a proxy that overwrites them ($OTAD_TRUST_PROXY)")
-	f.String(keyAddrFile, "", "write the bound address to this file once listening (useful with --addr 127.0.0.1:0)")
+	f.String(keyAddrFile, "", "write the bound address to this file once listening, for --addr 127.0.0.1:0 ($OTAD_ADDR_FILE)")
 	return cmd
 }
 
