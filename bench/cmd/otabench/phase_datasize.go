@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/otaship/ota/bench/internal/load"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// phaseDataSize: target 2. The same update check and history pages against
+// a store of one app with 100 bundles and against the seeded big store.
+func (b *bench) phaseDataSize(ctx context.Context) error {
+	if b.cfg.bigData == "" {
+		return errors.New("no seeded data dir (--big-data); run bench/run.sh")
+	}
+	small := b.path("small-datasize")
+	if err := b.seedSmall(ctx, small, 100); err != nil {
+		return err
+	}
+	big := b.path("big")
+	t0 := time.Now()
+	if err := copyDir(ctx, b.cfg.bigData, big); err != nil {
+		return err
+	}
+	logf("  copied the seeded store (%s) in %s", b.cfg.bigLabel, time.Since(t0).Round(time.Millisecond))
+
+	// Start-up: exec until /readyz says 200. The first start of each store
+	// creates the user (a bcrypt hash) and is not counted.
+	startTimes := func(name, dir string) ([]time.Duration, error) {
+		var ds []time.Duration
+		for i := range b.cfg.reps + 1 {
+			p, err := b.startOtad(ctx, name, dir)
+			if err != nil {
+				return nil, err
+			}
+			err = waitReady(ctx, p.addr, 30*time.Second)
+			d := time.Since(p.started)
+			p.stop()
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 {
+				ds = append(ds, d)
+			}
+		}
+		return ds, nil
+	}
+	smallStarts, err := startTimes("otad-small", small)
+	if err != nil {
+		return err
+	}
+	bigStarts, err := startTimes("otad-big", big)
+	if err != nil {
+		return err
+	}
+	logf("  start-up small %v, big %v", smallStarts, bigStarts)
+	bs, ss := median(bigStarts), median(smallStarts)
+	b.add(row{
+		target:    "otad start to /readyz, " + b.cfg.bigLabel + " (1,000,000 events)",
+		measured:  fmtDur(bs),
+		reference: fmtDur(ss) + " (1 app, 100 bundles)",
+		ratio:     fmt.Sprintf("%.2f", bs.Seconds()/ss.Seconds()),
+		threshold: "< 1 s",
+		ok:        bs < time.Second,
+	})
+
+	sp, err := b.startOtad(ctx, "otad-small", small)
+	if err != nil {
+		return err
+	}
+	defer sp.stop()
+	ob, err := b.startOtad(ctx, "otad-big", big)
+	if err != nil {
+		return err
+	}
+	defer ob.stop()
+	if _, err := probeUpdate(sp.addr); err != nil {
+		return err
+	}
+	if _, err := probeUpdate(ob.addr); err != nil {
+		return err
+	}
+	if rss, err := procStatusKB(ob.pid(), "VmRSS"); err == nil {
+		b.notef("otad RSS with the big store loaded: %s", fmtMB(rss*1000))
+	}
+
+	req := updatesRequest(benchApp)
+	target := "/updates req/s, 64 conns, big store vs 1 app"
+	r, err := b.alternate(ctx, ob.addr, sp.addr, 64, req, req)
+	if err != nil {
+		b.miss(target, "≥ 0.90", err)
+	} else {
+		ratio := r.aRPS / r.bRPS
+		b.add(row{
+			target:    target,
+			measured:  fmt.Sprintf("%.0f req/s (p99 %s)", r.aRPS, fmtDur(r.a.P99)),
+			reference: fmt.Sprintf("%.0f req/s (p99 %s)", r.bRPS, fmtDur(r.b.P99)),
+			ratio:     fmt.Sprintf("%.2f", ratio),
+			threshold: "≥ 0.90",
+			ok:        ratio >= 0.90,
+		})
+	}
+
+	return b.historyPaging(ctx, sp.addr, ob.addr)
+}
+
+// historyPaging compares the latency of 50-event history pages: deep in
+// the big history against its newest page, and the newest page of the big
+// history against that of the small one.
+func (b *bench) historyPaging(ctx context.Context, smallAddr, bigAddr string) error {
+	const threshold = 1.5
+	tokSmall, err := login(smallAddr)
+	if err != nil {
+		return err
+	}
+	tokBig, err := login(bigAddr)
+	if err != nil {
+		return err
+	}
+	page := func(addr, tok string, before uint64) (time.Duration, error) {
+		path := "/api/v1/history?limit=50"
+		if before > 0 {
+			path += fmt.Sprintf("&before=%d", before)
+		}
+		req := load.Request{Method: "GET", Path: path, Header: map[string]string{"Authorization": "Bearer " + tok}}
+		status, body, err := load.Do(addr, req)
+		if err != nil {
+			return 0, err
+		}
+		var hp ota.HistoryPage
+		if status != http.StatusOK || json.Unmarshal(body, &hp) != nil || len(hp.Events) != 50 {
+			return 0, fmt.Errorf("GET %s: HTTP %d, want a page of 50 events: %.200s", path, status, body)
+		}
+		res, err := load.Run(ctx, load.Options{Addr: addr, Conns: 1, Duration: b.cfg.dur / 2, Warmup: b.cfg.warmup / 2}, req)
+		if err != nil {
+			return 0, err
+		}
+		if res.Non2xx > 0 || res.Errors > 0 {
+			return 0, fmt.Errorf("GET %s: %s", path, res)
+		}
+		logf("  history %s on %s: %s", path, addr, res)
+		return res.P50, nil
+	}
+	newestBig, err := page(bigAddr, tokBig, 0)
+	if err != nil {
+		return err
+	}
+	midBig, err := page(bigAddr, tokBig, 500_001)
+	if err != nil {
+		return err
+	}
+	deepBig, err := page(bigAddr, tokBig, 1_001)
+	if err != nil {
+		return err
+	}
+	newestSmall, err := page(smallAddr, tokSmall, 0)
+	if err != nil {
+		return err
+	}
+	worst := max(midBig, deepBig)
+	ratio := float64(worst) / float64(newestBig)
+	b.add(row{
+		target:    "history page of 50, deep (events 1,000 and 500,000 of 1M) vs newest",
+		measured:  fmt.Sprintf("p50 %s / %s", fmtDur(deepBig), fmtDur(midBig)),
+		reference: "p50 " + fmtDur(newestBig) + " newest",
+		ratio:     fmt.Sprintf("%.2f", ratio),
+		threshold: fmt.Sprintf("≤ %.1f", threshold),
+		ok:        ratio <= threshold,
+	})
+	ratio = float64(newestBig) / float64(newestSmall)
+	b.add(row{
+		target:    "history newest page of 50, 1M events vs 100 events",
+		measured:  "p50 " + fmtDur(newestBig),
+		reference: "p50 " + fmtDur(newestSmall),
+		ratio:     fmt.Sprintf("%.2f", ratio),
+		threshold: fmt.Sprintf("≤ %.1f", threshold),
+		ok:        ratio <= threshold,
+	})
+	return nil
+}
