@@ -189,9 +189,18 @@ func (r *crashRun) logTail(lines int) string {
 }
 
 // buildOtad builds cmd/otad once per run, with the race detector when the
-// test has it.
+// test has it. OTA_CRASH_OTAD names a binary to test instead, such as a
+// release build.
 func buildOtad(t *testing.T) string {
 	t.Helper()
+	if bin := os.Getenv("OTA_CRASH_OTAD"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			t.Fatalf("OTA_CRASH_OTAD %q: %v", bin, err)
+		}
+		t.Logf("testing %s (OTA_CRASH_OTAD)", abs)
+		return abs
+	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("the crash test builds otad and needs the go command: %v", err)

@@ -230,13 +230,14 @@ func fetchHistory(ctx context.Context, c *ota.Client, app string) ([]ota.Event, 
 // with no gap, as they are for the whole server's history.
 func checkSeqs(evs []ota.Event, complete bool) []string {
 	var bad []string
+	gap := false
 	for i, e := range evs {
 		if i > 0 && e.Seq <= evs[i-1].Seq {
 			bad = append(bad, fmt.Sprintf("history is out of order: event %d follows event %d", e.Seq, evs[i-1].Seq))
 		}
-		if complete && e.Seq != uint64(i)+1 {
+		if complete && !gap && e.Seq != uint64(i)+1 {
 			bad = append(bad, fmt.Sprintf("history has a gap or duplicate: position %d holds event %d", i+1, e.Seq))
-			break // every later position would repeat it
+			gap = true // every later position would repeat it
 		}
 	}
 	return bad
