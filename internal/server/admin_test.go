@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -873,4 +874,72 @@ func TestStatsQuery(t *testing.T) {
 	wantStatus(t, env.do(http.MethodGet, path+"?since=yesterday", nil), 400, ota.ErrCodeBadRequest)
 	wantStatus(t, env.do(http.MethodGet, path+"?limit=0", nil), 400, ota.ErrCodeBadRequest)
 	wantStatus(t, env.do(http.MethodGet, "/api/v1/apps/com.nope/stats", nil), 404, ota.ErrCodeAppNotFound)
+}
+
+// readFromRecorder is a ResponseWriter with io.ReaderFrom, like net/http's
+// own, that records whether the body came through ReadFrom.
+type readFromRecorder struct {
+	*httptest.ResponseRecorder
+	usedReadFrom bool
+}
+
+func (r *readFromRecorder) ReadFrom(src io.Reader) (int64, error) {
+	r.usedReadFrom = true
+	return io.Copy(r.ResponseRecorder, src)
+}
+
+func TestDownloadUsesReadFrom(t *testing.T) {
+	// net/http turns ReadFrom of a file into sendfile; echo's response
+	// writer must not hide it.
+	env := newTestEnv(t)
+	content := zipOf(map[string]string{"index.html": "sendfile"})
+	b := env.publish(testApp, "stable", "1.0.0", content)
+	w := &readFromRecorder{ResponseRecorder: httptest.NewRecorder()}
+	env.srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/ota/bundle/"+b.SHA256+".zip", nil))
+	if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), content) {
+		t.Fatalf("status %d, %d bytes", w.Code, w.Body.Len())
+	}
+	if !w.usedReadFrom {
+		t.Error("the body was copied through echo's writer, not handed to ReadFrom")
+	}
+}
+
+func TestConcurrentUploadsSameBytes(t *testing.T) {
+	// Uploads of the same bytes race: some are refused (bad checksum) and
+	// may have stored the bytes first; the accepted ones must keep them.
+	env := newTestEnv(t)
+	content := zipOf(map[string]string{"index.html": "shared"})
+	const n = 8
+	codes := make(chan int, n)
+	for i := range n {
+		go func() {
+			sum := sha(content)
+			if i%2 == 1 {
+				sum = strings.Repeat("0", 64)
+			}
+			body, ctype := multipartOf(t, formPart{Name: "file", FileName: "b.zip", Data: content},
+				formPart{Name: "version", Data: []byte(fmt.Sprintf("1.0.%d", i))}, formPart{Name: "checksum", Data: []byte(sum)})
+			req := httptest.NewRequest(http.MethodPost, "/api/ota/admin/ota/upload", bytes.NewReader(body))
+			req.Header.Set("Content-Type", ctype)
+			req.Header.Set("Authorization", "Bearer "+env.token)
+			codes <- env.serve(req).Code
+		}()
+	}
+	created := 0
+	for range n {
+		switch c := <-codes; c {
+		case 201:
+			created++
+		case 422:
+		default:
+			t.Errorf("status %d, want 201 or 422", c)
+		}
+	}
+	if created != n/2 {
+		t.Errorf("%d uploads created, want %d", created, n/2)
+	}
+	rec := env.do(http.MethodGet, "/api/ota/bundle/"+sha(content)+".zip", nil, "Authorization", "")
+	if rec.Code != 200 || !bytes.Equal(rec.Body.Bytes(), content) {
+		t.Fatalf("the published bytes are gone: status %d", rec.Code)
+	}
 }
