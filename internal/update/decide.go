@@ -1,6 +1,8 @@
 package update
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -39,14 +41,25 @@ type Decision struct {
 // trace, and a success allocates nothing: it copies the channel's prepared
 // answer.
 func Decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string) Decision {
-	return decide(s, req, defaultApp, nil)
+	return decide(s, req, defaultApp, nil, nil)
+}
+
+// DecideWith is Decide that also keeps versions from devices that reported
+// them failing (mem may be nil).
+func DecideWith(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureMemory) Decision {
+	return decide(s, req, defaultApp, mem, nil)
 }
 
 // Explain is Decide with a step-by-step trace in Decision.Steps, for
 // operators asking why a device gets what it gets.
 func Explain(s *Snapshot, req *ota.UpdateRequest, defaultApp string) Decision {
+	return ExplainWith(s, req, defaultApp, nil)
+}
+
+// ExplainWith is Explain with the failure memory DecideWith uses.
+func ExplainWith(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureMemory) Decision {
 	tr := &tracer{}
-	d := decide(s, req, defaultApp, tr)
+	d := decide(s, req, defaultApp, mem, tr)
 	d.Steps = tr.steps
 	return d
 }
@@ -99,7 +112,7 @@ func refusal(code, msg string) ota.UpdateResponse {
 	return ota.UpdateResponse{Error: code, Message: msg, Kind: KindOf(code)}
 }
 
-func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) Decision {
+func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureMemory, tr *tracer) Decision {
 	var d Decision
 	// The old worker's /check body carried only version_build and channel.
 	// Such a body has no device identity to check; its version_build is
@@ -176,27 +189,9 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) 
 	}
 	d.Channel, d.Source = cv.Channel.Name, source
 
-	// G. Builtin target: the plugin resets on a bare {"version":"builtin"}
-	// (§2.3 step 3), which a v8 device does not do for already_on_builtin.
+	// G. Builtin target.
 	if cv.Builtin {
-		if name != build && !canRevertToBuiltin(req.PluginVersion) {
-			if tr != nil {
-				tr.add("channel %q points at builtin, but plugin %q is older than 6.2.0 and cannot revert", cv.Channel.Name, req.PluginVersion)
-			}
-			d.Response = refusal(ota.UpdBuiltinTooOld, "Cannot revert to builtin: plugin "+clip(req.PluginVersion)+" is older than 6.2.0")
-			return d
-		}
-		if name != build {
-			if tr != nil {
-				tr.add("channel %q points at builtin and the device runs bundle %q: send it back to builtin", cv.Channel.Name, name)
-			}
-			d.Response = ota.UpdateResponse{Version: ota.VersionBuiltin}
-			return d
-		}
-		if tr != nil {
-			tr.add("channel %q points at builtin and the device already runs it", cv.Channel.Name)
-		}
-		d.Response = refusal(ota.UpdNoNewVersion, msgNoNewVersion)
+		d.Response = builtinAnswer(cv, req, name, build, tr)
 		return d
 	}
 	// D. Bundle.
@@ -209,7 +204,8 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) 
 	}
 	target := cv.Active.Version
 	// E. Same version: exact string compare, so a rollback to an older
-	// version is served.
+	// version is served. A device that already runs a staged version keeps
+	// it: cohorts are sticky.
 	if name == target {
 		if tr != nil {
 			tr.add("device already runs %q, the active bundle of %q", target, cv.Channel.Name)
@@ -218,26 +214,197 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, tr *tracer) 
 		return d
 	}
 	if tr != nil {
-		tr.add("channel %q offers %q; checking its policies", cv.Channel.Name, target)
+		tr.add("channel %q offers %q", cv.Channel.Name, target)
+	}
+
+	// otad's safety rules: the staged rollout's cohort, the device's own
+	// failure reports, and the bundle's native range pick the newest offer
+	// the device may have.
+	o, why, failed := pick(cv, d.AppID, deviceID, native, mem, tr)
+	switch {
+	case o == nil && why == ota.UpdVersionFailedOnDevice:
+		// The channel's own policies come first, as they would for the
+		// target.
+		if r, ok := checkPolicies(cv, &cv.active, req, source, name, native, tr); !ok {
+			d.Response = r
+			return d
+		}
+		if tr != nil {
+			tr.add("refused: every bundle the device may have failed on it")
+		}
+		r := refusal(ota.UpdVersionFailedOnDevice, fmt.Sprintf(
+			"Version %s failed on this device before and the channel has no other bundle for it", failed))
+		r.Version, r.Old = failed, name
+		d.Response = r
+		return d
+	case o == nil && why == ota.UpdIncompatibleNative:
+		// checkPolicies ends with the native range, so it refuses with the
+		// channel's policy or incompatible_native_version.
+		r, ok := checkPolicies(cv, &cv.active, req, source, name, native, tr)
+		if ok { // the target fits, but the device may only have fallbacks, and none fits
+			r = refusal(ota.UpdIncompatibleNative, "No bundle of the channel fits this native version")
+		}
+		d.Response = r
+		return d
+	case o == nil:
+		if tr != nil {
+			tr.add("nothing to offer: the channel served no bundle before this rollout")
+		}
+		d.Response = refusal(ota.UpdNoNewVersion, msgNoNewVersion)
+		return d
+	case o.builtin:
+		d.Response = builtinAnswer(cv, req, name, build, tr)
+		return d
+	case o.version == name:
+		if tr != nil {
+			tr.add("device already runs %q, the bundle it may have", name)
+		}
+		d.Response = refusal(ota.UpdNoNewVersion, msgNoNewVersion)
+		return d
+	}
+	if tr != nil {
+		tr.add("checking the policies of channel %q for %q", cv.Channel.Name, o.version)
 	}
 
 	// F. Policies.
-	if r, ok := checkPolicies(cv, req, source, name, native, tr); !ok {
+	if r, ok := checkPolicies(cv, o, req, source, name, native, tr); !ok {
 		d.Response = r
 		return d
 	}
 	if tr != nil {
-		tr.add("offer %q from %s (sha256 %s)", target, cv.URL, cv.Active.SHA256)
+		tr.add("offer %q from %s (sha256 %s)", o.version, o.success.URL, o.success.Checksum)
 	}
-	d.Response = cv.Success
+	d.Response = o.success
 	return d
+}
+
+// builtinAnswer sends a device back to its builtin bundle (§8-G). The plugin
+// resets on a bare {"version":"builtin"} (§2.3 step 3), which a v8 device
+// does not do for already_on_builtin.
+func builtinAnswer(cv *ChannelView, req *ota.UpdateRequest, name, build string, tr *tracer) ota.UpdateResponse {
+	if name != build && !canRevertToBuiltin(req.PluginVersion) {
+		if tr != nil {
+			tr.add("channel %q points at builtin, but plugin %q is older than 6.2.0 and cannot revert", cv.Channel.Name, req.PluginVersion)
+		}
+		return refusal(ota.UpdBuiltinTooOld, "Cannot revert to builtin: plugin "+clip(req.PluginVersion)+" is older than 6.2.0")
+	}
+	if name != build {
+		if tr != nil {
+			tr.add("channel %q sends the device back to builtin from bundle %q", cv.Channel.Name, name)
+		}
+		return ota.UpdateResponse{Version: ota.VersionBuiltin}
+	}
+	if tr != nil {
+		tr.add("channel %q points at builtin and the device already runs it", cv.Channel.Name)
+	}
+	return refusal(ota.UpdNoNewVersion, msgNoNewVersion)
+}
+
+// pick chooses the newest offer of the channel the device may have: the
+// active bundle when the device is in the rollout's cohort, else the
+// fallbacks; skipping versions that failed on the device and bundles
+// built for other native versions. With none, why is the first reason an
+// offer was skipped: ota.UpdVersionFailedOnDevice, ota.UpdIncompatibleNative,
+// or "" when there was nothing to offer; failed is the version skipped
+// first.
+func pick(cv *ChannelView, appID, deviceID string, native Version, mem FailureMemory, tr *tracer) (o *offer, why, failed string) {
+	candidates := cv.fallbacks
+	first := &cv.active
+	if cv.Staged {
+		r := cv.Channel.Rollout
+		in := !r.Paused && !r.Halted && InCohort(deviceID, cv.cohortKey, r.Percent)
+		if tr != nil {
+			switch {
+			case r.Halted:
+				tr.add("rollout of %q is halted (%s): devices that do not run it keep %q", r.Target, r.Reason, orNothing(r.Previous))
+			case r.Paused:
+				tr.add("rollout of %q is paused at %d%%: devices that do not run it keep %q", r.Target, r.Percent, orNothing(r.Previous))
+			case in:
+				tr.add("device is in the %d%% cohort of the rollout of %q (bucket %d of 10000)", r.Percent, r.Target, CohortBucket(deviceID, cv.cohortKey))
+			default:
+				tr.add("device is outside the %d%% cohort of the rollout of %q (bucket %d of 10000): it keeps %q",
+					r.Percent, r.Target, CohortBucket(deviceID, cv.cohortKey), orNothing(r.Previous))
+			}
+		}
+		if !in {
+			first = nil
+		}
+	}
+	try := func(o *offer) bool {
+		if !o.builtin && mem != nil && mem.FailedOn(appID, o.version, deviceID) {
+			if tr != nil {
+				tr.add("the device reported that %q failed on it: not offered again", o.version)
+			}
+			if why == "" {
+				why, failed = ota.UpdVersionFailedOnDevice, o.version
+			}
+			return false
+		}
+		if !o.fitsNative(native) {
+			if tr != nil {
+				tr.add("%q is built for native versions %s to %s: not for this device", o.version, orAny(o.bundle.MinNative), orAny(o.bundle.MaxNative))
+			}
+			if why == "" {
+				why, failed = ota.UpdIncompatibleNative, o.version
+			}
+			return false
+		}
+		return true
+	}
+	if first != nil && try(first) {
+		return first, "", ""
+	}
+	for _, fb := range candidates {
+		if try(fb) {
+			if tr != nil {
+				tr.add("falling back to %q, an earlier release of %q", fb.version, cv.Channel.Name)
+			}
+			return fb, "", ""
+		}
+	}
+	return nil, why, failed
+}
+
+func orNothing(v string) string {
+	if v == "" {
+		return "nothing"
+	}
+	return v
+}
+
+// FailureMemory tells whether a device reported that a version failed on
+// it (update_fail, set_fail, checksum_fail, unzip_fail), so that it is
+// not offered that version again (protocol §7.4). deviceID is lowercase.
+// Implementations must be safe for concurrent use and must not block.
+type FailureMemory interface {
+	FailedOn(appID, version, deviceID string) bool
+}
+
+// CohortBucket places a device in one of 10000 buckets for a bundle: the
+// first 8 bytes of sha256(device_id NUL key), where key is the bundle's
+// SHA-256 (or its version). The bucket depends on nothing else, so a
+// device keeps it while the rollout grows.
+func CohortBucket(deviceID, key string) uint64 {
+	var buf [256]byte
+	b := append(buf[:0], deviceID...)
+	b = append(b, 0)
+	b = append(b, key...)
+	sum := sha256.Sum256(b)
+	return binary.BigEndian.Uint64(sum[:8]) % 10000
+}
+
+// InCohort reports whether a device is among the percent of devices a
+// rollout of the bundle keyed by key reaches. Raising percent only adds
+// devices.
+func InCohort(deviceID, key string, percent int) bool {
+	return CohortBucket(deviceID, key) < uint64(percent)*100
 }
 
 // checkPolicies applies a channel's rules in Capgo's order (§8-F), then
 // the bundle's native bounds. ok is false with the refusal to send.
-func checkPolicies(cv *ChannelView, req *ota.UpdateRequest, source, name string, native Version, tr *tracer) (ota.UpdateResponse, bool) {
+func checkPolicies(cv *ChannelView, o *offer, req *ota.UpdateRequest, source, name string, native Version, tr *tracer) (ota.UpdateResponse, bool) {
 	p := &cv.Channel.Policy
-	target := cv.Active.Version
+	target := o.version
 	build := req.VersionBuild
 	blocked := func(code, msg, old string, major bool) (ota.UpdateResponse, bool) {
 		if tr != nil {
@@ -262,10 +429,10 @@ func checkPolicies(cv *ChannelView, req *ota.UpdateRequest, source, name string,
 			return blocked(ota.UpdDisabledPlatformElectron, "Cannot update, electron is disabled", name, false)
 		}
 	}
-	t := cv.target
+	t := o.target
 	// The semver rules compare the target with the native version, not with
 	// the running bundle; a target that is not semver skips them.
-	if p.DisableAutoUpdate == ota.DisableMajor && cv.targetOK && t.Major > native.Major {
+	if p.DisableAutoUpdate == ota.DisableMajor && o.targetOK && t.Major > native.Major {
 		return blocked(ota.UpdDisableMajor, msgDisableMajor, build, true)
 	}
 	if !cv.Channel.Public && !p.AllowSelfSet && source != SourceOverride {
@@ -278,25 +445,25 @@ func checkPolicies(cv *ChannelView, req *ota.UpdateRequest, source, name string,
 	}
 	switch p.DisableAutoUpdate {
 	case ota.DisableMinor:
-		if cv.targetOK && (t.Major != native.Major || t.Minor != native.Minor) {
+		if o.targetOK && (t.Major != native.Major || t.Minor != native.Minor) {
 			return blocked(ota.UpdDisableMinor, msgDisableMinor, build, true)
 		}
 	case ota.DisablePatch:
-		if cv.targetOK && (t.Major != native.Major || t.Minor != native.Minor || t.Patch != native.Patch) {
+		if o.targetOK && (t.Major != native.Major || t.Minor != native.Minor || t.Patch != native.Patch) {
 			return blocked(ota.UpdDisablePatch, msgDisablePatch, build, true)
 		}
 	case ota.DisableVersionNumber:
-		if !cv.minNativeOK {
+		if !o.minNativeOK {
 			if tr != nil {
 				tr.add("refused: the channel needs a minimum native version on bundle %q and it has none (or not semver)", target)
 			}
 			return refusal(ota.UpdMisconfiguredChannel, fmt.Sprintf("Channel %s is misconfigured", cv.Channel.Name)), false
 		}
-		if cv.minNative.Compare(native) > 0 {
+		if o.minNative.Compare(native) > 0 {
 			return blocked(ota.UpdDisableMetadata, msgDisableMeta, build, true)
 		}
 	}
-	if p.DisableAutoUpdateUnderNative && cv.targetOK && t.Compare(native) < 0 {
+	if p.DisableAutoUpdateUnderNative && o.targetOK && t.Compare(native) < 0 {
 		return blocked(ota.UpdDisableUnderNative, msgUnderNative, name, false)
 	}
 	prod, emulator := req.Prod(), req.Emulator()
@@ -315,12 +482,12 @@ func checkPolicies(cv *ChannelView, req *ota.UpdateRequest, source, name string,
 	// otad's own rule: a bundle built for a range of native versions is
 	// not offered outside it. A bound that is not semver refuses, since the
 	// operator's intent cannot be checked.
-	if cv.minNativeBad || cv.maxNativeBad ||
-		(cv.minNativeOK && native.Compare(cv.minNative) < 0) ||
-		(cv.maxNativeOK && native.Compare(cv.maxNative) > 0) {
+	if o.minNativeBad || o.maxNativeBad ||
+		(o.minNativeOK && native.Compare(o.minNative) < 0) ||
+		(o.maxNativeOK && native.Compare(o.maxNative) > 0) {
 		return blocked(ota.UpdIncompatibleNative, fmt.Sprintf(
 			"Bundle %s is built for native versions %s to %s; this device runs %s",
-			target, orAny(cv.Active.MinNative), orAny(cv.Active.MaxNative), build), build, false)
+			target, orAny(o.bundle.MinNative), orAny(o.bundle.MaxNative), build), build, false)
 	}
 	return ota.UpdateResponse{}, true
 }

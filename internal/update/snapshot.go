@@ -51,11 +51,29 @@ type ChannelView struct {
 	// Success is the answer offering Active. Its SessionKey points into this
 	// view, so copies share it; nobody may write through it.
 	Success ota.UpdateResponse
+	// Staged is true when a rollout limits who is offered Active (see
+	// ota.Rollout.InEffect); Channel.Rollout holds it.
+	Staged bool
 
+	active offer
+	// fallbacks are what a device gets when it may not have Active: outside
+	// the rollout cohort, the version failed on it, or its native version
+	// is out of range. Newest first: the rollout's previous version, then
+	// the channel's earlier releases. A halted version is never among them.
+	fallbacks []*offer
+	cohortKey string
+}
+
+// offer is one bundle a channel may give a device, with its answer
+// prepared and its versions parsed, so the policies need no parsing per
+// request. The ok flags are false when the string is empty or not semver.
+type offer struct {
+	version    string
+	bundle     *ota.Bundle // nil for builtin
+	builtin    bool
+	success    ota.UpdateResponse
 	sessionKey string
-	// Parsed forms of the active version and its native bounds, so the
-	// policies need no parsing per request. The ok flags are false when the
-	// string is empty or not semver.
+
 	target       Version
 	targetOK     bool
 	minNative    Version
@@ -64,6 +82,39 @@ type ChannelView struct {
 	maxNativeOK  bool
 	minNativeBad bool // MinNative is set but not semver
 	maxNativeBad bool
+}
+
+// newOffer prepares the offer of bundle b (with its URL filled in).
+func newOffer(b *ota.Bundle) *offer {
+	o := &offer{version: b.Version, bundle: b}
+	o.success = ota.UpdateResponse{
+		Version:    b.Version,
+		URL:        b.URL,
+		Checksum:   b.SHA256,
+		SessionKey: &o.sessionKey,
+	}
+	var err error
+	o.target, err = ParseVersion(b.Version)
+	o.targetOK = err == nil
+	if b.MinNative != "" {
+		o.minNative, err = CoerceNative(b.MinNative)
+		o.minNativeOK, o.minNativeBad = err == nil, err != nil
+	}
+	if b.MaxNative != "" {
+		o.maxNative, err = CoerceNative(b.MaxNative)
+		o.maxNativeOK, o.maxNativeBad = err == nil, err != nil
+	}
+	return o
+}
+
+// fitsNative reports whether the offer may run on native version v.
+func (o *offer) fitsNative(v Version) bool {
+	if o.builtin {
+		return true
+	}
+	return !o.minNativeBad && !o.maxNativeBad &&
+		(!o.minNativeOK || v.Compare(o.minNative) >= 0) &&
+		(!o.maxNativeOK || v.Compare(o.maxNative) <= 0)
 }
 
 // URLFunc builds the absolute download URL of a bundle.
@@ -164,30 +215,63 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 		// The store did not fill ActiveBundle; the bundle list has it.
 		cv.Active = bundles[ch.Active]
 	}
-	// The view keeps its own copy of the record so that later changes to
-	// the store's value cannot reach a published snapshot.
+	// The view keeps its own copies of the records so that later changes to
+	// the store's values cannot reach a published snapshot.
 	cv.Channel.ActiveBundle = cv.Active
+	cv.Channel.Releases = slices.Clone(ch.Releases)
+	if ch.Rollout != nil {
+		r := *ch.Rollout
+		cv.Channel.Rollout = &r
+	}
 	if cv.Active == nil {
 		return cv
 	}
 	b := cv.Active
 	cv.URL = b.URL
-	cv.Success = ota.UpdateResponse{
-		Version:    b.Version,
-		URL:        b.URL,
-		Checksum:   b.SHA256,
-		SessionKey: &cv.sessionKey,
+	cv.active = *newOffer(b)
+	// Success must point at the view's own session key, not the
+	// temporary offer's.
+	cv.active.success.SessionKey = &cv.active.sessionKey
+	cv.Success = cv.active.success
+	cv.cohortKey = b.SHA256
+	if cv.cohortKey == "" {
+		cv.cohortKey = b.Version
 	}
-	var err error
-	cv.target, err = ParseVersion(b.Version)
-	cv.targetOK = err == nil
-	if b.MinNative != "" {
-		cv.minNative, err = CoerceNative(b.MinNative)
-		cv.minNativeOK, cv.minNativeBad = err == nil, err != nil
+	r := cv.Channel.Rollout
+	cv.Staged = r.InEffect(ch.Active)
+
+	// Fallbacks, newest first, each version once.
+	seen := map[string]bool{ch.Active: true}
+	if r != nil && r.Halted {
+		seen[r.Target] = true // never fall back onto a halted version
 	}
-	if b.MaxNative != "" {
-		cv.maxNative, err = CoerceNative(b.MaxNative)
-		cv.maxNativeOK, cv.maxNativeBad = err == nil, err != nil
+	add := func(v string) {
+		if seen[v] || v == "" {
+			return
+		}
+		seen[v] = true
+		if v == ota.VersionBuiltin {
+			cv.fallbacks = append(cv.fallbacks, &offer{version: v, builtin: true})
+			return
+		}
+		if fb := bundles[v]; fb != nil {
+			cv.fallbacks = append(cv.fallbacks, newOffer(fb))
+		}
+	}
+	if cv.Staged {
+		add(r.Previous)
+	}
+	// Only releases deployed before the active one: a newer one was
+	// replaced on purpose (a rollback).
+	i := len(ch.Releases)
+	for j := len(ch.Releases) - 1; j >= 0; j-- {
+		if ch.Releases[j].Version == ch.Active {
+			i = j
+			break
+		}
+	}
+	for i--; i >= 0; i-- {
+		add(ch.Releases[i].Version)
 	}
 	return cv
 }
