@@ -58,6 +58,10 @@ type testEnv struct {
 	env     map[string]string
 	runner  *fakeRunner
 	look    func(string) (string, error)
+	// now is the clock of the next runs; nil means time.Now.
+	now func() time.Time
+	// ttyStderr makes the next runs' stderr count as a terminal.
+	ttyStderr bool
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -93,9 +97,6 @@ func (e *testEnv) generate(marker string) {
 	writeFile(e.t, filepath.Join(e.project, "dist", "assets", "app.js"), "CapacitorUpdater.notifyAppReady(); // "+marker)
 }
 
-// ttyStderr makes the next runs' stderr count as a terminal.
-var ttyStderr = false
-
 type result struct {
 	code        int
 	stdout, err string
@@ -106,7 +107,7 @@ type result struct {
 func (e *testEnv) run(stdin string, args ...string) result {
 	e.t.Helper()
 	io, in, out, errOut := iostreams.Test()
-	io.SetStderrTTY(ttyStderr)
+	io.SetStderrTTY(e.ttyStderr)
 	in.WriteString(stdin)
 	f := &Factory{
 		IO:         io,
@@ -116,6 +117,9 @@ func (e *testEnv) run(stdin string, args ...string) result {
 		Runner:     e.runner,
 		LookPath:   e.look,
 		WorkDir:    e.project,
+	}
+	if e.now != nil {
+		f.Now = e.now
 	}
 	code := Run(context.Background(), f, args)
 	return result{code: code, stdout: out.String(), err: errOut.String()}
@@ -627,8 +631,7 @@ func TestDeployProgressBar(t *testing.T) {
 	if strings.Contains(r.err, "uploading ") && strings.Contains(r.err, "%") {
 		t.Errorf("progress bar drawn on a non-terminal stderr: %q", r.err)
 	}
-	ttyStderr = true
-	t.Cleanup(func() { ttyStderr = false })
+	e.ttyStderr = true
 	r = e.mustRun("deploy", "web", "1.0.1", "--skip-build")
 	if !strings.Contains(r.err, "100%") || !strings.Contains(r.err, "B/s)") {
 		t.Errorf("no finished progress bar with bytes on a terminal stderr: %q", r.err)
@@ -636,4 +639,24 @@ func TestDeployProgressBar(t *testing.T) {
 	if strings.Contains(r.err, "\x1b[3") {
 		t.Errorf("colour codes despite NO_COLOR: %q", r.err)
 	}
+}
+
+func TestStoredTokenExpiry(t *testing.T) {
+	e := newTestEnv(t)
+	delete(e.env, "OTACTL_TOKEN")
+	if r := e.run(testPassword+"\n", "login", "-u", testUser, "--password-stdin"); r.code != 0 {
+		t.Fatalf("login: %d %s", r.code, r.err)
+	}
+	// Past the token's lifetime (the server's TTL is an hour), commands
+	// fail before any build or request.
+	e.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
+	r := e.run("", "deploy", "web")
+	if r.code != ExitAuth || !strings.Contains(r.err, "expired") || !strings.Contains(r.err, "otactl login") {
+		t.Errorf("exit %d stderr %q, want %d saying the login expired", r.code, r.err, ExitAuth)
+	}
+	if len(e.runner.calls) != 0 {
+		t.Errorf("build ran with an expired login: %v", e.runner.calls)
+	}
+	e.now = nil
+	e.mustRun("deploy", "web")
 }

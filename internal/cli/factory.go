@@ -88,6 +88,11 @@ func (f *Factory) Client(needToken bool) (*ota.Client, error) {
 	if needToken && cfg.Token == "" {
 		return nil, &AuthError{Err: fmt.Errorf("not logged in to %s; run: otactl login", cfg.Server)}
 	}
+	// A stored token known to be expired fails here, before a build that
+	// may take minutes, rather than at the upload.
+	if needToken && !cfg.TokenExpires.IsZero() && !f.Now().Before(cfg.TokenExpires) {
+		return nil, &AuthError{Err: fmt.Errorf("the login to %s expired at %s; run: otactl login", cfg.Server, humanTime(cfg.TokenExpires))}
+	}
 	return ota.NewClient(cfg.Server,
 		ota.WithToken(cfg.Token),
 		ota.WithHTTPClient(f.HTTPClient),

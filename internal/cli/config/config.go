@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/spf13/viper"
 )
@@ -46,6 +47,9 @@ type Config struct {
 	Token string `mapstructure:"-"`
 	// TokenFromEnv tells whether Token came from OTACTL_TOKEN.
 	TokenFromEnv bool `mapstructure:"-"`
+	// TokenExpires is when the stored token expires (zero: unknown, as for
+	// OTACTL_TOKEN).
+	TokenExpires time.Time `mapstructure:"-"`
 
 	// Dir is the user config directory (tokens live there).
 	Dir string `mapstructure:"-"`
@@ -123,7 +127,7 @@ func Load(o LoadOptions) (*Config, error) {
 	if t := o.Getenv("OTACTL_TOKEN"); t != "" {
 		cfg.Token, cfg.TokenFromEnv = t, true
 	} else if t, ok := creds.Tokens[cfg.Server]; ok {
-		cfg.Token = t.Token
+		cfg.Token, cfg.TokenExpires = t.Token, t.ExpiresAt
 	}
 	return cfg, nil
 }
