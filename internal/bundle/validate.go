@@ -2,9 +2,11 @@ package bundle
 
 import (
 	"archive/zip"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"sort"
 	"strings"
@@ -78,7 +80,9 @@ type Report struct {
 // (protocol §5): safe paths, regular files, and an index.html at the root
 // or in exactly one wrapper folder. It reads only the central directory and
 // the local headers, never decompresses, and so cannot be bombed; sizes are
-// the declared ones. Problems come back together in a *ValidationError.
+// the declared ones. The local headers must match the central directory,
+// since Android reads the zip as a stream and iOS by its directory.
+// Problems come back together in a *ValidationError.
 func Validate(r io.ReaderAt, size int64, lim Limits) (Report, error) {
 	lim = lim.withDefaults()
 	zr, err := zip.NewReader(r, size)
@@ -101,6 +105,9 @@ func Validate(r io.ReaderAt, size int64, lim Limits) (Report, error) {
 	}
 	v.conflicts()
 	v.layout()
+	if len(v.problems) == 0 {
+		v.stream(r, zr.File)
+	}
 	return v.rep, v.err()
 }
 
@@ -216,6 +223,80 @@ func (v *validator) warn(format string, args ...any) {
 	if len(v.rep.Warnings) < maxProblems {
 		v.rep.Warnings = append(v.rep.Warnings, fmt.Sprintf(format, args...))
 	}
+}
+
+// Local header layout (APPNOTE 4.3.7).
+const (
+	localSig      = 0x04034b50
+	descriptorSig = 0x08074b50
+	localLen      = 30
+)
+
+// stream reads the local headers front to back, as a streaming reader such
+// as Java's ZipInputStream does, and checks they tell the same story as
+// the central directory: the same entries, in a row from the first byte,
+// under the same names. A zip that says one thing to each kind of reader
+// could otherwise pass this check and unpack differently on a device.
+func (v *validator) stream(r io.ReaderAt, files []*zip.File) {
+	byData := make(map[int64]*zip.File, len(files))
+	for _, f := range files {
+		if off, err := f.DataOffset(); err == nil {
+			byData[off] = f
+		}
+	}
+	var (
+		off  int64
+		hdr  [localLen]byte
+		seen int
+	)
+	for seen <= len(files) {
+		if _, err := r.ReadAt(hdr[:], off); err != nil || binary.LittleEndian.Uint32(hdr[:4]) != localSig {
+			break
+		}
+		flags := binary.LittleEndian.Uint16(hdr[6:])
+		nameLen := int64(binary.LittleEndian.Uint16(hdr[26:]))
+		extraLen := int64(binary.LittleEndian.Uint16(hdr[28:]))
+		name := make([]byte, nameLen)
+		if _, err := r.ReadAt(name, off+localLen); err != nil {
+			v.problem("local header at offset %d is cut short", off)
+			return
+		}
+		data := off + localLen + nameLen + extraLen
+		f, ok := byData[data]
+		switch {
+		case !ok:
+			v.problem("entry %q at offset %d is missing from the central directory: streaming readers would unpack a hidden file", name, off)
+			return
+		case string(name) != f.Name:
+			v.problem("entry %q is called %q in its local header: streaming readers (Android) would see the other name", f.Name, name)
+			return
+		}
+		seen++
+		off = data + int64(f.CompressedSize64)
+		if flags&0x8 != 0 {
+			off += v.descriptorLen(r, off, f)
+		}
+	}
+	switch {
+	case len(files) > 0 && seen == 0:
+		v.problem("the zip does not start with an entry (data before it?): streaming readers such as Android's would find nothing")
+	case seen != len(files):
+		v.problem("only %d of %d entries follow each other from the start of the file: streaming readers would miss the rest", seen, len(files))
+	}
+}
+
+// descriptorLen is the size of the data descriptor at off: an optional
+// signature, the CRC and two sizes of 4 bytes (8 for zip64).
+func (v *validator) descriptorLen(r io.ReaderAt, off int64, f *zip.File) int64 {
+	n := int64(12)
+	if f.CompressedSize64 >= math.MaxUint32 || f.UncompressedSize64 >= math.MaxUint32 {
+		n = 20
+	}
+	var sig [4]byte
+	if _, err := r.ReadAt(sig[:], off); err == nil && binary.LittleEndian.Uint32(sig[:]) == descriptorSig {
+		n += 4
+	}
+	return n
 }
 
 // conflicts finds a file that another entry uses as a folder ("a" and

@@ -119,6 +119,9 @@ func TestValidate(t *testing.T) {
 		{name: "encrypted", data: withFlag(t, good, 0x1), wantProblem: "encrypted"},
 		{name: "truncated", data: good[:len(good)-10], wantProblem: "not a zip"},
 		{name: "cut in the middle", data: cutMiddle(good), wantProblem: "entry"},
+		{name: "local name differs", data: renameLocal(craft(t, file("index.html"), file("ab/c.js")), "ab/c.js", "../c.js"),
+			wantProblem: "in its local header"},
+		{name: "data before the first entry", data: append([]byte("#!/bin/sh\nexit 0\n"), good...), wantProblem: "does not start with an entry"},
 		{name: "not a zip", data: []byte("PK\x03\x04 this is not really a zip"), wantProblem: "not a zip"},
 		{name: "empty file", data: nil, wantProblem: "not a zip"},
 		{name: "empty zip", data: craft(t), wantProblem: "no index.html"},
@@ -199,6 +202,15 @@ func withFlag(t *testing.T, data []byte, flag uint16) []byte {
 			i += j + 4
 		}
 	}
+	return out
+}
+
+// renameLocal changes a name in the first (local) header that holds it and
+// leaves the central directory alone.
+func renameLocal(data []byte, from, to string) []byte {
+	out := bytes.Clone(data)
+	i := bytes.Index(out, []byte(from))
+	copy(out[i:], to)
 	return out
 }
 
