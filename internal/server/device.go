@@ -92,7 +92,7 @@ func (s *Server) handleUpdates(c echo.Context) error {
 		return err
 	}
 	req.DeviceID = strings.ToLower(req.DeviceID)
-	d := update.Decide(s.snap.Load(), &req, s.cfg.DefaultApp)
+	d := update.DecideWith(s.snap.Load(), &req, s.cfg.DefaultApp, s.health)
 	return c.JSON(http.StatusOK, &d.Response)
 }
 
@@ -141,6 +141,12 @@ func (s *Server) handleStats(c echo.Context) error {
 	if err := s.store.AppendStats(c.Request().Context(), stored); err != nil {
 		// A 5xx makes the plugin keep the batch and retry it.
 		return fmt.Errorf("store %d stats events: %w", len(stored), err)
+	}
+	// Counting happens after the events are stored, so a batch the plugin
+	// retries after a 5xx is not lost; distinct-device counting makes the
+	// retry harmless.
+	if err := s.afterStats(c.Request().Context(), events); err != nil {
+		s.log.Error("device health after stats", "err", err)
 	}
 	return c.JSON(http.StatusOK, ota.StatsResponse{Status: "ok"})
 }

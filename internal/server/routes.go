@@ -63,6 +63,9 @@ func (s *Server) newRouter() *echo.Echo {
 	v1.PUT("/apps/:app/devices/:device/channel", s.handleSetOverride)
 	v1.DELETE("/apps/:app/devices/:device/channel", s.handleDeleteOverride)
 	v1.GET("/apps/:app/stats", s.handleStatsQuery)
+	v1.POST("/apps/:app/channels/:channel/rollout", s.handleRollout)
+	v1.POST("/apps/:app/explain", s.handleExplain)
+	v1.GET("/apps/:app/health", s.handleHealth)
 	v1.GET("/history", s.handleHistory)
 	v1.GET("/me", s.handleMe)
 

@@ -59,6 +59,9 @@ type Server struct {
 	ready   atomic.Bool
 
 	admin *adminState // login limits and upload bookkeeping
+	// health is the per-version device health: failure memory for the
+	// decision and the counts auto-halt uses.
+	health *healthTracker
 }
 
 // New builds a server over an open store and blob store and loads the
@@ -87,6 +90,12 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 		return nil, fmt.Errorf("load release state: %w", err)
 	}
 	s.snap.Store(update.Build(state, s.bundleURL))
+	s.health = newHealthTracker(0)
+	hs, err := st.LoadHealth(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load device health: %w", err)
+	}
+	s.health.load(hs)
 	s.e = s.newRouter()
 	s.ready.Store(true)
 	return s, nil

@@ -1,0 +1,402 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/update"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Device outcomes that /stats reports about a bundle version (protocol
+// §3.2). loopActions are the failures after which the device must not be
+// offered the version again (§7.4); every one of them also counts against
+// the version's failure rate.
+var (
+	successActions = map[string]bool{"set": true, "app_launch_ready": true}
+	loopActions    = map[string]bool{"update_fail": true, "set_fail": true, "checksum_fail": true, "unzip_fail": true}
+	// failureActions count against the rate only. download_fail is special
+	// (see countsAsFailure).
+	failureActions = map[string]bool{
+		"download_fail": true, "decrypt_fail": true, "low_mem_fail": true, "insufficient_disk_space": true,
+		"finish_download_fail": true, "windows_path_fail": true, "canonical_path_fail": true, "directory_path_fail": true,
+		"download_manifest_file_fail": true, "download_manifest_checksum_fail": true, "download_manifest_brotli_fail": true,
+		"manifest_path_fail": true,
+	}
+)
+
+// defaultHealthMaxDevices bounds the devices remembered per version and
+// outcome, so a flood of fake device ids cannot grow memory without bound.
+const defaultHealthMaxDevices = 100000
+
+// healthFlushDelay is how long new health data may stay only in memory:
+// the tracker saves in batches at most this often.
+const healthFlushDelay = time.Second
+
+type healthKey struct{ app, version string }
+
+// versionHealth is what the tracker knows of one version: the distinct
+// devices that run it and those that reported it failing, with the
+// failure actions.
+type versionHealth struct {
+	installed map[string]struct{}
+	failed    map[string][]string
+	updated   time.Time
+}
+
+// healthTracker holds per-version device health in memory: the failure
+// memory the decision consults on every /updates (so the hot path reads no
+// disk) and the counts auto-halt compares with a channel's policy. It is
+// saved through the store in batches and loaded at start.
+type healthTracker struct {
+	maxDevices int
+
+	mu       sync.RWMutex
+	versions map[healthKey]*versionHealth
+	dirty    map[healthKey]bool
+	flushing bool // a flush is scheduled
+}
+
+func newHealthTracker(maxDevices int) *healthTracker {
+	if maxDevices <= 0 {
+		maxDevices = defaultHealthMaxDevices
+	}
+	return &healthTracker{maxDevices: maxDevices, versions: map[healthKey]*versionHealth{}, dirty: map[healthKey]bool{}}
+}
+
+// FailedOn implements update.FailureMemory.
+func (h *healthTracker) FailedOn(appID, version, deviceID string) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	v := h.versions[healthKey{appID, version}]
+	if v == nil {
+		return false
+	}
+	for _, a := range v.failed[deviceID] {
+		if loopActions[a] {
+			return true
+		}
+	}
+	return false
+}
+
+// load replaces the tracker's state with stored records.
+func (h *healthTracker) load(hs []store.VersionHealth) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range hs {
+		v := &versionHealth{installed: make(map[string]struct{}, len(r.Installed)), failed: make(map[string][]string, len(r.Failed)), updated: r.UpdatedAt}
+		for _, d := range r.Installed {
+			v.installed[d] = struct{}{}
+		}
+		for d, acts := range r.Failed {
+			v.failed[d] = acts
+		}
+		h.versions[healthKey{r.AppID, r.Version}] = v
+	}
+}
+
+// countsAsFailure reports whether an event is a failure of its version.
+// download_fail names the running bundle in the plugin's auto path, so it
+// only counts against a version the device does not run; and plugins
+// before 7.17.0 (6.14.25 in the v6 line) sent it when there was no update
+// at all (§3.3).
+func countsAsFailure(ev *ota.StatsEvent, installed bool) bool {
+	if loopActions[ev.Action] {
+		return true
+	}
+	if !failureActions[ev.Action] {
+		return false
+	}
+	if ev.Action != "download_fail" {
+		return true
+	}
+	if installed {
+		return false
+	}
+	v, err := update.CoerceNative(ev.PluginVersion)
+	if err != nil || ev.PluginVersion == "" {
+		return true
+	}
+	if v.Major == 6 {
+		return v.Compare(update.Version{Major: 6, Minor: 14, Patch: 25}) >= 0
+	}
+	return v.Compare(update.Version{Major: 7, Minor: 17}) >= 0
+}
+
+// record counts events about versions the snapshot knows and returns the
+// versions whose counts changed. Only distinct devices count, so a
+// retried batch changes nothing.
+func (h *healthTracker) record(snap *update.Snapshot, events []ota.StatsEvent, now time.Time) []healthKey {
+	var touched []healthKey
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range events {
+		ev := &events[i]
+		success, failure := successActions[ev.Action], loopActions[ev.Action] || failureActions[ev.Action]
+		if (!success && !failure) || ev.DeviceID == "" {
+			continue
+		}
+		version := update.EventVersion(ev.VersionName)
+		app := snap.App(ev.AppID)
+		if app == nil || app.Bundles[version] == nil {
+			continue // not a bundle of ours: devices choose what they send
+		}
+		k := healthKey{ev.AppID, version}
+		v := h.versions[k]
+		if v == nil {
+			v = &versionHealth{installed: map[string]struct{}{}, failed: map[string][]string{}}
+			h.versions[k] = v
+		}
+		_, installed := v.installed[ev.DeviceID]
+		changed := false
+		switch {
+		case success && !installed && len(v.installed) < h.maxDevices:
+			v.installed[ev.DeviceID] = struct{}{}
+			changed = true
+		case failure && countsAsFailure(ev, installed):
+			acts, known := v.failed[ev.DeviceID]
+			if (known || len(v.failed) < h.maxDevices) && !slices.Contains(acts, ev.Action) {
+				v.failed[ev.DeviceID] = append(acts, ev.Action)
+				changed = true
+			}
+		}
+		if changed {
+			v.updated = now
+			h.dirty[k] = true
+			if !slices.Contains(touched, k) {
+				touched = append(touched, k)
+			}
+		}
+	}
+	return touched
+}
+
+// counts returns the distinct devices that ran or failed a version, and
+// how many of them reported a failure.
+func (h *healthTracker) counts(app, version string) (devices, failed int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	v := h.versions[healthKey{app, version}]
+	if v == nil {
+		return 0, 0
+	}
+	devices = len(v.installed)
+	for d := range v.failed {
+		if _, ok := v.installed[d]; !ok {
+			devices++
+		}
+	}
+	return devices, len(v.failed)
+}
+
+// takeDirty returns the records changed since the last call.
+func (h *healthTracker) takeDirty() []store.VersionHealth {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]store.VersionHealth, 0, len(h.dirty))
+	for k := range h.dirty {
+		v := h.versions[k]
+		r := store.VersionHealth{AppID: k.app, Version: k.version, UpdatedAt: v.updated, Failed: make(map[string][]string, len(v.failed))}
+		for d := range v.installed {
+			r.Installed = append(r.Installed, d)
+		}
+		slices.Sort(r.Installed)
+		for d, acts := range v.failed {
+			r.Failed[d] = slices.Clone(acts)
+		}
+		out = append(out, r)
+	}
+	clear(h.dirty)
+	return out
+}
+
+// markDirty puts records that could not be saved back in the queue.
+func (h *healthTracker) markDirty(hs []store.VersionHealth) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range hs {
+		h.dirty[healthKey{r.AppID, r.Version}] = true
+	}
+}
+
+// flushHealth saves changed health records. A failed save keeps them
+// queued for the next flush.
+func (s *Server) flushHealth(ctx context.Context) error {
+	hs := s.health.takeDirty()
+	if len(hs) == 0 {
+		return nil
+	}
+	if err := s.store.SaveHealth(ctx, hs); err != nil {
+		s.health.markDirty(hs)
+		return fmt.Errorf("save device health of %d versions: %w", len(hs), err)
+	}
+	return nil
+}
+
+// FlushHealth saves the device health not saved yet; call it at shutdown.
+func (s *Server) FlushHealth(ctx context.Context) error { return s.flushHealth(ctx) }
+
+// scheduleHealthFlush saves changed health within healthFlushDelay, so
+// a burst of stats costs one write.
+func (s *Server) scheduleHealthFlush() {
+	h := s.health
+	h.mu.Lock()
+	if h.flushing {
+		h.mu.Unlock()
+		return
+	}
+	h.flushing = true
+	h.mu.Unlock()
+	time.AfterFunc(healthFlushDelay, func() {
+		h.mu.Lock()
+		h.flushing = false
+		h.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := s.flushHealth(ctx); err != nil {
+			s.log.Error("device health not saved; retrying with the next stats", "err", err)
+		}
+	})
+}
+
+// afterStats counts a stats batch and halts rollouts whose failure rate
+// crossed their channel's threshold.
+func (s *Server) afterStats(ctx context.Context, events []ota.StatsEvent) error {
+	snap := s.snap.Load()
+	touched := s.health.record(snap, events, s.cfg.Now())
+	if len(touched) == 0 {
+		return nil
+	}
+	s.scheduleHealthFlush()
+	for _, k := range touched {
+		if err := s.checkHalt(ctx, snap, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkHalt halts every channel of the app that serves version with
+// auto-halt on, once enough devices reported and too many failed.
+func (s *Server) checkHalt(ctx context.Context, snap *update.Snapshot, k healthKey) error {
+	app := snap.App(k.app)
+	if app == nil {
+		return nil
+	}
+	devices, failed := s.health.counts(k.app, k.version)
+	for _, cv := range app.List {
+		ch := &cv.Channel
+		p := &ch.Policy
+		if ch.Active != k.version || !p.AutoHalt || devices == 0 || devices < p.MinDevices {
+			continue
+		}
+		if r := ch.Rollout; r != nil && r.Halted && r.Target == k.version {
+			continue
+		}
+		rate := float64(failed) / float64(devices)
+		if rate < p.HaltOnFailureRate {
+			continue
+		}
+		reason := fmt.Sprintf("failure rate %.2f (%d/%d devices) ≥ %.2f", rate, failed, devices, p.HaltOnFailureRate)
+		change, err := s.store.Halt(ctx, k.app, ch.Name, k.version, reason, "otad", s.cfg.Now())
+		if err != nil {
+			return fmt.Errorf("halt %s on channel %s of %s: %w", k.version, ch.Name, k.app, err)
+		}
+		if err := s.refreshApp(ctx, k.app); err != nil {
+			return err
+		}
+		// The failure memory behind the halt must survive a restart.
+		if err := s.flushHealth(ctx); err != nil {
+			s.log.Error("device health not saved after a halt", "err", err)
+		}
+		s.log.Warn("rollout halted", "app", k.app, "channel", ch.Name, "version", k.version,
+			"to", change.To, "reason", reason)
+	}
+	return nil
+}
+
+// summarize turns stored stats events into per-version health: distinct
+// devices that installed each version and that reported each failure.
+func summarize(events []store.StoredStat, keep func(version string) bool) []ota.VersionStats {
+	type acc struct {
+		installed map[string]bool
+		failed    map[string]bool
+		byKind    map[string]map[string]bool
+	}
+	vs := map[string]*acc{}
+	for i := range events {
+		ev := &events[i].Event
+		success, failure := successActions[ev.Action], loopActions[ev.Action] || failureActions[ev.Action]
+		if (!success && !failure) || ev.DeviceID == "" {
+			continue
+		}
+		version := update.EventVersion(ev.VersionName)
+		if version == "" || (keep != nil && !keep(version)) {
+			continue
+		}
+		a := vs[version]
+		if a == nil {
+			a = &acc{installed: map[string]bool{}, failed: map[string]bool{}, byKind: map[string]map[string]bool{}}
+			vs[version] = a
+		}
+		device := strings.ToLower(ev.DeviceID)
+		if success {
+			a.installed[device] = true
+			continue
+		}
+		if !countsAsFailure(ev, a.installed[device]) {
+			continue
+		}
+		a.failed[device] = true
+		if a.byKind[ev.Action] == nil {
+			a.byKind[ev.Action] = map[string]bool{}
+		}
+		a.byKind[ev.Action][device] = true
+	}
+	out := make([]ota.VersionStats, 0, len(vs))
+	for v, a := range vs {
+		st := ota.VersionStats{Version: v, Installed: len(a.installed), Failed: len(a.failed)}
+		devices := len(a.installed)
+		for d := range a.failed {
+			if !a.installed[d] {
+				devices++
+			}
+		}
+		if devices > 0 {
+			st.FailureRate = float64(st.Failed) / float64(devices)
+		}
+		if len(a.byKind) > 0 {
+			st.Failures = make(map[string]int, len(a.byKind))
+			for k, ds := range a.byKind {
+				st.Failures[k] = len(ds)
+			}
+		}
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b ota.VersionStats) int { return compareNames(b.Version, a.Version) })
+	return out
+}
+
+// compareNames orders version names by semver, names that are not semver
+// after those that are, then by text.
+func compareNames(a, b string) int {
+	va, errA := update.ParseVersion(a)
+	vb, errB := update.ParseVersion(b)
+	switch {
+	case errA == nil && errB == nil:
+		if c := va.Compare(vb); c != 0 {
+			return c
+		}
+	case errA == nil:
+		return 1
+	case errB == nil:
+		return -1
+	}
+	return strings.Compare(a, b)
+}

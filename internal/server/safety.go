@@ -1,0 +1,156 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/update"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Bounds of the health summary: how far back it looks by default, and how
+// many stored events it reads at most.
+const (
+	defaultHealthWindow = 7 * 24 * time.Hour
+	maxHealthEvents     = 500000
+	healthPage          = 10000
+)
+
+// handleRollout changes the staged rollout of a channel's active version:
+// {"action":"set","percent":50}, pause, resume or complete.
+func (s *Server) handleRollout(c echo.Context) error {
+	ctx := c.Request().Context()
+	app, err := s.appParam(c)
+	if err != nil {
+		return err
+	}
+	ch, err := s.channelParam(c, app)
+	if err != nil {
+		return err
+	}
+	var req ota.RolloutRequest
+	if err := s.decodeJSON(c, &req, 0, false); err != nil {
+		return err
+	}
+	switch req.Action {
+	case ota.RolloutSet:
+		if req.Percent < 0 || req.Percent > 100 {
+			return badRequest("percent %d is not between 0 and 100", req.Percent)
+		}
+	case ota.RolloutPause, ota.RolloutResume, ota.RolloutComplete:
+	default:
+		return badRequest("action %q is unknown; use set (with percent), pause, resume or complete", clip(req.Action))
+	}
+	if ch.Kind != ota.KindWeb {
+		return badRequest("channel %s holds %s bundles; only web channels are rolled out to devices", ch.Name, ch.Kind)
+	}
+	updated, err := s.store.SetRollout(ctx, app, ch.Name, req, actor(c), s.cfg.Now())
+	if err != nil {
+		return err
+	}
+	if err := s.refreshApp(ctx, app); err != nil {
+		return err
+	}
+	s.log.Info("rollout changed", "app", app, "channel", ch.Name, "action", req.Action, "percent", req.Percent, "user", actor(c))
+	return c.JSON(http.StatusOK, s.withURL(updated))
+}
+
+// handleExplain answers what a device would get and why, with the same
+// code and state that answer /updates. The body is an update request; the
+// app comes from the path.
+func (s *Server) handleExplain(c echo.Context) error {
+	app, err := s.appParam(c)
+	if err != nil {
+		return err
+	}
+	var req ota.UpdateRequest
+	if err := s.decodeDeviceJSON(c, &req); err != nil {
+		return err
+	}
+	req.AppID = app
+	if req.Platform == "" {
+		req.Platform = "android"
+	}
+	if req.DeviceID == "" {
+		// Cohorts and failure memory need a device; explain for an
+		// anonymous one rather than refusing with missing_info.
+		req.DeviceID = "explain"
+	}
+	req.DeviceID = strings.ToLower(req.DeviceID)
+	d := update.ExplainWith(s.snap.Load(), &req, s.cfg.DefaultApp, s.health)
+	steps := d.Steps
+	if steps == nil {
+		steps = []string{}
+	}
+	return c.JSON(http.StatusOK, ota.ExplainResponse{Response: d.Response, Channel: d.Channel, Source: d.Source, Steps: steps})
+}
+
+// handleHealth summarizes device health per version over a time window:
+// ?channel=NAME limits it to the channel's releases, ?since=RFC3339 or
+// ?window=72h sets the window (default 7 days).
+func (s *Server) handleHealth(c echo.Context) error {
+	ctx := c.Request().Context()
+	app, err := s.appParam(c)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	since := now.Add(-defaultHealthWindow)
+	if v := c.QueryParam("window"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return badRequest("window %q must be a positive duration, e.g. 24h", clip(v))
+		}
+		since = now.Add(-d)
+	}
+	if v := c.QueryParam("since"); v != "" {
+		if since, err = time.Parse(time.RFC3339, v); err != nil {
+			return badRequest("since %q must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z", clip(v))
+		}
+	}
+	out := ota.StatsSummary{AppID: app, Since: since}
+	var keep func(string) bool
+	if name := c.QueryParam("channel"); name != "" {
+		if err := checkChannel(name); err != nil {
+			return err
+		}
+		ch, err := s.requireChannel(ctx, app, name)
+		if err != nil {
+			return err
+		}
+		out.Channel = ch.Name
+		versions := map[string]bool{ch.Active: true}
+		for _, r := range ch.Releases {
+			versions[r.Version] = true
+		}
+		if r := ch.Rollout; r != nil {
+			versions[r.Target] = true
+		}
+		keep = func(v string) bool { return versions[v] }
+	}
+	var events []store.StoredStat
+	from := since
+	for len(events) < maxHealthEvents {
+		page, err := s.store.Stats(ctx, app, from, healthPage)
+		if err != nil {
+			return err
+		}
+		events = append(events, page...)
+		if len(page) < healthPage {
+			break
+		}
+		// Pages overlap on equal timestamps; counting distinct devices
+		// makes the overlap harmless. A page of one instant moves on.
+		last := page[len(page)-1].Received
+		if !last.After(from) || last.Equal(page[0].Received) {
+			last = last.Add(time.Nanosecond)
+		}
+		from = last
+	}
+	out.Versions = summarize(events, keep)
+	return c.JSON(http.StatusOK, out)
+}
