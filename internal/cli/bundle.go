@@ -21,6 +21,9 @@ func NewCmdBundle(f *Factory) *cobra.Command {
 		Example: `  otactl bundle zip dist -o app.zip
   otactl bundle verify app.zip`,
 		Args: noArgs,
+		// A parent alone shows its help; with an unknown subcommand noArgs
+		// has already failed with a usage error.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(NewCmdBundleZip(f, nil), NewCmdBundleVerify(f, nil))
 	return cmd

@@ -58,14 +58,19 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 }
 
 // FlagError is a usage mistake: a bad flag, argument or combination.
-type FlagError struct{ Err error }
+type FlagError struct {
+	Err error
+	// explained is set when the message already says what to do, so no
+	// pointer to --help is added.
+	explained bool
+}
 
 func (e *FlagError) Error() string { return e.Err.Error() }
 func (e *FlagError) Unwrap() error { return e.Err }
 
 // flagErrorf builds a *FlagError.
 func flagErrorf(format string, args ...any) error {
-	return &FlagError{Err: fmt.Errorf(format, args...)}
+	return &FlagError{Err: fmt.Errorf(format, args...), explained: true}
 }
 
 // AuthError means there is no usable token.
@@ -152,9 +157,10 @@ func printError(w io.Writer, err error) {
 	msg := err.Error()
 	var api *ota.APIError
 	var ae *AuthError
+	var fe *FlagError
 	var hint string
 	switch {
-	case errors.As(err, &ae):
+	case errors.As(err, &ae), errors.As(err, &fe) && fe.explained:
 		// Its message says what to do already.
 	case errors.As(err, &api) && api.Status == 401:
 		if !strings.Contains(msg, "otactl login") {
@@ -163,7 +169,7 @@ func printError(w io.Writer, err error) {
 	case errors.As(err, &api) && api.Status == 409 && api.Code == ota.ErrCodeConflict:
 		hint = "version names are immutable: bump the version (package.json, or pass VERSION) and deploy again"
 	case ExitCode(err) == ExitUsage:
-		hint = "see: otactl --help"
+		hint = "see: otactl <command> --help"
 	case isNetworkError(err):
 		hint = "is otad running and is --server (OTACTL_SERVER) right?"
 	}

@@ -557,6 +557,8 @@ func TestUsageAndVersion(t *testing.T) {
 		wantOut  string
 	}{
 		{[]string{"nosuch"}, ExitUsage, ""},
+		{[]string{"deploy", "nosuch"}, ExitUsage, ""},
+		{[]string{"bundle"}, 0, "Available Commands"},
 		{[]string{"status", "--nosuch"}, ExitUsage, ""},
 		{[]string{"rollback"}, ExitUsage, ""},
 		{[]string{"delete", "stable"}, ExitUsage, ""},

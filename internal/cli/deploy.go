@@ -31,6 +31,9 @@ for a native Android build.`,
   otactl deploy web 1.2.0 --channel beta
   otactl deploy apk --release`,
 		Args: noArgs,
+		// A parent alone shows its help; with an unknown subcommand noArgs
+		// has already failed with a usage error.
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(NewCmdDeployWeb(f, nil), NewCmdDeployAPK(f, nil))
 	return cmd
