@@ -115,7 +115,7 @@ func (l loader) load(ctx context.Context, dir string) (*Project, error) {
 	} else {
 		out, err := l.eval(ctx, root)
 		if err != nil {
-			return nil, fmt.Errorf("could not evaluate %s: %w; run `npm ci` in %s so @capacitor/cli (and typescript, for a .ts config) are installed",
+			return nil, fmt.Errorf("could not evaluate %s: %w (if @capacitor/cli, or typescript for a .ts config, is not installed, run `npm ci` in %s)",
 				filepath.Base(cfgFile), err, root)
 		}
 		var res struct {
