@@ -153,9 +153,9 @@ func TestConcurrentWrites(t *testing.T) {
 	}
 
 	t.Logf("concurrent summary: workers=%d acknowledged=%d (upload=%d rollback=%d promote=%d delete=%d) events=%d "+
-		"rejected=%v violations=%d race=%v elapsed=%s",
+		"rejected=%v violations=%d elapsed=%s",
 		concurrentWorkers, sum(acked), acked[ota.EventUpload], acked[ota.EventRollback], acked[ota.EventPromote], acked[ota.EventDelete],
-		len(history), rejected, len(bad), raceEnabled, elapsed.Round(time.Millisecond))
+		len(history), rejected, len(bad), elapsed.Round(time.Millisecond))
 }
 
 func sum(m map[string]int) int {

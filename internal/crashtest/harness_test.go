@@ -28,10 +28,6 @@ import (
 // channelNames are the channels of every app the workloads write to.
 var channelNames = []string{"production", "beta", "dev"}
 
-// raceEnabled is set by race_test.go when the tests run under -race; the
-// crash test then builds otad with the race detector too.
-var raceEnabled bool
-
 // envSeed returns OTA_CRASH_SEED when set, else a fresh seed, and logs it
 // so a failing run can be replayed.
 func envSeed(t *testing.T) uint64 {
