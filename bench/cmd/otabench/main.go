@@ -26,18 +26,19 @@ import (
 
 // config is what run.sh passes in.
 type config struct {
-	bin      string // directory with otad, otactl, refserver, seed
-	work     string // scratch directory, on the disk uploads are measured on
-	web      string // generated web dir (mkbundle.py)
-	bigData  string // seeded data dir: 1,000 apps × 10 channels × 100 bundles (read only)
-	bigLabel string // what bigData holds, for the report
-	capgo    string // npm project with @capgo/cli and @capgo/capacitor-updater, or a file explaining why not
-	out      string // markdown results file
-	quick    bool
-	phases   string
-	dur      time.Duration
-	warmup   time.Duration
-	reps     int
+	bin       string // directory with otad, otactl, refserver, seed
+	work      string // scratch directory, on the disk uploads are measured on
+	web       string // generated web dir (mkbundle.py)
+	bigData   string // seeded data dir: 1,000 apps × 10 channels × 100 bundles (read only)
+	bigLabel  string // what bigData holds, for the report
+	bigEvents int    // history events in bigData
+	capgo     string // npm project with @capgo/cli and @capgo/capacitor-updater, or a file explaining why not
+	out       string // markdown results file
+	quick     bool
+	phases    string
+	dur       time.Duration
+	warmup    time.Duration
+	reps      int
 }
 
 func main() {
@@ -47,6 +48,7 @@ func main() {
 	flag.StringVar(&c.web, "web", "", "web dir to zip (mkbundle.py output)")
 	flag.StringVar(&c.bigData, "big-data", "", "seeded otad data dir for the data-size targets (copied, not changed)")
 	flag.StringVar(&c.bigLabel, "big-label", "1,000 apps × 10 channels × 100 bundles", "what --big-data holds")
+	flag.IntVar(&c.bigEvents, "big-events", 1_000_000, "history events in --big-data")
 	flag.StringVar(&c.capgo, "capgo", "", "npm project dir with @capgo/cli installed (or a file whose text says why there is none)")
 	flag.StringVar(&c.out, "out", "", "write the results as markdown to this file")
 	flag.BoolVar(&c.quick, "quick", false, "one repetition of shorter load phases")

@@ -37,15 +37,18 @@ func updatesRequest(appID string) load.Request {
 // benchApp is the app the device requests name; seed names apps this way.
 const benchApp = "com.bench.app0000"
 
-// startOtad starts otad serve on dataDir with the benchmark user.
+// startOtad starts otad serve on dataDir with the benchmark user, which
+// it creates when missing.
 func (b *bench) startOtad(ctx context.Context, name, dataDir string) (*proc, error) {
+	return b.startOtadEnv(ctx, name, dataDir, "OTAD_ADMIN_USER="+benchUser, "OTAD_ADMIN_PASSWORD="+benchPassword)
+}
+
+// startOtadEnv starts otad serve on dataDir with extra environment.
+func (b *bench) startOtadEnv(ctx context.Context, name, dataDir string, env ...string) (*proc, error) {
 	addrFile := b.path(name + ".addr")
 	return startProc(ctx, name, filepath.Join(b.cfg.bin, "otad"),
 		[]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--addr-file", addrFile, "--log-format", "json"},
-		[]string{
-			"OTAD_ADMIN_USER=" + benchUser, "OTAD_ADMIN_PASSWORD=" + benchPassword,
-			"OTAD_PUBLIC_URL=" + publicURL, "OTAD_MAX_UPLOAD_SIZE=512MB",
-		}, addrFile)
+		append([]string{"OTAD_PUBLIC_URL=" + publicURL, "OTAD_MAX_UPLOAD_SIZE=512MB"}, env...), addrFile)
 }
 
 // seedSmall makes a data dir with one app, one channel and n bundles.

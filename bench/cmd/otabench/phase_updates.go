@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -88,7 +89,7 @@ func (b *bench) phaseUpdates(ctx context.Context) error {
 		return err
 	}
 	defer ref.stop()
-	b.notef("/updates answers %d bytes (`%s`); the echo reference answers the same bytes", len(body), body)
+	b.notef("/updates answers %d bytes (`%s`); the echo reference answers the same bytes", len(body), bytes.TrimSpace(body))
 
 	req := updatesRequest(benchApp)
 	for _, conns := range []int{64, 256} {
