@@ -43,11 +43,16 @@ type globalFlags struct {
 // NewFactory returns a Factory over the real process.
 func NewFactory() *Factory {
 	wd, _ := os.Getwd()
+	// No overall timeout: an APK upload on a slow link may take minutes.
+	// A server that accepts a request and then never answers is caught by
+	// the response header timeout instead.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = 5 * time.Minute
 	return &Factory{
 		IO:         iostreams.System(os.Getenv),
 		Getenv:     os.Getenv,
 		Now:        time.Now,
-		HTTPClient: &http.Client{Transport: http.DefaultTransport},
+		HTTPClient: &http.Client{Transport: tr},
 		Runner:     ExecRunner{},
 		LookPath:   exec.LookPath,
 		WorkDir:    wd,
