@@ -428,9 +428,9 @@ func (r *crashRun) summary(kills int, elapsed time.Duration) {
 		s.add(w.stats)
 	}
 	r.t.Logf("crash summary: kills=%d acknowledged=%d (upload=%d rollback=%d promote=%d delete=%d, %d MiB uploaded) "+
-		"rejected=%d in_flight_at_kill=%d (completed=%d, not_done=%d) violations=%d race_otad=%v elapsed=%s",
+		"rejected=%d in_flight_at_kill=%d %v (completed=%d, not_done=%d) violations=%d race_otad=%v elapsed=%s",
 		kills, s.acked(), s.ok[ota.EventUpload], s.ok[ota.EventRollback], s.ok[ota.EventPromote], s.ok[ota.EventDelete],
-		s.uploaded>>20, s.rejected, s.inFlight, s.completed, s.inFlight-s.completed, r.violations, raceOtad(),
+		s.uploaded>>20, s.rejected, s.inFlight, s.cut, s.completed, s.inFlight-s.completed, r.violations, raceOtad(),
 		elapsed.Round(time.Second))
 }
 
@@ -440,15 +440,19 @@ type opStats struct {
 	uploaded  int64          // bytes of acknowledged uploads
 	rejected  int            // 4xx answers: nothing happened
 	inFlight  int            // requests a kill cut off
+	cut       map[string]int // the same, by event type of the operation
 	completed int            // of those, found done after the restart
 }
 
 func (s *opStats) add(o opStats) {
 	if s.ok == nil {
-		s.ok = map[string]int{}
+		s.ok, s.cut = map[string]int{}, map[string]int{}
 	}
 	for k, v := range o.ok {
 		s.ok[k] += v
+	}
+	for k, v := range o.cut {
+		s.cut[k] += v
 	}
 	s.uploaded += o.uploaded
 	s.rejected += o.rejected
@@ -512,7 +516,7 @@ type appWorker struct {
 }
 
 func newAppWorker(app string, rng *rand.Rand) *appWorker {
-	return &appWorker{app: app, rng: rng, chans: map[string]*chanModel{}, shas: map[string]string{}, stats: opStats{ok: map[string]int{}}}
+	return &appWorker{app: app, rng: rng, chans: map[string]*chanModel{}, shas: map[string]string{}, stats: opStats{ok: map[string]int{}, cut: map[string]int{}}}
 }
 
 func (w *appWorker) drainProblems() []string {
@@ -667,6 +671,7 @@ func (w *appWorker) step(c *ota.Client, cycle int) bool {
 	default:
 		w.pending = &pendingOp{op: o, from: from}
 		w.stats.inFlight++
+		w.stats.cut[o.typ]++
 		return false
 	}
 }
