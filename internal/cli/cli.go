@@ -166,7 +166,7 @@ func printError(w io.Writer, err error) {
 		if !strings.Contains(msg, "otactl login") {
 			hint = "run: otactl login"
 		}
-	case errors.As(err, &api) && api.Status == 409 && api.Code == ota.ErrCodeConflict:
+	case errors.As(err, &api) && api.Status == 409 && api.Code == ota.ErrCodeConflict && !strings.Contains(msg, "new version"):
 		hint = "version names are immutable: bump the version (package.json, or pass VERSION) and deploy again"
 	case ExitCode(err) == ExitUsage:
 		hint = "see: otactl <command> --help"

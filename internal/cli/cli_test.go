@@ -266,7 +266,7 @@ func TestDeployWeb(t *testing.T) {
 	// Same version, other bytes: a conflict.
 	e.generate("2")
 	r = e.run("", "deploy", "web", "--skip-build")
-	if r.code != ExitConflict || !strings.Contains(r.err, "bump the version") {
+	if r.code != ExitConflict || !strings.Contains(r.err, "new version") && !strings.Contains(r.err, "bump the version") {
 		t.Errorf("conflict: exit %d stderr %q, want %d with a hint", r.code, r.err, ExitConflict)
 	}
 	// A new version, as JSON.
