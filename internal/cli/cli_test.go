@@ -438,6 +438,9 @@ func TestDeployAPK(t *testing.T) {
 				return nil
 			}
 		}, 0, "Deployed"},
+		{"prebuilt apk, relative path", []string{"--apk", "out/app.apk"}, func(e *testEnv) {
+			writeFile(e.t, filepath.Join(e.project, "out", "app.apk"), "PK\x03\x04prebuilt")
+		}, 0, "Deployed"},
 		{"docker missing", nil, func(e *testEnv) {
 			e.look = func(string) (string, error) { return "", errors.New("not found") }
 		}, ExitBuild, "install Docker"},
@@ -466,7 +469,11 @@ func TestDeployAPK(t *testing.T) {
 			if tt.wantCode != 0 {
 				return
 			}
-			if !strings.HasPrefix(strings.Join(e.runner.calls, "; "), "npm run generate; npx cap sync android; docker run") {
+			if wantSteps := "npm run generate; npx cap sync android; docker run"; len(tt.args) > 0 && tt.args[0] == "--apk" {
+				if len(e.runner.calls) != 0 {
+					t.Errorf("--apk ran steps %v", e.runner.calls)
+				}
+			} else if !strings.HasPrefix(strings.Join(e.runner.calls, "; "), wantSteps) {
 				t.Errorf("steps = %v", e.runner.calls)
 			}
 			if field(r.stdout, "channel") != "apk" || !strings.HasSuffix(field(r.stdout, "url"), ".apk") {

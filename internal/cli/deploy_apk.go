@@ -114,7 +114,9 @@ func deployAPKRun(ctx context.Context, opts *DeployAPKOptions) error {
 	}
 
 	apk := opts.APK
-	if apk == "" {
+	if apk != "" {
+		apk = resolve(f.WorkDir, apk)
+	} else {
 		if err := buildWeb(ctx, f, p, opts.buildFlags, "android"); err != nil {
 			return err
 		}
