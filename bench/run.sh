@@ -109,15 +109,17 @@ if [ -d "$capgo" ]; then
 	printf '{"appId":"com.example.bench","appName":"bench","webDir":"www"}\n' >"$capgo/capacitor.config.json"
 fi
 
-cmdline="bench/run.sh$([ "$quick" = 1 ] && echo " --quick")$([ -n "$phases" ] && echo " --phases $phases")"
+cmdline="bench/run.sh"
+if [ "$quick" = 1 ]; then cmdline+=" --quick"; fi
+if [ -n "$phases" ]; then cmdline+=" --phases $phases"; fi
 machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(go version | cut -d' ' -f3-), Linux $(uname -r)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "machine: $machine; load average $load_before"
 
 args=(--bin "$work/bin" --work "$work" --web "$work/web" --big-data "$big" --big-events "$events"
 	--big-label "$apps apps × 10 channels × 100 bundles" --capgo "$capgo" --out "$work/results.md")
-[ "$quick" = 1 ] && args+=(--quick)
-[ -n "$phases" ] && args+=(--phases "$phases")
+if [ "$quick" = 1 ]; then args+=(--quick); fi
+if [ -n "$phases" ]; then args+=(--phases "$phases"); fi
 rc=0
 "$work/bin/otabench" "${args[@]}" || rc=$?
 if [ "$rc" != 0 ] && [ "$rc" != 3 ]; then

@@ -103,7 +103,7 @@ func (b *bench) phaseDataSize(ctx context.Context) error {
 	if err != nil {
 		b.miss(target, "≥ 0.90", err)
 	} else {
-		ratio := r.aRPS / r.bRPS
+		ratio := r.ratio
 		b.add(row{
 			target:    target,
 			measured:  fmt.Sprintf("%.0f req/s (p99 %s)", r.aRPS, fmtDur(r.a.P99)),

@@ -59,7 +59,7 @@ func (b *bench) phaseStats(ctx context.Context) error {
 	}
 	updReq := updatesRequest(benchApp)
 
-	var idle, busy, statsAlone, statsBusy []float64
+	var idle, busy, statsAlone, statsBusy, ratios []float64
 	var growth int64
 	for i := range b.cfg.reps {
 		r, err := b.loadRun(ctx, otad.addr, 64, 0, updReq)
@@ -98,11 +98,12 @@ func (b *bench) phaseStats(ctx context.Context) error {
 			return fmt.Errorf("stats with /updates: %v %v", serr, uerr)
 		}
 		busy, statsBusy = append(busy, uu.RPS()), append(statsBusy, su.RPS()*batch)
+		ratios = append(ratios, uu.RPS()/r.RPS())
 		logf("  run %d: /updates idle %.0f req/s; stats alone %.0f events/s (p99 %s); together: stats %.0f events/s (p99 %s), /updates %.0f req/s (p99 %s); peak RSS +%s",
 			i+1, r.RPS(), s.RPS()*batch, fmtDur(s.P99), su.RPS()*batch, fmtDur(su.P99), uu.RPS(), fmtDur(uu.P99), fmtMB((hwm-rss)*1024))
 	}
 	sa, sb := median(statsAlone), median(statsBusy)
-	ui, ub := median(idle), median(busy)
+	ui, ub, ratio := median(idle), median(busy), median(ratios)
 	b.add(row{
 		target:    "stats ingestion, batches of 50, alone",
 		measured:  fmt.Sprintf("%.0f events/s", sa),
@@ -123,9 +124,9 @@ func (b *bench) phaseStats(ctx context.Context) error {
 		target:    "/updates req/s with 20,000 stats events/s vs idle",
 		measured:  fmt.Sprintf("%.0f req/s", ub),
 		reference: fmt.Sprintf("%.0f req/s idle", ui),
-		ratio:     fmt.Sprintf("%.2f", ub/ui),
+		ratio:     fmt.Sprintf("%.2f", ratio),
 		threshold: "≥ 0.70",
-		ok:        ub/ui >= 0.7,
+		ok:        ratio >= 0.7,
 	})
 	b.add(row{
 		target:    "otad peak RSS growth during the stats flood",

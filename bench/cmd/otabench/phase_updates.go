@@ -23,16 +23,20 @@ func (b *bench) loadRun(ctx context.Context, addr string, conns int, rate float6
 	return res, nil
 }
 
-// abResult is the median of alternating runs of two servers.
+// abResult is what alternating runs of two servers gave.
 type abResult struct {
-	a, b       load.Result // the median runs (by req/s)
+	a, b       load.Result // the median runs of each (by req/s), for display
 	aRPS, bRPS float64
+	// ratio is the median of a/b over the pairs of adjacent runs: a pair
+	// shares whatever else the machine was doing at the time, so this is
+	// steadier than the ratio of the medians.
+	ratio float64
 }
 
-// alternate runs the same load against a and b, reps times each, a first,
-// and keeps the medians.
+// alternate runs the same load against a and b, reps times each, a first.
 func (b *bench) alternate(ctx context.Context, addrA, addrB string, conns int, reqA, reqB load.Request) (abResult, error) {
 	var ra, rb []load.Result
+	var ratios []float64
 	for i := range b.cfg.reps {
 		x, err := b.loadRun(ctx, addrA, conns, 0, reqA)
 		if err != nil {
@@ -44,23 +48,26 @@ func (b *bench) alternate(ctx context.Context, addrA, addrB string, conns int, r
 		}
 		logf("  run %d, %d conns: %s | %s", i+1, conns, x, y)
 		ra, rb = append(ra, x), append(rb, y)
+		ratios = append(ratios, x.RPS()/y.RPS())
 	}
-	pick := func(rs []load.Result) load.Result {
-		rps := make([]float64, len(rs))
-		for i, r := range rs {
-			rps[i] = r.RPS()
-		}
-		m := median(rps)
-		for _, r := range rs {
-			if r.RPS() == m {
-				return r
-			}
-		}
-		return rs[0]
-	}
-	out := abResult{a: pick(ra), b: pick(rb)}
+	out := abResult{a: medianRun(ra), b: medianRun(rb), ratio: median(ratios)}
 	out.aRPS, out.bRPS = out.a.RPS(), out.b.RPS()
 	return out, nil
+}
+
+// medianRun is the run with the median req/s.
+func medianRun(rs []load.Result) load.Result {
+	rps := make([]float64, len(rs))
+	for i, r := range rs {
+		rps[i] = r.RPS()
+	}
+	m := median(rps)
+	for _, r := range rs {
+		if r.RPS() == m {
+			return r
+		}
+	}
+	return rs[0]
 }
 
 // phaseUpdates: target 1, /updates against a bare echo handler that answers
@@ -99,7 +106,7 @@ func (b *bench) phaseUpdates(ctx context.Context) error {
 			b.miss(target, "≥ 0.85", err)
 			continue
 		}
-		ratio := r.aRPS / r.bRPS
+		ratio := r.ratio
 		b.add(row{
 			target:    target,
 			measured:  fmt.Sprintf("%.0f req/s (p99 %s)", r.aRPS, fmtDur(r.a.P99)),
