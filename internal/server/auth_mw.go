@@ -69,7 +69,8 @@ func setAdminHeaders(c echo.Context) {
 }
 
 // requireAuth admits requests with a valid bearer token of an existing
-// user whose password has not changed since the token was issued.
+// user whose password has not changed since the token was issued, or with
+// a valid CI token whose scope covers the route (see ciAllowed).
 func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		setAdminHeaders(c)
@@ -84,6 +85,13 @@ func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 			log.Info("authentication failed", "reason", "authorization header is not a bearer token")
 			return unauthorized(c, "authorization must be a bearer token")
+		}
+		// CI tokens are told from login JWTs by their prefix.
+		if strings.HasPrefix(tok, ota.CITokenPrefix) {
+			if err := s.authCIToken(c, tok, log); err != nil {
+				return err
+			}
+			return next(c)
 		}
 		claims, err := s.tokens.Verify(tok)
 		if err != nil {

@@ -68,6 +68,10 @@ func (s *Server) newRouter() *echo.Echo {
 	v1.GET("/apps/:app/health", s.handleHealth)
 	v1.GET("/history", s.handleHistory)
 	v1.GET("/me", s.handleMe)
+	// CI tokens: a user login only (handlers refuse CI tokens).
+	v1.GET("/tokens", s.handleListTokens)
+	v1.POST("/tokens", s.handleCreateToken)
+	v1.DELETE("/tokens/:id", s.handleRevokeToken)
 
 	e.RouteNotFound("/*", func(c echo.Context) error { return echo.ErrNotFound })
 	return e

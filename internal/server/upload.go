@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -50,6 +51,9 @@ type uploadForm struct {
 var uploadFields = map[string]bool{
 	"version": true, "channel": true, "checksum": true, "app_id": true,
 	"kind": true, "notes": true, "min_native": true, "max_native": true,
+	// uploaded_at (RFC 3339) keeps the upload time of an imported bundle;
+	// only user logins may set it.
+	"uploaded_at": true,
 }
 
 func (s *Server) maxUpload() int64 {
@@ -110,9 +114,14 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 	if err != nil {
 		return err
 	}
+	if err := checkCIScope(ciToken(c), in.Bundle.AppID, in.Channel); err != nil {
+		return err
+	}
 	in.Actor = actor(c)
 	in.Bundle.UploadedBy = in.Actor
-	in.Time = s.cfg.Now()
+	if in.Time, err = s.uploadTime(c, f.fields["uploaded_at"]); err != nil {
+		return err
+	}
 
 	res, err := s.publish(ctx, in)
 	if err != nil {
@@ -188,7 +197,7 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 			f.fields[name] = strings.TrimSpace(string(b))
 		default:
 			part.Close()
-			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native", clip(name))
+			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at", clip(name))
 		}
 	}
 }
@@ -316,6 +325,27 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 	}
 	in.Channel = channel
 	return in, nil
+}
+
+// uploadTime is when the upload is recorded: now, or the uploaded_at
+// field of an import. A CI token may not rewrite history, and no upload
+// may claim to come from the future.
+func (s *Server) uploadTime(c echo.Context, field string) (time.Time, error) {
+	now := s.cfg.Now()
+	if field == "" {
+		return now, nil
+	}
+	if t := ciToken(c); t != nil {
+		return time.Time{}, forbidden("CI token %q cannot set uploaded_at; import history with a user login", t.Name)
+	}
+	at, err := time.Parse(time.RFC3339Nano, field)
+	if err != nil {
+		return time.Time{}, badRequest("uploaded_at %q is not an RFC 3339 time such as 2024-05-01T12:00:00Z", clip(field))
+	}
+	if at.After(now.Add(time.Minute)) {
+		return time.Time{}, badRequest("uploaded_at %s is in the future", at.UTC().Format(time.RFC3339))
+	}
+	return at, nil
 }
 
 // checkChecksum compares a client's checksum with what the server hashed.

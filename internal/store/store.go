@@ -108,6 +108,8 @@ type State struct {
 // Store is the metadata store. Implementations are safe for concurrent use.
 type Store interface {
 	WebhookStore
+	TokenStore
+
 	// Users.
 	CreateUser(ctx context.Context, u User) error // ErrConflict if the name exists
 	GetUser(ctx context.Context, name string) (User, error)

@@ -67,7 +67,10 @@ type UploadRequest struct {
 	Notes     string
 	MinNative string
 	MaxNative string
-	File      io.Reader
+	// UploadedAt, when set, is recorded as the upload time instead of the
+	// server's clock (importing history). Only user logins may set it.
+	UploadedAt time.Time
+	File       io.Reader
 	// Size is File's length in bytes. When > 0 the request carries a
 	// Content-Length (servers reject oversized uploads before reading);
 	// otherwise it is sent chunked.
@@ -107,6 +110,9 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (UploadResult, err
 	fields := [][2]string{
 		{"version", r.Version}, {"kind", r.Kind}, {"channel", r.Channel}, {"checksum", r.Checksum},
 		{"notes", r.Notes}, {"min_native", r.MinNative}, {"max_native", r.MaxNative},
+	}
+	if !r.UploadedAt.IsZero() {
+		fields = append(fields, [2]string{"uploaded_at", r.UploadedAt.UTC().Format(time.RFC3339Nano)})
 	}
 
 	// The form fields come first so the server knows what it receives
