@@ -50,7 +50,7 @@ func startProc(ctx context.Context, name, bin string, args, env []string, addrFi
 		logf.Close()
 		close(p.exited)
 	}()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		if b, err := os.ReadFile(addrFile); err == nil && bytes.HasSuffix(b, []byte("\n")) {
 			p.addr = strings.TrimSpace(string(b))
@@ -66,7 +66,7 @@ func startProc(ctx context.Context, name, bin string, args, env []string, addrFi
 		}
 		if time.Now().After(deadline) {
 			p.stop()
-			return nil, fmt.Errorf("%s did not write %s within 60s; see %s", name, addrFile, logPath)
+			return nil, fmt.Errorf("%s did not write %s within 3 minutes; see %s", name, addrFile, logPath)
 		}
 	}
 }
