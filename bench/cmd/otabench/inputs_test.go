@@ -1,0 +1,88 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// The harness's inputs must be what otad accepts, or every number measures
+// an error path.
+
+func TestUpdatesBodyIsAPluginRequest(t *testing.T) {
+	var req ota.UpdateRequest
+	if err := json.Unmarshal(updatesBody(benchApp), &req); err != nil {
+		t.Fatal(err)
+	}
+	if req.AppID != benchApp || req.DeviceID == "" || req.VersionName != "1.0.0" || req.Platform != "ios" {
+		t.Errorf("request = %+v", req)
+	}
+}
+
+func TestStatsBatch(t *testing.T) {
+	var evs []ota.StatsEvent
+	if err := json.Unmarshal(statsBatch(50), &evs); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 50 {
+		t.Fatalf("%d events, want 50", len(evs))
+	}
+	seen := map[string]bool{}
+	for _, ev := range evs {
+		if ev.AppID != benchApp || ev.Action == "" || ev.DeviceID == "" {
+			t.Fatalf("event = %+v", ev)
+		}
+		seen[ev.DeviceID] = true
+	}
+	if len(seen) != 50 {
+		t.Errorf("%d distinct devices in a batch of 50", len(seen))
+	}
+}
+
+func TestMakeBundleZip(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.zip"), filepath.Join(dir, "b.zip")
+	const size = 9 * mib // more than one 8 MiB part
+	if err := makeBundleZip(a, size, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := makeBundleZip(b, size, 2); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, _ := f.Stat()
+	if fi.Size() < size || fi.Size() > size+64<<10 {
+		t.Errorf("zip is %d bytes, want about %d", fi.Size(), size)
+	}
+	if _, err := bundle.Validate(f, fi.Size(), bundle.Limits{}); err != nil {
+		t.Errorf("otad would refuse the bundle: %v", err)
+	}
+	sa, _ := fileSHA256(a)
+	sb, _ := fileSHA256(b)
+	if sa == sb {
+		t.Error("two seeds gave the same bytes: uploads would be deduplicated")
+	}
+}
+
+func TestHelpers(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 1000000: "1,000,000", 20400: "20,400"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median([]time.Duration{4, 1, 3, 2}); m != 2 {
+		t.Errorf("median of four = %v, want the lower middle", m)
+	}
+}
