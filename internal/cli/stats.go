@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// StatsOptions are the inputs of otactl stats.
+type StatsOptions struct {
+	F       *Factory
+	Channel string
+	Window  time.Duration
+}
+
+// NewCmdStats builds `otactl stats`.
+func NewCmdStats(f *Factory, runF func(*StatsOptions) error) *cobra.Command {
+	opts := &StatsOptions{F: f}
+	cmd := &cobra.Command{
+		Use:   "stats [CHANNEL]",
+		Short: "Show per-version device health: installs, failures, failure rate",
+		Long: `Show, per bundle version, how many distinct devices installed it and how many
+reported failures (update_fail, set_fail, checksum_fail, unzip_fail,
+download_fail, ...), by kind, with the failure rate, over a time window
+(default 7 days). With CHANNEL, only that channel's releases.`,
+		Example: `  otactl stats
+  otactl stats stable --window 24h
+  otactl stats -o json`,
+		Args: maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				opts.Channel = args[0]
+			}
+			if opts.Window < 0 {
+				return flagErrorf("--window must be positive, e.g. 24h")
+			}
+			if runF != nil {
+				return runF(opts)
+			}
+			return statsRun(cmd, opts)
+		},
+	}
+	cmd.Flags().DurationVar(&opts.Window, "window", 0, "how far back to look, e.g. 24h (default 7 days)")
+	return cmd
+}
+
+func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
+	f := opts.F
+	ctx := cmd.Context()
+	client, err := f.Client(true)
+	if err != nil {
+		return err
+	}
+	app, err := f.AppID(ctx)
+	if err != nil {
+		return err
+	}
+	sum, err := client.Health(ctx, app, opts.Channel, opts.Window)
+	if err != nil {
+		return fmt.Errorf("read device health of %s: %w", app, err)
+	}
+	if f.JSON() {
+		return writeJSON(f.IO.Out, sum)
+	}
+	scope := "every channel"
+	if sum.Channel != "" {
+		scope = "channel " + sum.Channel
+	}
+	fmt.Fprintf(f.IO.Out, "App %s, %s, since %s\n\n", sum.AppID, scope, humanTime(sum.Since))
+	if len(sum.Versions) == 0 {
+		fmt.Fprintln(f.IO.Out, "No device reported installs or failures in this window.")
+		return nil
+	}
+	tw := newTable(f.IO.Out)
+	fmt.Fprintln(tw, "VERSION\tINSTALLED\tFAILED\tRATE\tFAILURES")
+	for _, v := range sum.Versions {
+		var kinds []string
+		for _, k := range slices.Sorted(maps.Keys(v.Failures)) {
+			kinds = append(kinds, fmt.Sprintf("%s=%d", k, v.Failures[k]))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\n", v.Version, v.Installed, v.Failed, v.FailureRate*100, orDash(strings.Join(kinds, " ")))
+	}
+	return tw.Flush()
+}
