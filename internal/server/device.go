@@ -92,7 +92,9 @@ func (s *Server) handleUpdates(c echo.Context) error {
 		return err
 	}
 	req.DeviceID = strings.ToLower(req.DeviceID)
-	d := update.DecideWith(s.snap.Load(), &req, s.cfg.DefaultApp, s.health)
+	snap := s.snap.Load()
+	d := update.DecideWith(snap, &req, s.cfg.DefaultApp, s.health)
+	s.observeUpdate(snap, &d)
 	return c.JSON(http.StatusOK, &d.Response)
 }
 
@@ -142,6 +144,7 @@ func (s *Server) handleStats(c echo.Context) error {
 		// A 5xx makes the plugin keep the batch and retry it.
 		return fmt.Errorf("store %d stats events: %w", len(stored), err)
 	}
+	s.observeStats(s.snap.Load(), events)
 	// Counting happens after the events are stored, so a batch the plugin
 	// retries after a 5xx is not lost; distinct-device counting makes the
 	// retry harmless.

@@ -77,8 +77,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 	ae, known := toAPIError(err)
 	if !known || ae.Status >= 500 {
-		s.log.Error("request failed", "method", c.Request().Method, "path", c.Path(),
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		s.reqLog(c).Error("request failed", "method", c.Request().Method, "route", c.Path(), "err", err)
 	}
 	if ae.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", fmt.Sprint(ae.RetryAfter))

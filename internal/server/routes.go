@@ -14,13 +14,22 @@ func (s *Server) newRouter() *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.errorHandler
-	e.Use(middleware.Recover())
+	// observe sits outside Recover so that it logs and counts the 500 of
+	// a panic too, and inside RequestID so its line has the id.
 	e.Use(middleware.RequestID())
+	e.Use(s.observe)
+	e.Use(middleware.Recover())
 
 	// Probes and build information.
 	e.GET("/healthz", s.handleHealthz)
 	e.GET("/readyz", s.handleReadyz)
 	e.GET("/version", s.handleVersion)
+
+	// Metrics on the main listener only behind their own token (they name
+	// apps, channels and versions); otherwise on --metrics-addr only.
+	if s.cfg.MetricsToken != "" {
+		e.GET("/metrics", s.handleMetrics)
+	}
 
 	// Device endpoints: the updater plugin's protocol. No auth (the plugin
 	// sends none); bodies are bounded JSON.
@@ -68,6 +77,12 @@ func (s *Server) newRouter() *echo.Echo {
 	v1.GET("/apps/:app/health", s.handleHealth)
 	v1.GET("/history", s.handleHistory)
 	v1.GET("/me", s.handleMe)
+	// Webhooks: receivers of release events.
+	v1.GET("/webhooks", s.handleListWebhooks)
+	v1.POST("/webhooks", s.handleCreateWebhook)
+	v1.DELETE("/webhooks/:id", s.handleDeleteWebhook)
+	v1.POST("/webhooks/:id/test", s.handleTestWebhook)
+	v1.GET("/webhooks/:id/deliveries", s.handleWebhookDeliveries)
 	// CI tokens: a user login only (handlers refuse CI tokens).
 	v1.GET("/tokens", s.handleListTokens)
 	v1.POST("/tokens", s.handleCreateToken)

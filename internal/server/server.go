@@ -22,8 +22,10 @@ import (
 
 	"github.com/otaship/ota/internal/auth"
 	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/metrics"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/update"
+	"github.com/otaship/ota/internal/webhook"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -41,6 +43,11 @@ type Config struct {
 	// TrustProxy makes rate limits key on X-Forwarded-For/X-Real-IP; set it
 	// only behind a proxy that overwrites them.
 	TrustProxy bool
+	// MetricsToken, when set, serves /metrics on this handler to requests
+	// bearing it; without it /metrics is only on MetricsHandler.
+	MetricsToken string
+	// Webhooks tunes webhook delivery (tests shorten its waits).
+	Webhooks webhook.Options
 }
 
 // Server serves otad's HTTP API.
@@ -62,6 +69,12 @@ type Server struct {
 	// health is the per-version device health: failure memory for the
 	// decision and the counts auto-halt uses.
 	health *healthTracker
+
+	metrics *metrics.Metrics
+	// hooks sends webhooks; hookSeq is the last history event handed to
+	// it, guarded by writeMu (see emitEvents).
+	hooks   *webhook.Dispatcher
+	hookSeq uint64
 }
 
 // New builds a server over an open store and blob store and loads the
@@ -96,6 +109,9 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 		return nil, fmt.Errorf("load device health: %w", err)
 	}
 	s.health.load(hs)
+	if err := s.initObservability(ctx); err != nil {
+		return nil, err
+	}
 	s.e = s.newRouter()
 	s.ready.Store(true)
 	return s, nil
@@ -125,6 +141,9 @@ func (s *Server) bundleURL(b *ota.Bundle) string {
 func (s *Server) refreshApp(ctx context.Context, appID string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	// Deferred so that a failed reload does not hold back the events of
+	// the write that did succeed.
+	defer s.emitEvents(ctx)
 	st, err := s.store.LoadAppState(ctx, appID)
 	if err != nil {
 		return fmt.Errorf("refresh snapshot of %s: %w", appID, err)

@@ -434,6 +434,7 @@ func (s *Server) publish(ctx context.Context, in store.PublishInput) (ota.Upload
 	if err != nil {
 		return res, err
 	}
+	s.metrics.Upload(in.Bundle.AppID, in.Bundle.Kind, res.Created, in.Bundle.Size)
 	// APK uploads refresh too: they may create the app and its channel.
 	if err := s.refreshApp(ctx, in.Bundle.AppID); err != nil {
 		return res, err
