@@ -146,8 +146,13 @@ func cmdCopyFixture(ts *testscript.TestScript, neg bool, args []string) {
 			return err
 		}
 		rel, _ := filepath.Rel(src, path)
-		if d.IsDir() && (rel == "node_modules" || rel == "dist" || rel == "android" || rel == "ios") {
-			return filepath.SkipDir
+		switch rel {
+		case "node_modules", "dist", "android", "ios":
+			// node_modules is linked below; it may itself be a link.
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
 		}
 		target := filepath.Join(dst, rel)
 		if d.IsDir() {
