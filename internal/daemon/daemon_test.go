@@ -1,11 +1,13 @@
 package daemon
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -559,5 +561,106 @@ func TestReadyzURL(t *testing.T) {
 		if got := readyzURL(addr); got != want {
 			t.Errorf("readyzURL(%q) = %q, want %q", addr, got, want)
 		}
+	}
+}
+
+func TestShutdownLetsAnUploadInFlightFinish(t *testing.T) {
+	env := map[string]string{envAdminUser: "ci", envAdminPassword: testPassword}
+	s := startServe(t, t.TempDir(), env)
+
+	// Log in as the user from the environment.
+	login, err := json.Marshal(ota.LoginRequest{Username: "ci", Password: testPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(s.url+"/api/auth/login", "application/json", bytes.NewReader(login))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok ota.LoginResponse
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || tok.Token == "" {
+		t.Fatalf("login: status %d, err %v", resp.StatusCode, err)
+	}
+
+	// Start an upload whose body arrives in two halves, with the shutdown
+	// starting in between.
+	var zipBuf bytes.Buffer
+	zw := zip.NewWriter(&zipBuf)
+	f, err := zw.Create("index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(f, "<html>1.0.0</html>")
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	secondHalf := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(secondHalf) }) }
+	t.Cleanup(release) // never leave the writer blocked
+	go func() {
+		mw.WriteField("version", "1.0.0")
+		fw, err := mw.CreateFormFile("file", "bundle.zip")
+		if err != nil {
+			pw.CloseWithError(err)
+			return
+		}
+		half := zipBuf.Len() / 2
+		fw.Write(zipBuf.Bytes()[:half])
+		<-secondHalf
+		fw.Write(zipBuf.Bytes()[half:])
+		pw.CloseWithError(mw.Close())
+	}()
+	req, err := http.NewRequest(http.MethodPost, s.url+"/api/v1/apps/com.example.app/bundles", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+tok.Token)
+	answered := make(chan *http.Response, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("upload: %v", err)
+			answered <- nil
+			return
+		}
+		answered <- resp
+	}()
+
+	// Let the request reach the handler, then shut down.
+	time.Sleep(200 * time.Millisecond)
+	s.cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.stderr.String(), `"msg":"shutting down"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no shutdown in the log:\n%s", s.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case code := <-s.done:
+		s.done <- code // for the cleanup
+		t.Fatalf("otad exited (%d) with an upload in flight", code)
+	default:
+	}
+	release()
+
+	resp = <-answered
+	if resp == nil {
+		t.FailNow()
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("upload during shutdown: status %d %s, want 201", resp.StatusCode, body)
+	}
+	if code := s.stop(); code != exitOK {
+		t.Errorf("exit code %d", code)
 	}
 }
