@@ -1,7 +1,9 @@
 package server
 
 import (
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -153,4 +155,41 @@ func (s *Server) handleHealth(c echo.Context) error {
 	}
 	out.Versions = summarize(events, keep)
 	return c.JSON(http.StatusOK, out)
+}
+
+// maxNativeField bounds the native fingerprint of an upload.
+const maxNativeField = 64 << 10
+
+// checkSafetyFields reads an upload's rollout, native and forced fields
+// into in.
+func checkSafetyFields(fields map[string]string, kind string, in *store.PublishInput) error {
+	if v := fields["rollout"]; v != "" {
+		n, err := strconv.Atoi(strings.TrimSuffix(v, "%"))
+		if err != nil || n < 1 || n > 100 {
+			return badRequest("rollout %q must be a percent from 1 to 100", clip(v))
+		}
+		if kind != ota.KindWeb {
+			return badRequest("rollout applies to web bundles only; devices never download %s bundles", kind)
+		}
+		in.Rollout = n
+	}
+	if v := fields["native"]; v != "" {
+		if len(v) > maxNativeField {
+			return badRequest("native fingerprint is %d bytes; at most %d are accepted", len(v), maxNativeField)
+		}
+		var fp ota.NativeFingerprint
+		dec := json.NewDecoder(strings.NewReader(v))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&fp); err != nil {
+			return badRequest("native must be a JSON object {\"capacitor\":\"7.0.0\",\"plugins\":[\"name@version\"]}: %v", err)
+		}
+		in.Bundle.Native = &fp
+	}
+	if v := fields["forced"]; v != "" {
+		if err := checkNotes(v); err != nil {
+			return err
+		}
+		in.Note = "native check overridden: " + v
+	}
+	return nil
 }

@@ -332,3 +332,42 @@ func TestBuiltinEndToEnd(t *testing.T) {
 		t.Fatalf("answer %s; want {\"version\":\"builtin\"}", rec.Body.String())
 	}
 }
+
+func TestUploadSafetyFields(t *testing.T) {
+	env := newTestEnv(t)
+	path := "/api/v1/apps/" + testApp + "/bundles"
+	zip := func(v string) []byte { return zipOf(map[string]string{"index.html": "<html>" + v + "</html>"}) }
+	wantStatus(t, env.upload(path, zip("1.0.0"), "version", "1.0.0", "channel", "production"), http.StatusCreated, "")
+
+	rec := env.upload(path, zip("1.1.0"), "version", "1.1.0", "channel", "production", "rollout", "10",
+		"native", `{"capacitor":"7.1.0","plugins":["@capacitor/camera@7.0.1"]}`, "forced", "camera ships in the next APK")
+	wantStatus(t, rec, http.StatusCreated, "")
+	res := decode[ota.UploadResult](t, rec)
+	if n := res.Bundle.Native; n == nil || n.Capacitor != "7.1.0" || len(n.Plugins) != 1 {
+		t.Errorf("uploaded bundle native = %+v", n)
+	}
+	ch := decode[ota.Channel](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/channels/production", nil))
+	if r := ch.Rollout; r == nil || r.Target != "1.1.0" || r.Previous != "1.0.0" || r.Percent != 10 {
+		t.Errorf("rollout after upload = %+v", r)
+	}
+	page := decode[ota.HistoryPage](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/history", nil))
+	if ev := page.Events[0]; ev.Type != ota.EventUpload || ev.Note != "native check overridden: camera ships in the next APK; rollout 10%" {
+		t.Errorf("upload event = %+v", ev)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		fields []string
+	}{
+		{"rollout above 100", []string{"rollout", "101"}},
+		{"rollout zero", []string{"rollout", "0"}},
+		{"rollout not a number", []string{"rollout", "half"}},
+		{"native not JSON", []string{"native", "camera"}},
+		{"native with unknown keys", []string{"native", `{"capacitor":"7","extra":1}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fields := append([]string{"version", "2.0.0", "channel", "production"}, tc.fields...)
+			wantStatus(t, env.upload(path, zip("2.0.0"), fields...), http.StatusBadRequest, ota.ErrCodeBadRequest)
+		})
+	}
+}

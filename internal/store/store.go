@@ -54,6 +54,9 @@ type PublishInput struct {
 	// devices is offered it at first (see ota.Rollout). 0 and 100 release
 	// it to every device.
 	Rollout int
+	// Note is kept with the upload event, e.g. why a native compatibility
+	// check was overridden.
+	Note string
 }
 
 // VersionHealth is what otad remembers of one bundle version of an app

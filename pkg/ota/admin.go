@@ -71,6 +71,9 @@ type Bundle struct {
 	// bundle runs on; empty means unbounded.
 	MinNative string `json:"min_native,omitempty"`
 	MaxNative string `json:"max_native,omitempty"`
+	// Native is the native side the bundle was built with: for an APK what
+	// it ships, for a web bundle what it needs.
+	Native *NativeFingerprint `json:"native,omitempty"`
 	// URL is the absolute download URL, filled in by the server from its
 	// configured public URL.
 	URL string `json:"url,omitempty"`

@@ -1,6 +1,10 @@
 package ota
 
-import "time"
+import (
+	"fmt"
+	"strings"
+	"time"
+)
 
 // Rollout is the state of a staged rollout on a channel. While it is in
 // effect (Target is the channel's active version, Percent < 100, or it is
@@ -70,4 +74,53 @@ type StatsSummary struct {
 	Channel  string         `json:"channel,omitempty"`
 	Since    time.Time      `json:"since"`
 	Versions []VersionStats `json:"versions"`
+}
+
+// NativeFingerprint is the native side of a Capacitor app: the
+// @capacitor/core version and the native plugins compiled in, as
+// "name@version", sorted.
+type NativeFingerprint struct {
+	Capacitor string   `json:"capacitor"`
+	Plugins   []string `json:"plugins"`
+}
+
+// MissingFrom lists what a web bundle built with fingerprint web needs and
+// the APK with fingerprint apk lacks: native plugins absent from the APK
+// or there at another version, and another Capacitor major version. Each
+// entry is a sentence fragment for an explanation.
+func (web NativeFingerprint) MissingFrom(apk NativeFingerprint) []string {
+	var out []string
+	if major(web.Capacitor) != "" && major(apk.Capacitor) != "" && major(web.Capacitor) != major(apk.Capacitor) {
+		out = append(out, fmt.Sprintf("Capacitor %s, but the APK has %s", web.Capacitor, apk.Capacitor))
+	}
+	shipped := make(map[string]string, len(apk.Plugins))
+	for _, p := range apk.Plugins {
+		name, version := splitPlugin(p)
+		shipped[name] = version
+	}
+	for _, p := range web.Plugins {
+		name, version := splitPlugin(p)
+		have, ok := shipped[name]
+		switch {
+		case !ok:
+			out = append(out, fmt.Sprintf("native plugin %s, which the APK lacks", p))
+		case have != version:
+			out = append(out, fmt.Sprintf("native plugin %s, but the APK has %s@%s", p, name, have))
+		}
+	}
+	return out
+}
+
+// splitPlugin cuts "name@version" at its last @ (scoped names start with one).
+func splitPlugin(p string) (name, version string) {
+	if i := strings.LastIndex(p, "@"); i > 0 {
+		return p[:i], p[i+1:]
+	}
+	return p, ""
+}
+
+func major(v string) string {
+	v = strings.TrimPrefix(v, "v")
+	m, _, _ := strings.Cut(v, ".")
+	return m
 }

@@ -82,16 +82,17 @@ type channelRecord struct {
 }
 
 type bundleRecord struct {
-	Version    string    `json:"version"`
-	Kind       string    `json:"kind"`
-	SHA256     string    `json:"sha256"`
-	Size       int64     `json:"size"`
-	UploadedAt time.Time `json:"uploaded_at"`
-	UploadedBy string    `json:"uploaded_by,omitempty"`
-	Notes      string    `json:"notes,omitempty"`
-	MinNative  string    `json:"min_native,omitempty"`
-	MaxNative  string    `json:"max_native,omitempty"`
-	Deleted    bool      `json:"deleted,omitempty"`
+	Version    string                 `json:"version"`
+	Kind       string                 `json:"kind"`
+	SHA256     string                 `json:"sha256"`
+	Size       int64                  `json:"size"`
+	UploadedAt time.Time              `json:"uploaded_at"`
+	UploadedBy string                 `json:"uploaded_by,omitempty"`
+	Notes      string                 `json:"notes,omitempty"`
+	MinNative  string                 `json:"min_native,omitempty"`
+	MaxNative  string                 `json:"max_native,omitempty"`
+	Native     *ota.NativeFingerprint `json:"native,omitempty"`
+	Deleted    bool                   `json:"deleted,omitempty"`
 }
 
 type eventRecord struct {
@@ -124,6 +125,7 @@ func (b bundleRecord) wire(appID string) ota.Bundle {
 		AppID: appID, Version: b.Version, Kind: b.Kind, SHA256: b.SHA256, Size: b.Size,
 		UploadedAt: b.UploadedAt, UploadedBy: b.UploadedBy, Notes: b.Notes,
 		MinNative: b.MinNative, MaxNative: b.MaxNative, Deleted: b.Deleted,
+		Native: b.Native,
 	}
 }
 

@@ -64,7 +64,7 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			rec = bundleRecord{
 				Version: bn.Version, Kind: bn.Kind, SHA256: strings.ToLower(bn.SHA256), Size: bn.Size,
 				UploadedAt: now, UploadedBy: bn.UploadedBy, Notes: bn.Notes,
-				MinNative: bn.MinNative, MaxNative: bn.MaxNative,
+				MinNative: bn.MinNative, MaxNative: bn.MaxNative, Native: bn.Native,
 			}
 			if rec.UploadedBy == "" {
 				rec.UploadedBy = in.Actor
@@ -85,13 +85,13 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			ch.Releases = append(ch.Releases, releaseRecord{Version: bn.Version, DeployedAt: now})
 			changed = true
 		}
-		note := ""
+		note := in.Note
 		if ch.Active != bn.Version {
 			ch.Active = bn.Version
 			ch.Rollout = nil
 			if in.Rollout > 0 && in.Rollout < 100 {
 				ch.Rollout = &rolloutRecord{Target: bn.Version, Previous: prev, Percent: in.Rollout, StartedAt: now, UpdatedAt: now}
-				note = fmt.Sprintf("rollout %d%%", in.Rollout)
+				note = strings.TrimPrefix(note+fmt.Sprintf("; rollout %d%%", in.Rollout), "; ")
 			}
 			changed = true
 		}
