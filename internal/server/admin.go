@@ -198,7 +198,7 @@ func (s *Server) handlePatchChannel(c echo.Context) error {
 	if err := s.refreshApp(ctx, app); err != nil {
 		return err
 	}
-	s.log.Info("channel policy changed", "app", app, "channel", ch.Name, "user", actor(c))
+	s.reqLog(c).Info("channel policy changed", "app", app, "channel", ch.Name, "user", actor(c))
 	return c.JSON(http.StatusOK, s.withURL(updated))
 }
 
@@ -232,7 +232,7 @@ func (s *Server) handleRollback(c echo.Context) error {
 	if err := s.refreshApp(ctx, app); err != nil {
 		return err
 	}
-	s.log.Info("channel rolled back", "app", app, "channel", ch.Name, "from", change.From, "to", change.To, "user", actor(c))
+	s.reqLog(c).Info("channel rolled back", "app", app, "channel", ch.Name, "from", change.From, "to", change.To, "user", actor(c))
 	return c.JSON(http.StatusOK, change)
 }
 
@@ -276,7 +276,7 @@ func (s *Server) handlePromote(c echo.Context) error {
 	if err := s.refreshApp(ctx, app); err != nil {
 		return err
 	}
-	s.log.Info("release promoted", "app", app, "channel", to, "from", change.From, "to", change.To, "user", actor(c))
+	s.reqLog(c).Info("release promoted", "app", app, "channel", to, "from", change.From, "to", change.To, "user", actor(c))
 	return c.JSON(http.StatusOK, change)
 }
 
@@ -328,7 +328,7 @@ func (s *Server) deleteRelease(c echo.Context, app, channel, version string) err
 	if err := s.refreshApp(ctx, app); err != nil {
 		return err
 	}
-	s.log.Info("release deleted", "app", app, "channel", ch.Name, "release", version, "now_active", change.To, "user", actor(c))
+	s.reqLog(c).Info("release deleted", "app", app, "channel", ch.Name, "release", version, "now_active", change.To, "user", actor(c))
 	return c.JSON(http.StatusOK, change)
 }
 
@@ -433,7 +433,7 @@ func (s *Server) handleSetOverride(c echo.Context) error {
 	if err := s.refreshApp(ctx, app); err != nil {
 		return err
 	}
-	s.log.Info("device pinned", "app", app, "device", device, "channel", ch.Name, "user", actor(c))
+	s.reqLog(c).Info("device pinned", "app", app, "device", device, "channel", ch.Name, "user", actor(c))
 	return c.JSON(http.StatusOK, o)
 }
 
@@ -456,7 +456,7 @@ func (s *Server) handleDeleteOverride(c echo.Context) error {
 	if err := s.refreshApp(ctx, app); err != nil {
 		return err
 	}
-	s.log.Info("device unpinned", "app", app, "device", device, "user", actor(c))
+	s.reqLog(c).Info("device unpinned", "app", app, "device", device, "user", actor(c))
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -151,7 +151,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	setAdminHeaders(c)
 	ip := s.clientIP(c)
 	if ok, retry := s.admin.loginByIP.Allow(ip); !ok {
-		s.log.Warn("login rate limited", "by", "address", "address", ip)
+		s.reqLog(c).Warn("login rate limited", "by", "address", "address", ip)
 		return tooManyRequests(retry)
 	}
 	var req ota.LoginRequest
@@ -165,7 +165,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 		return badRequest("username or password is too long")
 	}
 	if ok, retry := s.admin.loginByUser.Allow(req.Username); !ok {
-		s.log.Warn("login rate limited", "by", "user", "user", req.Username, "address", ip)
+		s.reqLog(c).Warn("login rate limited", "by", "user", "user", req.Username, "address", ip)
 		return tooManyRequests(retry)
 	}
 	const badCreds = "wrong user name or password"
@@ -175,20 +175,20 @@ func (s *Server) handleLogin(c echo.Context) error {
 		// Spend the same time as a wrong password, so answers do not tell
 		// which user names exist.
 		auth.CheckUnknownUser(req.Password)
-		s.log.Info("login failed", "reason", "unknown user", "user", req.Username, "address", ip)
+		s.reqLog(c).Info("login failed", "reason", "unknown user", "user", req.Username, "address", ip)
 		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
 	case err != nil:
 		return err
 	}
 	if !auth.CheckPassword(u.PasswordHash, req.Password) {
-		s.log.Info("login failed", "reason", "wrong password", "user", req.Username, "address", ip)
+		s.reqLog(c).Info("login failed", "reason", "wrong password", "user", req.Username, "address", ip)
 		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
 	}
 	tok, exp, err := s.tokens.Issue(u.Name, u.TokenGeneration)
 	if err != nil {
 		return err
 	}
-	s.log.Info("login", "user", u.Name, "address", ip)
+	s.reqLog(c).Info("login", "user", u.Name, "address", ip)
 	return c.JSON(http.StatusOK, ota.LoginResponse{Token: tok, ExpiresAt: exp})
 }
 

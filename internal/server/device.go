@@ -149,7 +149,7 @@ func (s *Server) handleStats(c echo.Context) error {
 	// retries after a 5xx is not lost; distinct-device counting makes the
 	// retry harmless.
 	if err := s.afterStats(c.Request().Context(), events); err != nil {
-		s.log.Error("device health after stats", "err", err)
+		s.reqLog(c).Error("device health after stats", "err", err)
 	}
 	return c.JSON(http.StatusOK, ota.StatsResponse{Status: "ok"})
 }

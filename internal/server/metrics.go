@@ -2,8 +2,8 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"crypto/subtle"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
