@@ -51,6 +51,9 @@ type uploadForm struct {
 var uploadFields = map[string]bool{
 	"version": true, "channel": true, "checksum": true, "app_id": true,
 	"kind": true, "notes": true, "min_native": true, "max_native": true,
+	// rollout stages the release (percent); native is the bundle's native
+	// fingerprint (JSON); forced says why a native check was overridden.
+	"rollout": true, "native": true, "forced": true,
 	// uploaded_at (RFC 3339) keeps the upload time of an imported bundle;
 	// only user logins may set it.
 	"uploaded_at": true,
@@ -197,7 +200,7 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 			f.fields[name] = strings.TrimSpace(string(b))
 		default:
 			part.Close()
-			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at", clip(name))
+			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced", clip(name))
 		}
 	}
 }
@@ -324,6 +327,9 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 		Notes: f.fields["notes"], MinNative: f.fields["min_native"], MaxNative: f.fields["max_native"],
 	}
 	in.Channel = channel
+	if err := checkSafetyFields(f.fields, kind, &in); err != nil {
+		return in, err
+	}
 	return in, nil
 }
 
