@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -28,6 +29,8 @@ const (
 	keyLogFormat     = "log-format"
 	keyTrustProxy    = "trust-proxy"
 	keyAddrFile      = "addr-file"
+	keyMetricsAddr   = "metrics-addr"
+	keyMetricsToken  = "metrics-token"
 	keyConfig        = "config"
 )
 
@@ -46,6 +49,7 @@ const (
 var fileKeys = []string{
 	keyAddr, keyDataDir, keyPublicURL, keyDefaultApp, keyTokenTTL,
 	keyMaxUploadSize, keyJWTKeyFile, keyLogLevel, keyLogFormat, keyTrustProxy,
+	keyMetricsAddr, keyMetricsToken,
 }
 
 // envName is the environment variable of a configuration key.
@@ -67,7 +71,15 @@ type config struct {
 	TrustProxy     bool // key rate limits on X-Forwarded-For
 	AddrFile       string
 	ConfigFile     string // the file the settings came from, if any
+	// MetricsAddr is a listener of its own for /metrics; MetricsToken
+	// serves /metrics on the main listener to requests bearing it.
+	MetricsAddr  string
+	MetricsToken string
 }
+
+// minMetricsToken is the shortest accepted --metrics-token: it guards the
+// metrics on a public listener.
+const minMetricsToken = 16
 
 // DBPath is the metadata store's file.
 func (c *config) DBPath() string { return filepath.Join(c.DataDir, "otad.db") }
@@ -134,6 +146,9 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 		LogFormat:  strings.ToLower(v.GetString(keyLogFormat)),
 		AddrFile:   v.GetString(keyAddrFile),
 		ConfigFile: cfgFile,
+
+		MetricsAddr:  v.GetString(keyMetricsAddr),
+		MetricsToken: v.GetString(keyMetricsToken),
 	}
 	var errs []error
 	if c.Addr == "" {
@@ -164,6 +179,15 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	}
 	if c.TrustProxy, err = strconv.ParseBool(v.GetString(keyTrustProxy)); err != nil {
 		errs = append(errs, fmt.Errorf("%s %q: want true or false", keyTrustProxy, v.GetString(keyTrustProxy)))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:9090", keyMetricsAddr, c.MetricsAddr))
+		}
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < minMetricsToken {
+		errs = append(errs, fmt.Errorf("%s is %d characters; use at least %d random ones (openssl rand -hex 16)",
+			keyMetricsToken, len(c.MetricsToken), minMetricsToken))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)

@@ -65,6 +65,8 @@ OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).`,
 	f.String(keyLogLevel, defaultLogLevel, "debug, info, warn or error ($OTAD_LOG_LEVEL)")
 	f.String(keyLogFormat, defaultLogFormat, "json, text or auto: text on a terminal, JSON otherwise ($OTAD_LOG_FORMAT)")
 	f.Bool(keyTrustProxy, false, "key login rate limits on X-Forwarded-For/X-Real-IP; only behind a proxy that overwrites them ($OTAD_TRUST_PROXY)")
+	f.String(keyMetricsAddr, "", "serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 ($OTAD_METRICS_ADDR)")
+	f.String(keyMetricsToken, "", "serve /metrics on the main address to requests with this bearer token ($OTAD_METRICS_TOKEN)")
 	f.String(keyAddrFile, "", "write the bound address to this file once listening, for --addr 127.0.0.1:0 ($OTAD_ADDR_FILE)")
 	return cmd
 }
@@ -123,10 +125,19 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		Version:        version.Info(),
 		TrustProxy:     cfg.TrustProxy,
+		MetricsToken:   cfg.MetricsToken,
 	}, st, blobs, issuer, log)
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
 	}
+	// Deferred: it runs once the HTTP server has drained and before the
+	// store closes, so attempts in flight can still log their outcome.
+	defer srv.Close()
+	_, stopMetrics, err := serveMetrics(cfg.MetricsAddr, srv.MetricsHandler(), log)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics()
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: readHeaderTimeout,
@@ -254,4 +265,29 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// serveMetrics serves /metrics on addr, a listener of its own that can
+// stay private (loopback, or a network only Prometheus reaches). It
+// returns the bound address and the function that stops it; without addr
+// it does nothing.
+func serveMetrics(addr string, h http.Handler, log *slog.Logger) (bound string, stop func(), err error) {
+	if addr == "" {
+		return "", func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", nil, fmt.Errorf("listen for metrics on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener stopped", "err", err)
+		}
+	}()
+	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
+	return ln.Addr().String(), func() { _ = hs.Close() }, nil
 }
