@@ -92,7 +92,7 @@ func (b *bench) phaseDataSize(ctx context.Context) error {
 		return err
 	}
 	if rss, err := procStatusKB(ob.pid(), "VmRSS"); err == nil {
-		b.notef("otad RSS with the big store loaded: %s", fmtMB(rss*1000))
+		b.notef("otad RSS with the big store loaded: %s", fmtMB(rss*1024))
 	}
 
 	req := updatesRequest(benchApp)
