@@ -69,6 +69,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdChannels(f, nil),
 		NewCmdStatus(f, nil),
 		NewCmdBundle(f),
+		NewCmdWebhook(f),
 		NewCmdVersion(f, nil),
 		NewCmdCompletion(f),
 	)

@@ -1,6 +1,12 @@
 package ota
 
-import "time"
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+)
 
 // Webhook event types a webhook may subscribe to, besides the history
 // event types above. EventTest is only sent by POST .../webhooks/{id}/test.
@@ -72,4 +78,44 @@ type WebhookDelivery struct {
 	Error      string    `json:"error,omitempty"`
 	DurationMS int64     `json:"duration_ms"`
 	OK         bool      `json:"ok"`
+}
+
+// CreateWebhook registers a webhook. The answer holds its secret, which
+// the server never shows again.
+func (c *Client) CreateWebhook(ctx context.Context, req WebhookRequest) (WebhookCreated, error) {
+	var out WebhookCreated
+	err := c.doJSON(ctx, http.MethodPost, "/api/v1/webhooks", nil, req, &out)
+	return out, err
+}
+
+// Webhooks lists the registered webhooks, without their secrets.
+func (c *Client) Webhooks(ctx context.Context) ([]Webhook, error) {
+	var out []Webhook
+	err := c.doJSON(ctx, http.MethodGet, "/api/v1/webhooks", nil, nil, &out)
+	return out, err
+}
+
+// DeleteWebhook removes a webhook and its delivery log.
+func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
+	return c.doJSON(ctx, http.MethodDelete, "/api/v1/webhooks/"+url.PathEscape(id), nil, nil, nil)
+}
+
+// TestWebhook makes the server send a test event to the webhook now and
+// returns the attempt.
+func (c *Client) TestWebhook(ctx context.Context, id string) (WebhookDelivery, error) {
+	var out WebhookDelivery
+	err := c.doJSON(ctx, http.MethodPost, "/api/v1/webhooks/"+url.PathEscape(id)+"/test", nil, nil, &out)
+	return out, err
+}
+
+// WebhookDeliveries returns the newest entries of a webhook's delivery
+// log (limit 0: the server's default).
+func (c *Client) WebhookDeliveries(ctx context.Context, id string, limit int) ([]WebhookDelivery, error) {
+	var q url.Values
+	if limit > 0 {
+		q = url.Values{"limit": {strconv.Itoa(limit)}}
+	}
+	var out []WebhookDelivery
+	err := c.doJSON(ctx, http.MethodGet, "/api/v1/webhooks/"+url.PathEscape(id)+"/deliveries", q, nil, &out)
+	return out, err
 }
