@@ -69,6 +69,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdChannels(f, nil),
 		NewCmdStatus(f, nil),
 		NewCmdBundle(f),
+		NewCmdToken(f),
+		NewCmdImport(f, nil),
 		NewCmdWebhook(f),
 		NewCmdVersion(f, nil),
 		NewCmdCompletion(f),
