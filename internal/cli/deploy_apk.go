@@ -133,9 +133,14 @@ func deployAPKRun(ctx context.Context, opts *DeployAPKOptions) error {
 		r.DryRun = true
 		return printDeploy(f, r)
 	}
+	// The APK's native side, so later web deploys can be checked against it.
+	native, err := nativeFingerprint(p.Dir)
+	if err != nil {
+		fmt.Fprintf(f.IO.ErrOut, "warning: %v; web deploys cannot be checked against this APK\n", err)
+	}
 	res, err := uploadFile(ctx, f, client, ota.UploadRequest{
 		AppID: app, Channel: opts.Channel, Version: version, Kind: ota.KindAPK, Checksum: sha,
-		Notes: opts.Notes, Size: size,
+		Notes: opts.Notes, Size: size, Native: native,
 	}, apk)
 	if err != nil {
 		return err

@@ -24,6 +24,8 @@ type DeployWebOptions struct {
 	Notes       string
 	MinNative   string
 	MaxNative   string
+	Rollout     int
+	Force       bool
 }
 
 // NewCmdDeployWeb builds `otactl deploy web`.
@@ -44,15 +46,26 @@ func NewCmdDeployWeb(f *Factory, runF func(*DeployWebOptions) error) *cobra.Comm
   6. upload it to the channel (default stable), which then serves it
 
 VERSION defaults to the version in package.json. Versions are immutable:
-uploading an existing version with other bytes fails (exit code 4).`,
+uploading an existing version with other bytes fails (exit code 4).
+
+Before the upload, the project's native plugins and Capacitor version are
+compared with those of the newest APK (otactl deploy apk records them): a
+bundle that needs a native plugin the shipped APK lacks is refused, since
+devices would break. --force uploads it anyway and the history says so.
+--rollout PERCENT offers the bundle to that share of devices only; grow it
+with otactl rollout.`,
 		Example: `  otactl deploy web
   otactl deploy web 1.2.0 --channel beta --notes "fix login"
   otactl deploy web --skip-build --dry-run
-  otactl deploy web --build-cmd "vite build --mode production"`,
+  otactl deploy web --build-cmd "vite build --mode production"
+  otactl deploy web 1.3.0 --rollout 10 --min-native 1.4.0`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Version = args[0]
+			}
+			if opts.Rollout < 0 || opts.Rollout > 100 {
+				return flagErrorf("--rollout %d is not a percent from 1 to 100", opts.Rollout)
 			}
 			if opts.SkipBuild && (opts.BuildCmd != "" || opts.NoSync) {
 				return flagErrorf("--skip-build cannot be combined with --build-cmd or --no-sync")
@@ -70,6 +83,8 @@ uploading an existing version with other bytes fails (exit code 4).`,
 	cmd.Flags().StringVar(&opts.Notes, "notes", "", "release notes kept with the bundle")
 	cmd.Flags().StringVar(&opts.MinNative, "min-native", "", "lowest native app version (version_build) the bundle runs on")
 	cmd.Flags().StringVar(&opts.MaxNative, "max-native", "", "highest native app version the bundle runs on")
+	cmd.Flags().IntVar(&opts.Rollout, "rollout", 0, "offer the bundle to this percent of devices only (1-99; default all)")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "upload even if the bundle needs native plugins the newest APK lacks")
 	return cmd
 }
 
@@ -141,9 +156,14 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		r.DryRun = true
 		return printDeploy(f, r)
 	}
+	native, forced, err := checkNative(ctx, f, client, app, p.Dir, opts.Force)
+	if err != nil {
+		return err
+	}
 	res, err := uploadFile(ctx, f, client, ota.UploadRequest{
 		AppID: app, Channel: opts.Channel, Version: version, Kind: ota.KindWeb, Checksum: z.SHA256,
 		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Size: z.Size,
+		Rollout: opts.Rollout, Native: native, Forced: forced,
 	}, zipPath)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -75,5 +76,54 @@ func TestRolloutSummary(t *testing.T) {
 		if got := rolloutSummary(tt.ch); got != tt.want {
 			t.Errorf("rolloutSummary(%+v) = %q; want %q", tt.ch.Rollout, got, tt.want)
 		}
+	}
+}
+
+func TestDeployNativeCheckAndRollout(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustRun("deploy", "web", "1.0.0")
+	writeFile(t, filepath.Join(e.project, "out", "app.apk"), "PK\x03\x04prebuilt")
+	e.mustRun("deploy", "apk", "1.0.0", "--apk", "out/app.apk")
+
+	// The web project now uses a native plugin the APK does not ship.
+	writeFile(t, filepath.Join(e.project, "package.json"),
+		`{"name":"capapp","version":"1.1.0","scripts":{"generate":"node scripts/generate.js"},"dependencies":{"@capacitor/camera":"^7.0.0"}}`)
+	writeFile(t, filepath.Join(e.project, "node_modules", "@capacitor", "camera", "package.json"),
+		`{"name":"@capacitor/camera","version":"7.0.1","capacitor":{"android":{"src":"android"}}}`)
+	e.generate("2")
+	r := e.run("", "deploy", "web", "1.1.0", "--skip-build", "--rollout", "10")
+	if r.code != ExitError || !strings.Contains(r.err, "@capacitor/camera@7.0.1, which the APK lacks") || !strings.Contains(r.err, "--force") {
+		t.Fatalf("deploy needing a missing plugin: exit %d stderr %q", r.code, r.err)
+	}
+	r = e.mustRun("deploy", "web", "1.1.0", "--skip-build", "--rollout", "10", "--force")
+	if !strings.Contains(r.err, "warning: uploading despite native differences with APK 1.0.0") {
+		t.Errorf("forced deploy did not warn: %q", r.err)
+	}
+
+	var page ota.HistoryPage
+	if err := json.Unmarshal([]byte(e.mustRun("history", "-o", "json").stdout), &page); err != nil {
+		t.Fatal(err)
+	}
+	if ev := page.Events[0]; ev.Version != "1.1.0" || !strings.HasPrefix(ev.Note, "native check overridden: APK 1.0.0: needs native plugin @capacitor/camera@7.0.1") ||
+		!strings.HasSuffix(ev.Note, "; rollout 10%") {
+		t.Errorf("upload event = %+v", ev)
+	}
+	if r := e.mustRun("status"); !strings.Contains(r.stdout, "stable: 1.1.0 to 10% of devices; the others keep 1.0.0") {
+		t.Errorf("status does not show the rollout:\n%s", r.stdout)
+	}
+	if r := e.mustRun("rollout", "stable", "50"); r.stdout != "stable: 1.1.0 to 50% of devices; the others keep 1.0.0\n" {
+		t.Errorf("rollout 50 printed %q", r.stdout)
+	}
+	if r := e.run("", "rollout", "stable", "20"); r.code != ExitError || !strings.Contains(r.err, "only grows") {
+		t.Errorf("shrinking rollout: exit %d stderr %q", r.code, r.err)
+	}
+	if r := e.mustRun("rollout", "stable", "pause"); !strings.Contains(r.stdout, "paused") {
+		t.Errorf("pause printed %q", r.stdout)
+	}
+	if r := e.mustRun("rollout", "stable", "complete"); r.stdout != "stable: 1.1.0 to every device (rollout complete)\n" {
+		t.Errorf("complete printed %q", r.stdout)
+	}
+	if r := e.run("", "deploy", "web", "1.2.0", "--skip-build", "--rollout", "101"); r.code != ExitUsage {
+		t.Errorf("--rollout 101: exit %d", r.code)
 	}
 }

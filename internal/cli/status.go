@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -80,5 +81,18 @@ func statusRun(cmd *cobra.Command, opts *StatusOptions) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Active, short(b.SHA256), humanBytes(b.Size),
 			humanTime(deployed), orDash(b.URL))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Staged and halted rollouts change what devices get: say so.
+	var notes []string
+	for _, c := range chans {
+		if c.Rollout != nil && (c.Rollout.InEffect(c.Active) || c.Rollout.Halted) {
+			notes = append(notes, c.Name+": "+rolloutSummary(c))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(f.IO.Out, "\n%s\n", strings.Join(notes, "\n"))
+	}
+	return nil
 }

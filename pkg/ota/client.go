@@ -70,7 +70,14 @@ type UploadRequest struct {
 	// UploadedAt, when set, is recorded as the upload time instead of the
 	// server's clock (importing history). Only user logins may set it.
 	UploadedAt time.Time
-	File       io.Reader
+	// Rollout, from 1 to 99, stages the release to that percent of devices.
+	Rollout int
+	// Native is the bundle's native fingerprint; Forced, when set, says why
+	// a failed native compatibility check was overridden (kept in the
+	// history).
+	Native *NativeFingerprint
+	Forced string
+	File   io.Reader
 	// Size is File's length in bytes. When > 0 the request carries a
 	// Content-Length (servers reject oversized uploads before reading);
 	// otherwise it is sent chunked.
@@ -114,6 +121,17 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (UploadResult, err
 	if !r.UploadedAt.IsZero() {
 		fields = append(fields, [2]string{"uploaded_at", r.UploadedAt.UTC().Format(time.RFC3339Nano)})
 	}
+	if r.Rollout > 0 {
+		fields = append(fields, [2]string{"rollout", strconv.Itoa(r.Rollout)})
+	}
+	if r.Native != nil {
+		b, err := json.Marshal(r.Native)
+		if err != nil {
+			return out, fmt.Errorf("upload: encode native fingerprint: %w", err)
+		}
+		fields = append(fields, [2]string{"native", string(b)})
+	}
+	fields = append(fields, [2]string{"forced", r.Forced})
 
 	// The form fields come first so the server knows what it receives
 	// before the bytes arrive; the file part follows and streams.
