@@ -50,6 +50,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ReferencedBlobs", testReferencedBlobs},
 		{"Backup", testBackup},
 		{"CanceledContext", testCanceled},
+		{"Rollout", testRollout},
+		{"Halt", testHalt},
+		{"Health", testHealth},
+		{"SafetyPolicy", testSafetyPolicy},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
