@@ -354,3 +354,26 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	wantStatus(t, env.do(http.MethodDelete, "/api/v1/webhooks/"+created.ID, nil), http.StatusNotFound, ota.ErrCodeNotFound)
 	wantStatus(t, env.do(http.MethodGet, "/api/v1/webhooks", nil, "Authorization", ""), http.StatusUnauthorized, ota.ErrCodeUnauthorized)
 }
+
+func TestWebhooksRefuseCITokens(t *testing.T) {
+	env := newTestEnv(t)
+	ci := env.createToken(ota.TokenCreateRequest{Name: "deploy"}).Token
+	created := decode[ota.WebhookCreated](t, env.do(http.MethodPost, "/api/v1/webhooks", ota.WebhookRequest{URL: "https://h.example/x?key=k"}))
+	for _, r := range []struct{ method, path string }{
+		{http.MethodGet, "/api/v1/webhooks"},
+		{http.MethodPost, "/api/v1/webhooks"},
+		{http.MethodDelete, "/api/v1/webhooks/" + created.ID},
+		{http.MethodPost, "/api/v1/webhooks/" + created.ID + "/test"},
+		{http.MethodGet, "/api/v1/webhooks/" + created.ID + "/deliveries"},
+	} {
+		var body any
+		if r.method == http.MethodPost {
+			body = ota.WebhookRequest{URL: "https://evil.example/"}
+		}
+		rec := env.do(r.method, r.path, body, "Authorization", "Bearer "+ci)
+		wantStatus(t, rec, http.StatusForbidden, ota.ErrCodeForbidden)
+	}
+	if strings.Contains(env.logs.String(), "key=k") {
+		t.Error("the webhook URL's query is in the log")
+	}
+}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
-	"strings"
 	"unicode"
 
 	"github.com/labstack/echo/v4"
@@ -88,6 +88,9 @@ scan:
 }
 
 func (s *Server) handleListWebhooks(c echo.Context) error {
+	if err := requireUserLogin(c, "manage webhooks"); err != nil {
+		return err
+	}
 	ws, err := s.store.ListWebhooks(c.Request().Context())
 	if err != nil {
 		return err
@@ -100,6 +103,9 @@ func (s *Server) handleListWebhooks(c echo.Context) error {
 }
 
 func (s *Server) handleCreateWebhook(c echo.Context) error {
+	if err := requireUserLogin(c, "manage webhooks"); err != nil {
+		return err
+	}
 	var req ota.WebhookRequest
 	if err := s.decodeJSON(c, &req, 0, false); err != nil {
 		return err
@@ -159,18 +165,20 @@ func checkWebhookSecret(s string) error {
 }
 
 func webhookHost(raw string) string {
-	rest := raw[strings.Index(raw, "://")+3:]
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
 	}
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		rest = rest[i+1:]
-	}
-	return rest
+	return u.Host
 }
 
-// webhookParam loads the webhook named by :id.
+// webhookParam loads the webhook named by :id. Webhooks are server-wide
+// settings whose URLs may embed the receiver's credentials, so CI tokens
+// may neither read nor change them.
 func (s *Server) webhookParam(c echo.Context) (store.StoredWebhook, error) {
+	if err := requireUserLogin(c, "manage webhooks"); err != nil {
+		return store.StoredWebhook{}, err
+	}
 	id := c.Param("id")
 	w, err := s.store.GetWebhook(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
