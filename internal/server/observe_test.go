@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -54,8 +56,13 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("download: status %d, %d bytes", dl.Code, dl.Body.Len())
 	}
 	env.do(http.MethodGet, "/no/such/route/12345", nil)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(rcv.Close)
+	hook := decode[ota.WebhookCreated](t, env.do(http.MethodPost, "/api/v1/webhooks", ota.WebhookRequest{URL: rcv.URL}))
+	wantStatus(t, env.do(http.MethodPost, "/api/v1/webhooks/"+hook.ID+"/test", nil), http.StatusOK, "")
 
 	out := scrapeMetrics(t, env)
+	checkDashboard(t, out)
 	for _, want := range []string{
 		`otad_http_requests_total{method="POST",route="/api/v1/apps/:app/bundles",status="201"} 1`,
 		`otad_http_requests_total{method="POST",route="/api/v1/apps/:app/bundles",status="200"} 1`,
@@ -78,6 +85,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		fmt.Sprintf(`otad_bundle_bytes_served_total %d`, len(zip)),
 		`otad_version_devices{app="com.example.app",version="1.0.1"} 2`,
 		`otad_version_failed_devices{app="com.example.app",version="1.0.1"} 1`,
+		`otad_webhook_attempts_total{result="ok"} 1`,
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("scrape lacks %s", want)
@@ -375,5 +383,50 @@ func TestWebhooksRefuseCITokens(t *testing.T) {
 	}
 	if strings.Contains(env.logs.String(), "key=k") {
 		t.Error("the webhook URL's query is in the log")
+	}
+}
+
+// checkDashboard keeps docs/grafana-dashboard.json honest: every series a
+// panel queries is in scrape, the metrics of a server after traffic.
+func checkDashboard(t *testing.T, scrape string) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "grafana-dashboard.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard is not JSON: %v", err)
+	}
+	exported := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (\S+) (\S+)`).FindAllStringSubmatch(scrape, -1) {
+		exported[m[1]] = true
+		if m[2] == "histogram" {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				exported[m[1]+s] = true
+			}
+		}
+	}
+	series := regexp.MustCompile(`\b(otad_[a-z_]+|go_[a-z_]+|process_[a-z_]+)`)
+	n := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range series.FindAllString(tg.Expr, -1) {
+				n++
+				if !exported[name] {
+					t.Errorf("dashboard panel %q queries %s, which otad does not export", p.Title, name)
+				}
+			}
+		}
+	}
+	if n < 10 {
+		t.Errorf("the dashboard queries only %d series", n)
 	}
 }

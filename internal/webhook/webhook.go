@@ -53,7 +53,7 @@ type Options struct {
 	// 1000); beyond it new ones are dropped and logged.
 	QueueSize int
 	// MaxAttempts is the number of tries of one delivery (default 6:
-	// about a minute of retries with the default delays).
+	// about half a minute of retries with the default delays).
 	MaxAttempts int
 	// BaseDelay is the wait before the second attempt (default 1s); each
 	// further wait doubles, up to MaxDelay (default 5m).
