@@ -128,47 +128,40 @@ func (b *bench) historyPaging(ctx context.Context, smallAddr, bigAddr string) er
 	if err != nil {
 		return err
 	}
-	page := func(addr, tok string, before uint64) (time.Duration, error) {
+	mid := uint64(b.cfg.bigEvents/2 + 1)
+	type pg struct {
+		addr, tok string
+		before    uint64
+	}
+	pages := []pg{{bigAddr, tokBig, 0}, {bigAddr, tokBig, mid}, {bigAddr, tokBig, 1_001}, {smallAddr, tokSmall, 0}}
+	addrs := make([]string, len(pages))
+	reqs := make([]load.Request, len(pages))
+	for i, p := range pages {
 		path := "/api/v1/history?limit=50"
-		if before > 0 {
-			path += fmt.Sprintf("&before=%d", before)
+		if p.before > 0 {
+			path += fmt.Sprintf("&before=%d", p.before)
 		}
-		req := load.Request{Method: "GET", Path: path, Header: map[string]string{"Authorization": "Bearer " + tok}}
-		status, body, err := load.Do(addr, req)
+		req := load.Request{Method: "GET", Path: path, Header: map[string]string{"Authorization": "Bearer " + p.tok}}
+		status, body, err := load.Do(p.addr, req)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		var hp ota.HistoryPage
 		if status != http.StatusOK || json.Unmarshal(body, &hp) != nil || len(hp.Events) != 50 {
-			return 0, fmt.Errorf("GET %s: HTTP %d, want a page of 50 events: %.200s", path, status, body)
+			return fmt.Errorf("GET %s: HTTP %d, want a page of 50 events: %.200s", path, status, body)
 		}
-		res, err := load.Run(ctx, load.Options{Addr: addr, Conns: 1, Duration: b.cfg.dur / 2, Warmup: b.cfg.warmup / 2}, req)
-		if err != nil {
-			return 0, err
-		}
-		if res.Non2xx > 0 || res.Errors > 0 {
-			return 0, fmt.Errorf("GET %s: %s", path, res)
-		}
-		logf("  history %s on %s: %s", path, addr, res)
-		return res.P50, nil
+		addrs[i], reqs[i] = p.addr, req
 	}
-	newestBig, err := page(bigAddr, tokBig, 0)
+	// The four pages in turn, request by request, so they share the noise.
+	if _, err := load.RoundRobin(ctx, b.cfg.warmup, addrs, reqs); err != nil {
+		return err
+	}
+	p50, err := load.RoundRobin(ctx, b.cfg.dur, addrs, reqs)
 	if err != nil {
 		return err
 	}
-	mid := uint64(b.cfg.bigEvents/2 + 1)
-	midBig, err := page(bigAddr, tokBig, mid)
-	if err != nil {
-		return err
-	}
-	deepBig, err := page(bigAddr, tokBig, 1_001)
-	if err != nil {
-		return err
-	}
-	newestSmall, err := page(smallAddr, tokSmall, 0)
-	if err != nil {
-		return err
-	}
+	newestBig, midBig, deepBig, newestSmall := p50[0], p50[1], p50[2], p50[3]
+	logf("  history p50: newest %s, middle %s, deep %s; small store newest %s", newestBig, midBig, deepBig, newestSmall)
 	worst := max(midBig, deepBig)
 	ratio := float64(worst) / float64(newestBig)
 	b.add(row{

@@ -29,6 +29,7 @@ func (b *bench) phaseZip(ctx context.Context) error {
 	otactl := filepath.Join(b.cfg.bin, "otactl")
 	otaOut, zipOut := b.path("otactl.zip"), b.path("infozip.zip")
 	var otaTimes, zipTimes []time.Duration
+	var ratios []float64
 	var otaSum string
 	for i := range b.cfg.reps {
 		_ = os.Remove(otaOut)
@@ -49,18 +50,19 @@ func (b *bench) phaseZip(ctx context.Context) error {
 		}
 		logf("  run %d: otactl %s, zip+sha256sum %s", i+1, fmtDur(d), fmtDur(z))
 		otaTimes, zipTimes = append(otaTimes, d), append(zipTimes, z)
+		ratios = append(ratios, d.Seconds()/z.Seconds())
 	}
 	if got, err := fileSHA256(otaOut); err != nil || got != otaSum {
 		return fmt.Errorf("otactl printed checksum %s but its zip hashes to %s (%v)", otaSum, got, err)
 	}
-	ot, zt := median(otaTimes), median(zipTimes)
+	ot, zt, ratio := median(otaTimes), median(zipTimes), median(ratios)
 	b.add(row{
 		target:    "bundle zip + checksum, 1,500 files / 25 MiB",
 		measured:  "otactl " + fmtDur(ot),
 		reference: "zip -qrX + sha256sum " + fmtDur(zt),
-		ratio:     fmt.Sprintf("%.2f", ot.Seconds()/zt.Seconds()),
+		ratio:     fmt.Sprintf("%.2f", ratio),
 		threshold: "< 1.00",
-		ok:        ot < zt,
+		ok:        ratio < 1,
 	})
 	os1, err1 := os.Stat(otaOut)
 	zs, err2 := os.Stat(zipOut)

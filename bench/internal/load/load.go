@@ -357,3 +357,59 @@ func Do(addr string, req Request) (int, []byte, error) {
 	}
 	return status, body.Bytes(), nil
 }
+
+// RoundRobin sends reqs in turn, one after another, over one keep-alive
+// connection per address, for d, and returns each request's median
+// latency. Interleaving request by request makes the requests share every
+// moment of background noise, so their latencies compare even on a busy
+// machine. Any failure or non-2xx answer ends the run with an error.
+func RoundRobin(ctx context.Context, d time.Duration, addrs []string, reqs []Request) ([]time.Duration, error) {
+	if len(addrs) != len(reqs) || len(reqs) == 0 {
+		return nil, errors.New("load: RoundRobin needs one address per request")
+	}
+	conns := map[string]*bufio.ReadWriter{}
+	wires := make([][]byte, len(reqs))
+	for i, addr := range addrs {
+		wires[i] = reqs[i].Encode(addr)
+		if conns[addr] != nil {
+			continue
+		}
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("load: connect to %s: %w", addr, err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(d + 30*time.Second))
+		conns[addr] = bufio.NewReadWriter(bufio.NewReaderSize(c, 64<<10), bufio.NewWriter(c))
+	}
+	lat := make([][]time.Duration, len(reqs))
+	end := time.Now().Add(d)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		for i, addr := range addrs {
+			rw := conns[addr]
+			t0 := time.Now()
+			if _, err := rw.Write(wires[i]); err != nil {
+				return nil, fmt.Errorf("load: write %s: %w", reqs[i].Path, err)
+			}
+			if err := rw.Flush(); err != nil {
+				return nil, fmt.Errorf("load: write %s: %w", reqs[i].Path, err)
+			}
+			status, keep, err := ReadResponse(rw.Reader, io.Discard)
+			if err != nil {
+				return nil, fmt.Errorf("load: %s: %w", reqs[i].Path, err)
+			}
+			if status < 200 || status > 299 || !keep {
+				return nil, fmt.Errorf("load: %s %s answered %d (keep-alive %v)", reqs[i].Method, reqs[i].Path, status, keep)
+			}
+			lat[i] = append(lat[i], time.Since(t0))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]time.Duration, len(reqs))
+	for i := range lat {
+		out[i] = percentile(lat[i], 0.5)
+	}
+	return out, nil
+}

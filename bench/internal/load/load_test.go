@@ -160,3 +160,32 @@ func FuzzReadResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestRoundRobin(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(2 * time.Millisecond)
+		case "/fail":
+			http.Error(w, "no", http.StatusInternalServerError)
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	p50, err := RoundRobin(context.Background(), 200*time.Millisecond, []string{addr, addr},
+		[]Request{{Method: "GET", Path: "/fast"}, {Method: "GET", Path: "/slow"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p50[1] < 2*time.Millisecond || p50[0] >= p50[1] {
+		t.Errorf("p50 fast %s, slow %s", p50[0], p50[1])
+	}
+	if _, err := RoundRobin(context.Background(), 100*time.Millisecond, []string{addr}, []Request{{Method: "GET", Path: "/fail"}}); err == nil {
+		t.Error("a 500 answer did not fail the run")
+	}
+	if _, err := RoundRobin(context.Background(), time.Second, []string{addr}, nil); err == nil {
+		t.Error("mismatched arguments accepted")
+	}
+}
