@@ -180,3 +180,11 @@ func (s *Server) initObservability(ctx context.Context) error {
 	}
 	return nil
 }
+
+// logPanic puts a recovered panic's stack in the server log, with the
+// request id, instead of echo's own logger. errorHandler then logs the
+// error and answers 500.
+func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
+	s.reqLog(c).Error("handler panicked", "err", err, "stack", string(stack))
+	return err
+}

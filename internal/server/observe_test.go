@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/otaship/ota/internal/webhook"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -428,5 +430,30 @@ func checkDashboard(t *testing.T, scrape string) {
 	}
 	if n < 10 {
 		t.Errorf("the dashboard queries only %d series", n)
+	}
+}
+
+// TestPanicIsLoggedAndCounted: observe sits outside Recover, so a panic's
+// 500 has its access line, its error line with the same request id, and
+// its count.
+func TestPanicIsLoggedAndCounted(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MetricsToken = testMetricsToken })
+	env.srv.e.GET("/test-panic", func(echo.Context) error { panic("boom") })
+	rec := env.do(http.MethodGet, "/test-panic", nil)
+	wantStatus(t, rec, http.StatusInternalServerError, ota.ErrCodeInternal)
+	id := rec.Header().Get(echo.HeaderXRequestID)
+	var access, failed bool
+	for _, l := range strings.Split(env.logs.String(), "\n") {
+		if !strings.Contains(l, "request_id="+id) {
+			continue
+		}
+		access = access || strings.Contains(l, "msg=request ") && strings.Contains(l, "status=500")
+		failed = failed || strings.Contains(l, "request failed") && strings.Contains(l, "boom")
+	}
+	if !access || !failed {
+		t.Errorf("access line %v, error line %v for request %s:\n%s", access, failed, id, env.logs)
+	}
+	if out := scrapeMetrics(t, env); !strings.Contains(out, `otad_http_requests_total{method="GET",route="/test-panic",status="500"} 1`) {
+		t.Error("the panic's 500 is not counted")
 	}
 }

@@ -18,7 +18,7 @@ func (s *Server) newRouter() *echo.Echo {
 	// a panic too, and inside RequestID so its line has the id.
 	e.Use(middleware.RequestID())
 	e.Use(s.observe)
-	e.Use(middleware.Recover())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
 
 	// Probes and build information.
 	e.GET("/healthz", s.handleHealthz)
