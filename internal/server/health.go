@@ -400,3 +400,13 @@ func compareNames(a, b string) int {
 	}
 	return strings.Compare(a, b)
 }
+
+// closeHealth saves what the batching has not saved yet, so a graceful
+// stop loses no failure memory.
+func (s *Server) closeHealth() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.flushHealth(ctx); err != nil {
+		s.log.Error("device health not saved at shutdown", "err", err)
+	}
+}

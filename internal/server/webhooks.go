@@ -45,8 +45,10 @@ func (s *Server) initWebhooks(ctx context.Context, o webhook.Options) error {
 }
 
 // Close stops webhook delivery; deliveries still queued are abandoned.
+// It saves the device health not saved yet.
 func (s *Server) Close() {
 	s.hooks.Close()
+	s.closeHealth()
 }
 
 // emitEvents hands every history event newer than the last one emitted to
