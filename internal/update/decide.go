@@ -36,7 +36,9 @@ type Decision struct {
 }
 
 // Decide answers an update check (protocol §8, in order: request sanity,
-// app, channel, builtin target, same version, channel policies, success).
+// app, channel, builtin target, same version, otad's safety rules (staged
+// rollout cohort, failure memory, native range, falling back to earlier
+// releases), channel policies, success).
 // defaultApp is the app meant by requests without app_id. It records no
 // trace, and a success allocates nothing: it copies the channel's prepared
 // answer.

@@ -212,3 +212,24 @@ func TestCohort(t *testing.T) {
 		t.Errorf("%d of 10000 devices are in both 10%% cohorts; cohorts of two bundles should be independent", same)
 	}
 }
+
+type pairMemory map[[2]string]bool
+
+func (m pairMemory) FailedOn(app, version, device string) bool { return m[[2]string{version, device}] }
+
+// TestDecideWithAllocs: the safety rules keep the hot path free of
+// allocations, fallbacks included.
+func TestDecideWithAllocs(t *testing.T) {
+	st := safetyState()
+	st.Channels[0].Rollout = &ota.Rollout{Target: "1.2.0", Previous: "1.1.0", Percent: 50}
+	snap := Build(st, testURL)
+	mem := pairMemory{{"1.2.0", deviceID}: true}
+	req := baseRequest()
+	req.VersionBuild, req.VersionName = "1.4.0", "0.9.0"
+	if d := DecideWith(snap, &req, "", mem); d.Response.Version != "1.1.0" {
+		t.Fatalf("got %+v; want the fallback 1.1.0", d.Response)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = DecideWith(snap, &req, "", mem) }); allocs != 0 {
+		t.Errorf("DecideWith allocates %.0f times per call; want 0", allocs)
+	}
+}
