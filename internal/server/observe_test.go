@@ -457,3 +457,34 @@ func TestPanicIsLoggedAndCounted(t *testing.T) {
 		t.Error("the panic's 500 is not counted")
 	}
 }
+
+// TestWebhookOnAutoHalt: a halt otad makes by itself, from device stats,
+// reaches webhooks like an admin's change.
+func TestWebhookOnAutoHalt(t *testing.T) {
+	env := newTestEnv(t)
+	t.Cleanup(env.srv.Close)
+	got := make(chan ota.WebhookPayload, 10)
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p ota.WebhookPayload
+		_ = json.NewDecoder(r.Body).Decode(&p)
+		got <- p
+	}))
+	t.Cleanup(rcv.Close)
+	env.publish(testApp, "production", "1.0.0", nil)
+	env.publish(testApp, "production", "1.1.0", nil)
+	wantStatus(t, env.do(http.MethodPatch, "/api/v1/apps/"+testApp+"/channels/production",
+		map[string]any{"auto_halt": true, "min_devices": 1, "halt_on_failure_rate": 0.5}), http.StatusOK, "")
+	wantStatus(t, env.do(http.MethodPost, "/api/v1/webhooks", ota.WebhookRequest{URL: rcv.URL, Events: []string{ota.EventHalt}}), http.StatusCreated, "")
+
+	stat := map[string]any{"action": "update_fail", "app_id": testApp, "device_id": "dev-1", "version_name": "1.1.0",
+		"old_version_name": "1.0.0", "platform": "android", "version_build": "1.0.0", "plugin_version": "8.0.0"}
+	wantStatus(t, env.device(http.MethodPost, "/stats", stat), http.StatusOK, "")
+	select {
+	case p := <-got:
+		if p.Type != ota.EventHalt || p.Actor != "otad" || p.From != "1.1.0" || p.To != "1.0.0" || p.Channel != "production" || p.Note == "" {
+			t.Errorf("halt payload = %+v", p)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no halt webhook; channel: %s", env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/channels/production", nil).Body)
+	}
+}
