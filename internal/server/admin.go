@@ -199,6 +199,14 @@ func (s *Server) handlePatchChannel(c echo.Context) error {
 		return err
 	}
 	s.reqLog(c).Info("channel policy changed", "app", app, "channel", ch.Name, "user", actor(c))
+	// A lower threshold may already be crossed.
+	if halted, err := s.recheckHalt(ctx, app, ch.Name); err != nil {
+		return err
+	} else if halted {
+		if updated, err = s.store.GetChannel(ctx, app, ch.Name); err != nil {
+			return err
+		}
+	}
 	return c.JSON(http.StatusOK, s.withURL(updated))
 }
 

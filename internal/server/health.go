@@ -410,3 +410,19 @@ func (s *Server) closeHealth() {
 		s.log.Error("device health not saved at shutdown", "err", err)
 	}
 }
+
+// recheckHalt applies the channel's auto-halt policy to what it serves
+// now, as after a stats batch; halted reports whether it re-pointed it.
+func (s *Server) recheckHalt(ctx context.Context, app, channel string) (halted bool, err error) {
+	snap := s.snap.Load()
+	av := snap.App(app)
+	if av == nil || av.Channels[channel] == nil || av.Channels[channel].Active == nil {
+		return false, nil
+	}
+	active := av.Channels[channel].Active.Version
+	if err := s.checkHalt(ctx, snap, healthKey{app, active}); err != nil {
+		return false, err
+	}
+	now := s.snap.Load().App(app)
+	return now != nil && now.Channels[channel] != nil && now.Channels[channel].Channel.Active != active, nil
+}
