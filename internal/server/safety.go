@@ -57,7 +57,7 @@ func (s *Server) handleRollout(c echo.Context) error {
 	if err := s.refreshApp(ctx, app); err != nil {
 		return err
 	}
-	s.log.Info("rollout changed", "app", app, "channel", ch.Name, "action", req.Action, "percent", req.Percent, "user", actor(c))
+	s.reqLog(c).Info("rollout changed", "app", app, "channel", ch.Name, "action", req.Action, "percent", req.Percent, "user", actor(c))
 	return c.JSON(http.StatusOK, s.withURL(updated))
 }
 
