@@ -140,11 +140,24 @@ var ciRoutes = map[string]ciRule{
 	"POST /api/v1/apps/:app/explain":                               ciRead,
 }
 
+// userOnlyPrefixes are route prefixes a CI token may not even read:
+// tokens, and webhooks (their URLs and secrets).
+var userOnlyPrefixes = []string{"/api/v1/tokens", "/api/v1/webhooks"}
+
+func userOnly(path string) bool {
+	for _, p := range userOnlyPrefixes {
+		if path == p || strings.HasPrefix(path, p+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // ciAllowed enforces a CI token's scope on the route of the request.
 func (s *Server) ciAllowed(c echo.Context, t *store.CIToken) error {
 	method, path := c.Request().Method, c.Path()
 	rule, ok := ciRoutes[method+" "+path]
-	if !ok && (method == http.MethodGet || method == http.MethodHead) && !strings.HasPrefix(path, "/api/v1/tokens") {
+	if !ok && (method == http.MethodGet || method == http.MethodHead) && !userOnly(path) {
 		rule, ok = ciRead, true
 	}
 	if !ok || rule == ciDeny {

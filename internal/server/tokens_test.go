@@ -153,6 +153,12 @@ func TestCITokenScope(t *testing.T) {
 		{"create a token", func() *httptest.ResponseRecorder {
 			return env.do(http.MethodPost, "/api/v1/tokens", ota.TokenCreateRequest{Name: "x", TTLSeconds: 60}, "Authorization", "Bearer "+appOnly)
 		}, http.StatusForbidden},
+		{"list webhooks", func() *httptest.ResponseRecorder {
+			return env.do(http.MethodGet, "/api/v1/webhooks", nil, "Authorization", "Bearer "+appOnly)
+		}, http.StatusForbidden},
+		{"read history", func() *httptest.ResponseRecorder {
+			return env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/history", nil, "Authorization", "Bearer "+appOnly)
+		}, http.StatusOK},
 		{"list tokens", func() *httptest.ResponseRecorder {
 			return env.do(http.MethodGet, "/api/v1/tokens", nil, "Authorization", "Bearer "+appOnly)
 		}, http.StatusForbidden},
