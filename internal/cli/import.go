@@ -232,6 +232,11 @@ func importRun(cmd *cobra.Command, opts *ImportOptions) error {
 	if err != nil {
 		return err
 	}
+	// Only users may set upload times: fail now rather than after the
+	// plan, with nothing uploaded.
+	if cfg, err := f.Config(); err == nil && strings.HasPrefix(cfg.Token, ota.CITokenPrefix) && !opts.DryRun {
+		return &AuthError{Err: errors.New("otactl import keeps upload times, which needs a user login, not a CI token; unset OTACTL_TOKEN and run: otactl login")}
+	}
 	app, err := f.AppID(ctx)
 	if err != nil {
 		return err

@@ -225,6 +225,17 @@ func TestImportRefusesBeforeUploading(t *testing.T) {
 		})
 	}
 
+	// A CI token cannot import: upload times need a user.
+	ciDir := t.TempDir()
+	oldBundle(t, ciDir, "stable-1.0.0.zip", "a")
+	tok := strings.TrimSpace(e.mustRun("token", "create", "--name", "ci").stdout)
+	login := e.env["OTACTL_TOKEN"]
+	e.env["OTACTL_TOKEN"] = tok
+	if r := e.run("", "import", ciDir, "--app-id", "com.refused.app"); r.code != ExitAuth || !strings.Contains(r.err, "user login") {
+		t.Errorf("import with a CI token: exit %d, stderr %q", r.code, r.err)
+	}
+	e.env["OTACTL_TOKEN"] = login
+
 	// A version already on otad with other bytes stops the whole import.
 	dir := t.TempDir()
 	oldBundle(t, dir, "stable-3.0.0.zip", "first")
