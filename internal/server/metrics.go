@@ -40,9 +40,21 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		if route == routeBundle {
 			s.metrics.Download(res.Status, res.Size)
 		}
+		// Device polls are the bulk of the traffic and are counted by the
+		// metrics; one log line each would cost more CPU than answering
+		// them (see docs/benchmarks.md), so they log at debug level unless
+		// they fail on the server's side.
+		level := slog.LevelInfo
+		if devicePollRoutes[route] && res.Status < 500 {
+			level = slog.LevelDebug
+		}
+		ctx := c.Request().Context()
+		if !s.log.Enabled(ctx, level) {
+			return nil
+		}
 		// Only the route template is logged, never the query: a device
 		// may put anything there, and an old script a token.
-		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request",
+		s.log.LogAttrs(ctx, level, "request",
 			slog.String("method", c.Request().Method),
 			slog.String("route", route),
 			slog.Int("status", res.Status),
@@ -53,6 +65,12 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		)
 		return nil
 	}
+}
+
+// devicePollRoutes are the updater plugin's endpoints, called by every
+// device on every launch.
+var devicePollRoutes = map[string]bool{
+	"/updates": true, "/check": true, "/stats": true, "/channel_self": true,
 }
 
 // reqLog is the logger of a request: the server's, with the request id,
