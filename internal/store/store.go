@@ -102,9 +102,13 @@ type StoredStat struct {
 // kept current in memory by the server: apps with their channels (each with
 // its active bundle record) and device overrides.
 type State struct {
-	Apps      []ota.App
-	Channels  []ota.Channel // ActiveBundle filled in
-	Bundles   []ota.Bundle  // every non-deleted web bundle
+	Apps     []ota.App
+	Channels []ota.Channel // ActiveBundle filled in
+	// Bundles holds every non-deleted web bundle, with the fields the device
+	// endpoints use (AppID, Version, Kind, SHA256, Size, MinNative,
+	// MaxNative); a store may leave the others zero so that loading a
+	// million of them stays cheap.
+	Bundles   []ota.Bundle
 	Overrides []DeviceOverride
 }
 

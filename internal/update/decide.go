@@ -310,7 +310,7 @@ func builtinAnswer(cv *ChannelView, req *ota.UpdateRequest, name, build string, 
 // or "" when there was nothing to offer; failed is the version skipped
 // first.
 func pick(cv *ChannelView, appID, deviceID string, native Version, mem FailureMemory, tr *tracer) (o *offer, why, failed string) {
-	candidates := cv.fallbacks
+	candidates := cv.fallbackOffers()
 	first := &cv.active
 	if cv.Staged {
 		r := cv.Channel.Rollout

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
@@ -32,7 +33,9 @@ type AppView struct {
 	// Overrides maps a lowercase device id to a channel name.
 	Overrides map[string]string
 	// Bundles maps a version name to the app's web bundle of that name
-	// (deleted bundles excluded), with its URL filled in.
+	// (deleted bundles excluded). Their URL is left empty: a big store
+	// keeps a million bundles, and only what a channel offers needs one
+	// (Active has it).
 	Bundles map[string]*ota.Bundle
 }
 
@@ -58,10 +61,35 @@ type ChannelView struct {
 	active offer
 	// fallbacks are what a device gets when it may not have Active: outside
 	// the rollout cohort, the version failed on it, or its native version
-	// is out of range. Newest first: the rollout's previous version, then
-	// the channel's earlier releases. A halted version is never among them.
-	fallbacks []*offer
+	// is out of range (see fallbackOffers). Nil without Active.
+	fallbacks *fallbackList
 	cohortKey string
+}
+
+// fallbackList prepares a channel's fallback offers on first use. A
+// channel keeps every release it ever deployed, so preparing them all at
+// start-up would cost a parsed offer per stored bundle (a million on a big
+// store) while few channels ever need one.
+type fallbackList struct {
+	once    sync.Once
+	bundles map[string]*ota.Bundle // the app's bundles, until once has run
+	url     URLFunc
+	offers  []*offer
+}
+
+// fallbackOffers returns the channel's fallbacks, newest first: the
+// rollout's previous version, then the channel's earlier releases. A
+// halted version is never among them.
+func (cv *ChannelView) fallbackOffers() []*offer {
+	f := cv.fallbacks
+	if f == nil {
+		return nil
+	}
+	f.once.Do(func() {
+		f.offers = cv.buildFallbacks(f.bundles, f.url)
+		f.bundles, f.url = nil, nil
+	})
+	return f.offers
 }
 
 // offer is one bundle a channel may give a device, with its answer
@@ -84,12 +112,12 @@ type offer struct {
 	maxNativeBad bool
 }
 
-// newOffer prepares the offer of bundle b (with its URL filled in).
-func newOffer(b *ota.Bundle) *offer {
+// newOffer prepares the offer of bundle b, downloaded from url.
+func newOffer(b *ota.Bundle, url string) *offer {
 	o := &offer{version: b.Version, bundle: b}
 	o.success = ota.UpdateResponse{
 		Version:    b.Version,
-		URL:        b.URL,
+		URL:        url,
 		Checksum:   b.SHA256,
 		SessionKey: &o.sessionKey,
 	}
@@ -120,13 +148,15 @@ func (o *offer) fitsNative(v Version) bool {
 // URLFunc builds the absolute download URL of a bundle.
 type URLFunc func(b *ota.Bundle) string
 
-// Build makes a snapshot from stored state.
+// Build makes a snapshot from stored state. The snapshot points into
+// st.Bundles rather than copying a million records, so the caller must not
+// change them afterwards.
 func Build(st store.State, url URLFunc) *Snapshot {
 	return &Snapshot{Apps: buildApps(st, url)}
 }
 
 // WithApp returns a copy of s in which the apps present in st replace their
-// old views. Other apps are shared, not copied. When appID is absent from
+// old views (pointing into st.Bundles, as Build does). Other apps are shared, not copied. When appID is absent from
 // st (the app is gone), the copy no longer has it.
 func (s *Snapshot) WithApp(appID string, st store.State, url URLFunc) *Snapshot {
 	var old map[string]*AppView
@@ -174,12 +204,11 @@ func buildApps(st store.State, url URLFunc) map[string]*AppView {
 		view(a.ID).App = a
 	}
 	for i := range st.Bundles {
-		b := st.Bundles[i] // a copy: the view owns it
+		b := &st.Bundles[i] // not a copy each: see Build
 		if b.Kind == ota.KindAPK || b.Deleted {
 			continue
 		}
-		b.URL = url(&b)
-		view(b.AppID).Bundles[b.Version] = &b
+		view(b.AppID).Bundles[b.Version] = b
 	}
 	for _, ch := range st.Channels {
 		if ch.Kind == ota.KindAPK {
@@ -213,7 +242,11 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 		cv.Active = &b
 	default:
 		// The store did not fill ActiveBundle; the bundle list has it.
-		cv.Active = bundles[ch.Active]
+		if b := bundles[ch.Active]; b != nil {
+			c := *b
+			c.URL = url(&c)
+			cv.Active = &c
+		}
 	}
 	// The view keeps its own copies of the records so that later changes to
 	// the store's values cannot reach a published snapshot.
@@ -228,7 +261,7 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 	}
 	b := cv.Active
 	cv.URL = b.URL
-	cv.active = *newOffer(b)
+	cv.active = *newOffer(b, b.URL)
 	// Success must point at the view's own session key, not the
 	// temporary offer's.
 	cv.active.success.SessionKey = &cv.active.sessionKey
@@ -237,10 +270,15 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 	if cv.cohortKey == "" {
 		cv.cohortKey = b.Version
 	}
-	r := cv.Channel.Rollout
-	cv.Staged = r.InEffect(ch.Active)
+	cv.Staged = cv.Channel.Rollout.InEffect(ch.Active)
+	cv.fallbacks = &fallbackList{bundles: bundles, url: url}
+	return cv
+}
 
-	// Fallbacks, newest first, each version once.
+// buildFallbacks prepares the offers of fallbackOffers, each version once.
+func (cv *ChannelView) buildFallbacks(bundles map[string]*ota.Bundle, url URLFunc) []*offer {
+	ch, r := &cv.Channel, cv.Channel.Rollout
+	var out []*offer
 	seen := map[string]bool{ch.Active: true}
 	if r != nil && r.Halted {
 		seen[r.Target] = true // never fall back onto a halted version
@@ -251,11 +289,11 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 		}
 		seen[v] = true
 		if v == ota.VersionBuiltin {
-			cv.fallbacks = append(cv.fallbacks, &offer{version: v, builtin: true})
+			out = append(out, &offer{version: v, builtin: true})
 			return
 		}
 		if fb := bundles[v]; fb != nil {
-			cv.fallbacks = append(cv.fallbacks, newOffer(fb))
+			out = append(out, newOffer(fb, url(fb)))
 		}
 	}
 	if cv.Staged {
@@ -273,5 +311,5 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 	for i--; i >= 0; i-- {
 		add(ch.Releases[i].Version)
 	}
-	return cv
+	return out
 }

@@ -20,6 +20,20 @@ func (s *Store) LoadState(ctx context.Context) (store.State, error) {
 		if err != nil {
 			return err
 		}
+		// Size the bundle list first: growing a slice of a million
+		// bundles step by step costs more than decoding them. Stats
+		// reads page headers only.
+		n := 0
+		err = apps.ForEachBucket(func(k []byte) error {
+			if web := apps.Bucket(k).Bucket([]byte(ota.KindWeb)); web != nil {
+				n += web.Stats().KeyN
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		st.Bundles = make([]ota.Bundle, 0, n)
 		return apps.ForEachBucket(func(k []byte) error {
 			a, err := loadApp(tx, string(k))
 			if err != nil {
@@ -74,20 +88,56 @@ func (a *appTx) addState(st *store.State) error {
 		}
 		st.Channels = append(st.Channels, w)
 	}
-	bundles, err := a.bundles(ota.KindWeb)
-	if err != nil {
+	if err := a.addStateBundles(st); err != nil {
 		return err
-	}
-	for _, b := range bundles {
-		if !b.Deleted {
-			st.Bundles = append(st.Bundles, b.wire(a.id()))
-		}
 	}
 	ovs, err := a.overrides()
 	if err != nil {
 		return err
 	}
 	st.Overrides = append(st.Overrides, ovs...)
+	return nil
+}
+
+// stateBundle is the part of a bundle record the device endpoints use.
+// Decoding only these fields (no times, no notes, no native fingerprint)
+// is what keeps start-up with a million bundles short: the rest of each
+// record is skipped by the decoder, not built.
+type stateBundle struct {
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size"`
+	MinNative string `json:"min_native"`
+	MaxNative string `json:"max_native"`
+	Deleted   bool   `json:"deleted"`
+}
+
+// addStateBundles appends the app's non-deleted web bundles to st with
+// their device-facing fields only (see store.State).
+func (a *appTx) addStateBundles(st *store.State) error {
+	b, err := a.sub([]byte(ota.KindWeb))
+	if err != nil {
+		return err
+	}
+	appID := a.id()
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			continue // a nested bucket; bundles are plain values
+		}
+		var r stateBundle
+		if err := decodeStateBundle(v, &r); err != nil {
+			return fmt.Errorf("%s bundle %q of app %q: decode: %w", ota.KindWeb, k, appID, err)
+		}
+		if r.Deleted {
+			continue
+		}
+		st.Bundles = append(st.Bundles, ota.Bundle{
+			AppID: appID, Version: r.Version, Kind: r.Kind, SHA256: r.SHA256, Size: r.Size,
+			MinNative: r.MinNative, MaxNative: r.MaxNative,
+		})
+	}
 	return nil
 }
 
