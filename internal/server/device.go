@@ -87,14 +87,26 @@ func invalidJSON(err error) error {
 // handleUpdates answers an update check (POST /updates, and the old
 // worker's /check) from the in-memory snapshot; it never touches the disk.
 func (s *Server) handleUpdates(c echo.Context) error {
-	var req ota.UpdateRequest
-	if err := s.decodeDeviceJSON(c, &req); err != nil {
+	buf, err := s.readDeviceBody(c)
+	if err != nil {
 		return err
+	}
+	var req ota.UpdateRequest
+	err = decodeUpdateRequest(buf.Bytes(), &req)
+	releaseBody(buf) // req holds copies, not the buffer's bytes
+	if err != nil {
+		return invalidJSON(err)
 	}
 	req.DeviceID = strings.ToLower(req.DeviceID)
 	snap := s.snap.Load()
 	d := update.DecideWith(snap, &req, s.cfg.DefaultApp, s.health)
 	s.observeUpdate(snap, &d)
+	// An offer's answer is encoded once, when the snapshot is built; c.JSON
+	// would encode the same bytes again. A query (?pretty) or debug mode
+	// asks echo for indented output, which only c.JSON writes.
+	if d.Body != nil && c.Request().URL.RawQuery == "" && !c.Echo().Debug {
+		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, d.Body)
+	}
 	return c.JSON(http.StatusOK, &d.Response)
 }
 

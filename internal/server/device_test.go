@@ -356,7 +356,7 @@ func TestUpdatesHandlerAllocs(t *testing.T) {
 		}
 	})
 	t.Logf("%.0f allocations per update check", allocs)
-	if allocs > 80 {
-		t.Errorf("%.0f allocations per update check, want at most 80", allocs)
+	if allocs > 45 {
+		t.Errorf("%.0f allocations per update check, want at most 45", allocs)
 	}
 }

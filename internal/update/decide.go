@@ -33,6 +33,10 @@ type Decision struct {
 	// Steps is a human-readable trace of the decision, filled only by
 	// Explain.
 	Steps []string
+	// Body is Response as JSON the way echo's c.JSON writes it (with a
+	// final newline), prepared with the snapshot; nil when the answer is
+	// not a prepared offer. It is shared: nobody may modify it.
+	Body []byte
 }
 
 // Decide answers an update check (protocol §8, in order: request sanity,
@@ -277,6 +281,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 		tr.add("offer %q from %s (sha256 %s)", o.version, o.success.URL, o.success.Checksum)
 	}
 	d.Response = o.success
+	d.Body = o.body
 	return d
 }
 

@@ -6,6 +6,7 @@ package update
 
 import (
 	"cmp"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -100,6 +101,7 @@ type offer struct {
 	bundle     *ota.Bundle // nil for builtin
 	builtin    bool
 	success    ota.UpdateResponse
+	body       []byte // success encoded; see Decision.Body
 	sessionKey string
 
 	target       Version
@@ -121,6 +123,7 @@ func newOffer(b *ota.Bundle, url string) *offer {
 		Checksum:   b.SHA256,
 		SessionKey: &o.sessionKey,
 	}
+	o.body = encodeAnswer(&o.success)
 	var err error
 	o.target, err = ParseVersion(b.Version)
 	o.targetOK = err == nil
@@ -133,6 +136,16 @@ func newOffer(b *ota.Bundle, url string) *offer {
 		o.maxNativeOK, o.maxNativeBad = err == nil, err != nil
 	}
 	return o
+}
+
+// encodeAnswer encodes an answer as echo's c.JSON does (encoding/json,
+// HTML escaped, a final newline).
+func encodeAnswer(r *ota.UpdateResponse) []byte {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil // cannot happen for strings and bools; c.JSON then encodes
+	}
+	return append(b, '\n')
 }
 
 // fitsNative reports whether the offer may run on native version v.
