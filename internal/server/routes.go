@@ -33,13 +33,15 @@ func (s *Server) newRouter() *echo.Echo {
 
 	// Device endpoints: the updater plugin's protocol. No auth (the plugin
 	// sends none); bodies are bounded JSON.
-	e.POST("/updates", s.handleUpdates)
-	e.POST("/check", s.handleUpdates) // the old worker's poll path
-	e.POST("/stats", s.handleStats)
-	e.POST("/channel_self", s.handleChannelSelfPost)
-	e.PUT("/channel_self", s.handleChannelSelfPut)
-	e.GET("/channel_self", s.handleChannelSelfGet)
-	e.DELETE("/channel_self", s.handleChannelSelfDelete)
+	// Each group is rate-limited per client address (devicelimit.go).
+	dl := newDeviceLimits(s.cfg.DeviceRateLimit, s.cfg.Now)
+	e.POST("/updates", s.handleUpdates, s.limitDevices(dl.updates))
+	e.POST("/check", s.handleUpdates, s.limitDevices(dl.updates)) // the old worker's poll path
+	e.POST("/stats", s.handleStats, s.limitDevices(dl.stats))
+	e.POST("/channel_self", s.handleChannelSelfPost, s.limitDevices(dl.channel))
+	e.PUT("/channel_self", s.handleChannelSelfPut, s.limitDevices(dl.channel))
+	e.GET("/channel_self", s.handleChannelSelfGet, s.limitDevices(dl.channel))
+	e.DELETE("/channel_self", s.handleChannelSelfDelete, s.limitDevices(dl.channel))
 
 	// Bundle download: public, keyed by content address (or the old
 	// worker's <channel>-<version>.zip for the default app).

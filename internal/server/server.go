@@ -43,6 +43,10 @@ type Config struct {
 	// TrustProxy makes rate limits key on X-Forwarded-For/X-Real-IP; set it
 	// only behind a proxy that overwrites them.
 	TrustProxy bool
+	// DeviceRateLimit is how many requests per second one client address
+	// may send to each group of device endpoints (update checks, stats,
+	// channel), with bursts of five times that; 0 turns the limit off.
+	DeviceRateLimit float64
 	// MetricsToken, when set, serves /metrics on this handler to requests
 	// bearing it; without it /metrics is only on MetricsHandler.
 	MetricsToken string
