@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
 	"slices"
@@ -32,6 +33,9 @@ const (
 	keyMetricsAddr   = "metrics-addr"
 	keyMetricsToken  = "metrics-token"
 	keyConfig        = "config"
+	keyDeviceRate    = "device-rate-limit"
+	keyTLSCert       = "tls-cert"
+	keyTLSKey        = "tls-key"
 )
 
 // Defaults of the settings that have one.
@@ -42,6 +46,10 @@ const (
 	defaultMaxUploadSize = 512 << 20
 	defaultLogLevel      = "info"
 	defaultLogFormat     = "auto"
+	// defaultDeviceRate is per client address and endpoint group; a
+	// carrier's NAT puts many phones behind one address, so it is far
+	// above what one device sends (one check per launch or resume).
+	defaultDeviceRate = 20
 )
 
 // fileKeys are the keys otad.yaml may hold. --config and --addr-file are
@@ -49,7 +57,7 @@ const (
 var fileKeys = []string{
 	keyAddr, keyDataDir, keyPublicURL, keyDefaultApp, keyTokenTTL,
 	keyMaxUploadSize, keyJWTKeyFile, keyLogLevel, keyLogFormat, keyTrustProxy,
-	keyMetricsAddr, keyMetricsToken,
+	keyMetricsAddr, keyMetricsToken, keyDeviceRate, keyTLSCert, keyTLSKey,
 }
 
 // envName is the environment variable of a configuration key.
@@ -75,6 +83,12 @@ type config struct {
 	// serves /metrics on the main listener to requests bearing it.
 	MetricsAddr  string
 	MetricsToken string
+	// DeviceRateLimit is requests per second per address on each device
+	// endpoint group; 0 is off.
+	DeviceRateLimit float64
+	// TLSCert and TLSKey are PEM files; with both set otad serves HTTPS.
+	TLSCert string
+	TLSKey  string
 }
 
 // minMetricsToken is the shortest accepted --metrics-token: it guards the
@@ -103,6 +117,7 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	v.SetDefault(keyLogLevel, defaultLogLevel)
 	v.SetDefault(keyLogFormat, defaultLogFormat)
 	v.SetDefault(keyTrustProxy, "false")
+	v.SetDefault(keyDeviceRate, strconv.Itoa(defaultDeviceRate))
 
 	for _, key := range append(slices.Clone(fileKeys), keyAddrFile, keyConfig) {
 		if f := flags.Lookup(key); f != nil {
@@ -149,6 +164,8 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 
 		MetricsAddr:  v.GetString(keyMetricsAddr),
 		MetricsToken: v.GetString(keyMetricsToken),
+		TLSCert:      v.GetString(keyTLSCert),
+		TLSKey:       v.GetString(keyTLSKey),
 	}
 	var errs []error
 	if c.Addr == "" {
@@ -188,6 +205,17 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	if c.MetricsToken != "" && len(c.MetricsToken) < minMetricsToken {
 		errs = append(errs, fmt.Errorf("%s is %d characters; use at least %d random ones (openssl rand -hex 16)",
 			keyMetricsToken, len(c.MetricsToken), minMetricsToken))
+	}
+	rate, err := strconv.ParseFloat(strings.TrimSpace(v.GetString(keyDeviceRate)), 64)
+	switch {
+	case err != nil || math.IsNaN(rate) || math.IsInf(rate, 0):
+		errs = append(errs, fmt.Errorf("%s %q: want requests per second per address, e.g. 20, or 0 for no limit", keyDeviceRate, v.GetString(keyDeviceRate)))
+	case rate < 0:
+		errs = append(errs, fmt.Errorf("%s %v is negative; use 0 for no limit", keyDeviceRate, rate))
+	}
+	c.DeviceRateLimit = rate
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("%s and %s go together: set both for HTTPS, or neither for plain HTTP", keyTLSCert, keyTLSKey))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)

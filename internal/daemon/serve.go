@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -67,6 +68,9 @@ OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).`,
 	f.Bool(keyTrustProxy, false, "key login rate limits on X-Forwarded-For/X-Real-IP; only behind a proxy that overwrites them ($OTAD_TRUST_PROXY)")
 	f.String(keyMetricsAddr, "", "serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 ($OTAD_METRICS_ADDR)")
 	f.String(keyMetricsToken, "", "serve /metrics on the main address to requests with this bearer token ($OTAD_METRICS_TOKEN)")
+	f.Float64(keyDeviceRate, defaultDeviceRate, "requests per second one client address may send to each device endpoint group (updates, stats, channel), bursts of 5x; 0 turns it off ($OTAD_DEVICE_RATE_LIMIT)")
+	f.String(keyTLSCert, "", "PEM certificate (chain) file; with --tls-key otad serves HTTPS itself ($OTAD_TLS_CERT)")
+	f.String(keyTLSKey, "", "PEM private key file of --tls-cert ($OTAD_TLS_KEY)")
 	f.String(keyAddrFile, "", "write the bound address to this file once listening, for --addr 127.0.0.1:0 ($OTAD_ADDR_FILE)")
 	return cmd
 }
@@ -104,6 +108,12 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		return fmt.Errorf("token issuer: %w", err)
 	}
 	collectBlobs(ctx, st, blobs, time.Now(), log)
+	// Loaded before listening, so a wrong path or a key that does not
+	// match fails the start instead of every handshake.
+	tlsCfg, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -113,19 +123,23 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	publicURL := cfg.PublicURL
 	if publicURL == "" {
 		publicURL = derivePublicURL(ln.Addr(), log)
+		if tlsCfg != nil {
+			publicURL = "https://" + strings.TrimPrefix(publicURL, "http://")
+		}
 	}
 
 	if err := ensureUsers(ctx, e, st, cost, publicURL, log); err != nil {
 		return err
 	}
 	srv, err := server.New(ctx, server.Config{
-		PublicURL:      publicURL,
-		DefaultApp:     cfg.DefaultApp,
-		TokenTTL:       cfg.TokenTTL,
-		MaxUploadBytes: cfg.MaxUploadBytes,
-		Version:        version.Info(),
-		TrustProxy:     cfg.TrustProxy,
-		MetricsToken:   cfg.MetricsToken,
+		PublicURL:       publicURL,
+		DefaultApp:      cfg.DefaultApp,
+		TokenTTL:        cfg.TokenTTL,
+		MaxUploadBytes:  cfg.MaxUploadBytes,
+		Version:         version.Info(),
+		TrustProxy:      cfg.TrustProxy,
+		MetricsToken:    cfg.MetricsToken,
+		DeviceRateLimit: cfg.DeviceRateLimit,
 	}, st, blobs, issuer, log)
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
@@ -144,9 +158,16 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsCfg,
 	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			served <- hs.ServeTLS(ln, "", "") // the certificate is in TLSConfig
+			return
+		}
+		served <- hs.Serve(ln)
+	}()
 
 	if cfg.AddrFile != "" {
 		if err := writeFileAtomic(cfg.AddrFile, []byte(ln.Addr().String()+"\n"), 0o644); err != nil {
