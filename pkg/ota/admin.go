@@ -74,12 +74,32 @@ type Bundle struct {
 	// Native is the native side the bundle was built with: for an APK what
 	// it ships, for a web bundle what it needs.
 	Native *NativeFingerprint `json:"native,omitempty"`
+	// Encryption is set when the uploaded bytes are an encrypted zip
+	// (protocol §6); devices need it to decrypt and verify them. A pointer
+	// keeps the million plain bundles of a big store small.
+	Encryption *BundleEncryption `json:"encryption,omitempty"`
 	// URL is the absolute download URL, filled in by the server from its
 	// configured public URL.
 	URL string `json:"url,omitempty"`
 	// Deleted marks a bundle removed from every channel. Its record stays so
 	// the version name cannot be reused with other bytes.
 	Deleted bool `json:"deleted,omitempty"`
+}
+
+// BundleEncryption is what a device configured with the matching public
+// key needs to decrypt and verify an encrypted bundle. None of it is
+// secret: every device is sent it.
+type BundleEncryption struct {
+	// SessionKey is base64(IV) ":" base64(RSA-encrypted AES-128 key), sent
+	// to devices as session_key.
+	SessionKey string `json:"session_key"`
+	// EncryptedChecksum is the hex RSA-encrypted SHA-256 of the plaintext
+	// zip, sent to devices as checksum. Bundle.SHA256 is that of the stored
+	// (encrypted) bytes.
+	EncryptedChecksum string `json:"encrypted_checksum"`
+	// KeyID is the first 20 characters of the public key's PEM body, which
+	// devices send as key_id.
+	KeyID string `json:"key_id"`
 }
 
 // ChannelPolicy holds the per-channel rules of protocol §8-F. The zero value

@@ -92,7 +92,31 @@ type bundleRecord struct {
 	MinNative  string                 `json:"min_native,omitempty"`
 	MaxNative  string                 `json:"max_native,omitempty"`
 	Native     *ota.NativeFingerprint `json:"native,omitempty"`
+	Encryption *encryptionRecord      `json:"encryption,omitempty"`
 	Deleted    bool                   `json:"deleted,omitempty"`
+}
+
+// encryptionRecord has exactly ota.BundleEncryption's fields.
+type encryptionRecord struct {
+	SessionKey        string `json:"session_key"`
+	EncryptedChecksum string `json:"encrypted_checksum"`
+	KeyID             string `json:"key_id"`
+}
+
+func newEncryptionRecord(e *ota.BundleEncryption) *encryptionRecord {
+	if e == nil {
+		return nil
+	}
+	r := encryptionRecord(*e)
+	return &r
+}
+
+func (e *encryptionRecord) wire() *ota.BundleEncryption {
+	if e == nil {
+		return nil
+	}
+	w := ota.BundleEncryption(*e)
+	return &w
 }
 
 type eventRecord struct {
@@ -125,7 +149,7 @@ func (b bundleRecord) wire(appID string) ota.Bundle {
 		AppID: appID, Version: b.Version, Kind: b.Kind, SHA256: b.SHA256, Size: b.Size,
 		UploadedAt: b.UploadedAt, UploadedBy: b.UploadedBy, Notes: b.Notes,
 		MinNative: b.MinNative, MaxNative: b.MaxNative, Deleted: b.Deleted,
-		Native: b.Native,
+		Native: b.Native, Encryption: b.Encryption.wire(),
 	}
 }
 

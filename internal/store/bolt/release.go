@@ -65,6 +65,7 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 				Version: bn.Version, Kind: bn.Kind, SHA256: strings.ToLower(bn.SHA256), Size: bn.Size,
 				UploadedAt: now, UploadedBy: bn.UploadedBy, Notes: bn.Notes,
 				MinNative: bn.MinNative, MaxNative: bn.MaxNative, Native: bn.Native,
+				Encryption: newEncryptionRecord(bn.Encryption),
 			}
 			if rec.UploadedBy == "" {
 				rec.UploadedBy = in.Actor

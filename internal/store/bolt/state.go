@@ -110,7 +110,9 @@ type stateBundle struct {
 	Size      int64  `json:"size"`
 	MinNative string `json:"min_native"`
 	MaxNative string `json:"max_native"`
-	Deleted   bool   `json:"deleted"`
+	// Encryption is a pointer, as in ota.Bundle: most bundles have none.
+	Encryption *encryptionRecord `json:"encryption"`
+	Deleted    bool              `json:"deleted"`
 }
 
 // addStateBundles appends the app's non-deleted web bundles to st with
@@ -135,7 +137,7 @@ func (a *appTx) addStateBundles(st *store.State) error {
 		}
 		st.Bundles = append(st.Bundles, ota.Bundle{
 			AppID: appID, Version: r.Version, Kind: r.Kind, SHA256: r.SHA256, Size: r.Size,
-			MinNative: r.MinNative, MaxNative: r.MaxNative,
+			MinNative: r.MinNative, MaxNative: r.MaxNative, Encryption: (*ota.BundleEncryption)(r.Encryption),
 		})
 	}
 	return nil
@@ -156,14 +158,27 @@ func (s *Store) ReferencedBlobs(ctx context.Context) (map[string]bool, error) {
 				return err
 			}
 			for _, kind := range []string{ota.KindWeb, ota.KindAPK} {
-				recs, err := a.bundles(kind)
+				b, err := a.sub([]byte(kind))
 				if err != nil {
 					return err
 				}
-				for _, r := range recs {
+				// The lean decoder, as in LoadState: otad runs this at
+				// every start, over every bundle.
+				err = b.ForEach(func(k, v []byte) error {
+					if v == nil {
+						return nil
+					}
+					var r stateBundle
+					if err := decodeStateBundle(v, &r); err != nil {
+						return fmt.Errorf("%s bundle %q of app %q: decode: %w", kind, k, a.id(), err)
+					}
 					if !r.Deleted {
 						out[r.SHA256] = true
 					}
+					return nil
+				})
+				if err != nil {
+					return err
 				}
 			}
 			return nil

@@ -63,6 +63,11 @@ func fastStateBundle(v []byte, r *stateBundle) error {
 			r.Size, err = p.int()
 		case "deleted":
 			r.Deleted, err = p.bool()
+		case "encryption":
+			if r.Encryption != nil {
+				return errSlowPath // encoding/json merges a repeated object
+			}
+			r.Encryption, err = p.encryption()
 		default:
 			for _, f := range stateBundleFields {
 				if bytes.EqualFold(key, f) {
@@ -87,6 +92,47 @@ func fastStateBundle(v []byte, r *stateBundle) error {
 var stateBundleFields = [][]byte{
 	[]byte("version"), []byte("kind"), []byte("sha256"), []byte("size"),
 	[]byte("min_native"), []byte("max_native"), []byte("deleted"),
+	[]byte("encryption"),
+}
+
+// encryption reads the object of an encrypted bundle's keys. Like the
+// record, it goes to the slow path for anything json.Marshal would not
+// write: null, other keys, other case.
+func (p *scan) encryption() (*encryptionRecord, error) {
+	if !p.byte('{') {
+		return nil, errSlowPath
+	}
+	e := &encryptionRecord{}
+	if p.byte('}') {
+		return e, nil
+	}
+	for {
+		key, ok := p.str()
+		if !ok || !p.byte(':') {
+			return nil, errSlowPath
+		}
+		var err error
+		switch string(key) {
+		case "session_key":
+			e.SessionKey, err = p.strField()
+		case "encrypted_checksum":
+			e.EncryptedChecksum, err = p.strField()
+		case "key_id":
+			e.KeyID, err = p.strField()
+		default:
+			return nil, errSlowPath
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.byte(',') {
+			continue
+		}
+		if p.byte('}') {
+			return e, nil
+		}
+		return nil, errSlowPath
+	}
 }
 
 // scan is a cursor over the bytes of one record. json.Marshal writes no
