@@ -37,7 +37,7 @@ func (s *Server) newRouter() *echo.Echo {
 	dl := newDeviceLimits(s.cfg.DeviceRateLimit, s.cfg.Now)
 	e.POST("/updates", s.handleUpdates, s.limitDevices(dl.updates))
 	e.POST("/check", s.handleUpdates, s.limitDevices(dl.updates)) // the old worker's poll path
-	e.POST("/stats", s.handleStats, s.limitDevices(dl.stats))
+	e.POST("/stats", s.handleStats, s.limitDevices(dl.stats), s.limitStatsEvents)
 	e.POST("/channel_self", s.handleChannelSelfPost, s.limitDevices(dl.channel))
 	e.PUT("/channel_self", s.handleChannelSelfPut, s.limitDevices(dl.channel))
 	e.GET("/channel_self", s.handleChannelSelfGet, s.limitDevices(dl.channel))

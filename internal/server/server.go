@@ -47,6 +47,9 @@ type Config struct {
 	// may send to each group of device endpoints (update checks, stats,
 	// channel), with bursts of five times that; 0 turns the limit off.
 	DeviceRateLimit float64
+	// UploadIdleTimeout fails an upload when no byte of its body arrives
+	// for this long (0: 60 s).
+	UploadIdleTimeout time.Duration
 	// MetricsToken, when set, serves /metrics on this handler to requests
 	// bearing it; without it /metrics is only on MetricsHandler.
 	MetricsToken string

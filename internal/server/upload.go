@@ -96,7 +96,7 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 		return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
 			"upload is %d bytes; the server accepts bundles up to %d bytes (OTAD_MAX_UPLOAD_SIZE)", req.ContentLength, limit)
 	}
-	req.Body = http.MaxBytesReader(c.Response(), req.Body, limit+multipartSlack)
+	req.Body = http.MaxBytesReader(c.Response(), s.idleBody(c, req.Body), limit+multipartSlack)
 	if ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); ct != "multipart/form-data" {
 		return badRequest("upload must be multipart/form-data with a file part, as curl -F file=@bundle.zip sends")
 	}
