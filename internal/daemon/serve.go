@@ -107,7 +107,6 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	if err != nil {
 		return fmt.Errorf("token issuer: %w", err)
 	}
-	collectBlobs(ctx, st, blobs, time.Now(), log)
 	// Loaded before listening, so a wrong path or a key that does not
 	// match fails the start instead of every handshake.
 	tlsCfg, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
@@ -147,6 +146,16 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	// Deferred: it runs once the HTTP server has drained and before the
 	// store closes, so attempts in flight can still log their outcome.
 	defer srv.Close()
+	// Collecting unreferenced bundle files reads every bundle record (a
+	// million on a big store) and only frees disk, so it runs while the
+	// server already answers instead of delaying the start. blobGrace
+	// keeps the files of uploads running meanwhile.
+	gcDone := make(chan struct{})
+	go func() {
+		defer close(gcDone)
+		collectBlobs(ctx, st, blobs, time.Now(), log)
+	}()
+	defer func() { <-gcDone }() // before the store closes
 	_, stopMetrics, err := serveMetrics(cfg.MetricsAddr, srv.MetricsHandler(), log)
 	if err != nil {
 		return err
