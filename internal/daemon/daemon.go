@@ -1,5 +1,5 @@
-// Package daemon is otad's command line: serve, user management,
-// healthcheck and version.
+// Package daemon is otad's command line: serve, user management, backup
+// and restore, healthcheck and version.
 // It resolves the configuration (flag > environment > otad.yaml > default),
 // opens the stores in the data directory and runs the HTTP server until its
 // context ends.
@@ -110,6 +110,7 @@ Exit status: 0 success, 1 error, 2 usage error.`,
 	pf.String(keyConfig, "", "YAML file with settings, keyed like the flags ($OTAD_CONFIG)")
 
 	root.AddCommand(newServeCmd(e), newUserCmd(e), newHealthcheckCmd(e), newVersionCmd(e))
+	root.AddCommand(newBackupCmd(e), newRestoreCmd(e))
 	return root
 }
 

@@ -79,6 +79,7 @@ func (s *Server) newRouter() *echo.Echo {
 	v1.GET("/apps/:app/health", s.handleHealth)
 	v1.GET("/history", s.handleHistory)
 	v1.GET("/me", s.handleMe)
+	v1.GET("/backup", s.handleBackup) // user logins only (handler)
 	// Webhooks: receivers of release events.
 	v1.GET("/webhooks", s.handleListWebhooks)
 	v1.POST("/webhooks", s.handleCreateWebhook)
