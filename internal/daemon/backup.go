@@ -273,7 +273,18 @@ func backupOnline(ctx context.Context, e *env, cfg *config, file string, key []b
 // against the manifest, and fails unless every listed entry arrived whole.
 func copyArchive(tr *tar.Reader, tw *tar.Writer) (server.BackupManifest, error) {
 	ar := newArchiveReader(tr)
-	for {
+	copyEntry := func(h *tar.Header, r io.Reader) error {
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: h.Name, Size: h.Size, Mode: 0o600,
+			ModTime: h.ModTime, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return fmt.Errorf("write %s: %w", h.Name, err)
+		}
+		if _, err := io.Copy(tw, r); err != nil {
+			return fmt.Errorf("copy %s: %w", h.Name, err)
+		}
+		return nil
+	}
+	for first := true; ; first = false {
 		ent, err := ar.next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -281,16 +292,17 @@ func copyArchive(tr *tar.Reader, tw *tar.Writer) (server.BackupManifest, error) 
 		if err != nil {
 			return ar.m, err
 		}
+		if first {
+			// next read the manifest itself; it leads the copy too.
+			if err := copyEntry(ar.manifestHdr, bytes.NewReader(ar.rawManifest)); err != nil {
+				return ar.m, err
+			}
+		}
 		if ent.kind == entryKey {
-			return ar.m, errors.New("the server sent its signing key; refusing an archive otad does not make")
+			return ar.m, errors.New("the server sent a signing key; refusing an archive otad does not make")
 		}
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: ent.hdr.Name, Size: ent.hdr.Size, Mode: 0o600,
-			ModTime: ent.hdr.ModTime, Format: tar.FormatPAX}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return ar.m, fmt.Errorf("write %s: %w", ent.hdr.Name, err)
-		}
-		if _, err := io.Copy(tw, ent.r); err != nil {
-			return ar.m, fmt.Errorf("copy %s: %w", ent.hdr.Name, err)
+		if err := copyEntry(ent.hdr, ent.r); err != nil {
+			return ar.m, err
 		}
 		if err := ent.verify(); err != nil {
 			return ar.m, err
@@ -437,11 +449,14 @@ func isHexSHA(s string) bool {
 // archiveReader walks an archive: the manifest first, then entries each
 // checked against it, each at most once.
 type archiveReader struct {
-	tr   *tar.Reader
-	m    server.BackupManifest
-	want map[string]int64 // manifest blobs not seen yet, by SHA-256
-	seen map[string]bool  // entry names seen
-	db   bool
+	tr *tar.Reader
+	m  server.BackupManifest
+	// rawManifest and manifestHdr are the manifest entry as read.
+	rawManifest []byte
+	manifestHdr *tar.Header
+	want        map[string]int64 // manifest blobs not seen yet, by SHA-256
+	seen        map[string]bool  // entry names seen
+	db          bool
 }
 
 func newArchiveReader(tr *tar.Reader) *archiveReader {
@@ -466,7 +481,7 @@ func (a *archiveReader) next() (*archiveEntry, error) {
 		return nil, io.EOF
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read archive: %w (the file is cut short or damaged)", err)
+		return nil, fmt.Errorf("read archive: %w (the file is cut short, damaged or not an otad backup)", err)
 	}
 	kind, sha, err := classifyEntry(hdr.Name)
 	if err != nil {
@@ -492,6 +507,7 @@ func (a *archiveReader) next() (*archiveEntry, error) {
 		return a.next()
 	}
 	ent := &archiveEntry{hdr: hdr, kind: kind, sha: sha}
+	var want server.BackupFile
 	switch kind {
 	case entryManifest:
 		return nil, errors.New("the archive has two manifests; the file was tampered with")
@@ -499,37 +515,25 @@ func (a *archiveReader) next() (*archiveEntry, error) {
 		if hdr.Size > maxKeyBytes {
 			return nil, fmt.Errorf("archive entry %s is %d bytes, too large for a signing key", hdr.Name, hdr.Size)
 		}
-		ent.r = a.tr
+		ent.r = io.LimitReader(a.tr, hdr.Size)
 		ent.verify = func() error { return nil }
+		return ent, nil
 	case entryDB:
 		a.db = true
-		ent.r, ent.verify = checked(a.tr, hdr.Name, a.m.DB)
+		want = a.m.DB
 	case entryBlob:
 		size, ok := a.want[sha]
 		if !ok {
 			return nil, fmt.Errorf("archive entry %s is not in the manifest; the file was tampered with", hdr.Name)
 		}
 		delete(a.want, sha)
-		ent.r, ent.verify = checked(a.tr, hdr.Name, server.BackupFile{SHA256: sha, Size: size})
+		want = server.BackupFile{SHA256: sha, Size: size}
 	}
-	if kind != entryKey {
-		if hdr.Size != sizeOf(a.m, kind, sha) {
-			return nil, fmt.Errorf("archive entry %s is %d bytes, the manifest says %d; the file was tampered with", hdr.Name, hdr.Size, sizeOf(a.m, kind, sha))
-		}
+	if hdr.Size != want.Size {
+		return nil, fmt.Errorf("archive entry %s is %d bytes, the manifest says %d; the file was tampered with", hdr.Name, hdr.Size, want.Size)
 	}
+	ent.r, ent.verify = checked(a.tr, hdr.Name, want)
 	return ent, nil
-}
-
-func sizeOf(m server.BackupManifest, kind entryKind, sha string) int64 {
-	if kind == entryDB {
-		return m.DB.Size
-	}
-	for _, b := range m.Blobs {
-		if b.SHA256 == sha {
-			return b.Size
-		}
-	}
-	return -1
 }
 
 func (a *archiveReader) readManifest(hdr *tar.Header) error {
@@ -558,7 +562,7 @@ func (a *archiveReader) readManifest(hdr *tar.Header) error {
 		}
 		a.want[b.SHA256] = b.Size
 	}
-	a.m = m
+	a.m, a.rawManifest, a.manifestHdr = m, raw, hdr
 	return nil
 }
 
@@ -567,10 +571,8 @@ func (a *archiveReader) complete() error {
 	if !a.db {
 		return errors.New("the archive has no database; it is cut short or not an otad backup")
 	}
-	if len(a.want) > 0 {
-		for sha := range a.want {
-			return fmt.Errorf("the archive lacks %d of the bundle files its manifest lists (e.g. %s); it is cut short", len(a.want), sha)
-		}
+	for sha := range a.want {
+		return fmt.Errorf("the archive lacks %d of the bundle files its manifest lists (%s among them); it is cut short", len(a.want), sha)
 	}
 	return nil
 }
@@ -685,6 +687,9 @@ func restore(ctx context.Context, cfg *config, file string) (sum restoreSummary,
 		}
 		if err == nil {
 			err = ent.verify()
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("%w (the backup file is cut short)", err)
 		}
 		if err != nil {
 			return sum, fmt.Errorf("restore %s: %w", file, err)
