@@ -245,15 +245,12 @@ func derivePublicURL(addr net.Addr, log *slog.Logger) string {
 // keeping those younger than blobGrace. It only logs failures: a leftover
 // file costs disk, not correctness.
 func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.Time, log *slog.Logger) {
-	refs, err := st.ReferencedBlobs(ctx)
-	if err != nil {
-		log.Warn("skipped collecting unreferenced bundles", "err", err)
-		return
-	}
-	var garbage []blob.Info
-	err = bl.List(ctx, func(i blob.Info) error {
-		if !refs[i.SHA256] && now.Sub(i.ModTime) > blobGrace {
-			garbage = append(garbage, i)
+	// Files old enough first: without any, the bundle records (a million
+	// on a big store) need not be read at all.
+	var old []blob.Info
+	err := bl.List(ctx, func(i blob.Info) error {
+		if now.Sub(i.ModTime) > blobGrace {
+			old = append(old, i)
 		}
 		return nil
 	})
@@ -261,8 +258,19 @@ func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.T
 		log.Warn("skipped collecting unreferenced bundles", "err", err)
 		return
 	}
+	if len(old) == 0 {
+		return
+	}
+	refs, err := st.ReferencedBlobs(ctx)
+	if err != nil {
+		log.Warn("skipped collecting unreferenced bundles", "err", err)
+		return
+	}
 	var n, size int64
-	for _, i := range garbage {
+	for _, i := range old {
+		if refs[i.SHA256] {
+			continue
+		}
 		if err := bl.Delete(ctx, i.SHA256); err != nil {
 			log.Warn("delete unreferenced bundle", "sha256", i.SHA256, "err", err)
 			continue
