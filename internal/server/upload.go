@@ -57,6 +57,8 @@ var uploadFields = map[string]bool{
 	// uploaded_at (RFC 3339) keeps the upload time of an imported bundle;
 	// only user logins may set it.
 	"uploaded_at": true,
+	// An encrypted bundle's keys (see checkEncryption).
+	"session_key": true, "encrypted_checksum": true, "key_id": true,
 }
 
 func (s *Server) maxUpload() int64 {
@@ -200,7 +202,7 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 			f.fields[name] = strings.TrimSpace(string(b))
 		default:
 			part.Close()
-			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced", clip(name))
+			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced, session_key, encrypted_checksum, key_id", clip(name))
 		}
 	}
 }
@@ -314,17 +316,33 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 	if f.file.Size == 0 {
 		return in, newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle, "the uploaded file is empty")
 	}
+	enc, err := checkEncryption(f.fields, kind)
+	if err != nil {
+		return in, err
+	}
 	if sum := f.fields["checksum"]; sum != "" {
 		if err := checkChecksum(sum, f.file.SHA256); err != nil {
+			var ae *apiError
+			if enc != nil && errors.As(err, &ae) && ae.Code == ota.ErrCodeChecksum {
+				ae.Message += " (for an encrypted upload, checksum is the SHA-256 of the encrypted file, not of the zip)"
+			}
 			return in, err
 		}
 	}
-	if err := s.checkContent(ctx, kind, f.file); err != nil {
+	if enc != nil {
+		// Ciphertext cannot be looked into; devices check the zip after
+		// decrypting it, against the encrypted checksum.
+		err = s.checkEncryptedContent(ctx, f.file)
+	} else {
+		err = s.checkContent(ctx, kind, f.file)
+	}
+	if err != nil {
 		return in, err
 	}
 	in.Bundle = ota.Bundle{
 		AppID: app, Version: version, Kind: kind, SHA256: f.file.SHA256, Size: f.file.Size,
 		Notes: f.fields["notes"], MinNative: f.fields["min_native"], MaxNative: f.fields["max_native"],
+		Encryption: enc,
 	}
 	in.Channel = channel
 	if err := checkSafetyFields(f.fields, kind, &in); err != nil {
