@@ -60,17 +60,22 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	}
 	_ = r.rc.SetReadDeadline(time.Now().Add(r.idle))
 	n, err := r.body.Read(p)
-	if err != nil {
-		// The body is finished one way or another. Clearing the deadline
-		// matters: net/http keeps reading the connection in the background
-		// once the body hits EOF, and a deadline expiring there would
-		// cancel the request's context while the handler still works.
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		// Clearing the deadline matters: net/http keeps reading the
+		// connection in the background once the body hits EOF, and a
+		// deadline expiring there would cancel the request's context
+		// while the handler still validates and stores the bundle.
 		r.done = true
 		_ = r.rc.SetReadDeadline(time.Time{})
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			r.onStall()
-			return n, errStalled
-		}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The deadline stays expired: before answering, net/http tries to
+		// drain what is left of the body, which must fail at once rather
+		// than wait for a client that sends nothing.
+		r.done = true
+		r.onStall()
+		return n, errStalled
 	}
 	return n, err
 }

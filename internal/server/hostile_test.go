@@ -1,0 +1,492 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// deviceFrom sends a device request from the given client address.
+func (e *testEnv) deviceFrom(addr, method, path, body string, headers ...string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, r)
+	req.RemoteAddr = addr
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return e.serve(req)
+}
+
+func TestDeviceRateLimit(t *testing.T) {
+	update := mustMarshal(t, confRequest(nil))
+	stat := `{"action":"set","device_id":"` + confDevice + `","app_id":"` + testApp + `","version_name":"1.0.0"}`
+	channel := mustMarshal(t, confRequest(map[string]any{"channel": "production"}))
+	tests := []struct {
+		name, method, path, body string
+		// sibling shares the bucket of path.
+		siblingMethod, siblingPath, siblingBody string
+	}{
+		{"updates", http.MethodPost, "/updates", update, http.MethodPost, "/check", update},
+		{"stats", http.MethodPost, "/stats", stat, http.MethodPost, "/stats", stat},
+		{"channel", http.MethodPost, "/channel_self", channel, http.MethodGet, "/channel_self?app_id=" + testApp + "&platform=ios", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnv(t, func(c *Config) { c.DeviceRateLimit = 1 }) // burst 5
+			env.publish(testApp, "production", "1.0.0", zipOf(map[string]string{"index.html": "v1"}))
+			const a, b = "203.0.113.7:4000", "198.51.100.9:4000"
+			for i := range 5 {
+				m, p, body := tt.method, tt.path, tt.body
+				if i%2 == 1 {
+					m, p, body = tt.siblingMethod, tt.siblingPath, tt.siblingBody
+				}
+				if rec := env.deviceFrom(a, m, p, body); rec.Code != http.StatusOK {
+					t.Fatalf("request %d within the burst: status %d, body %s", i+1, rec.Code, rec.Body.String())
+				}
+			}
+			rec := env.deviceFrom(a, tt.method, tt.path, tt.body)
+			if rec.Code != http.StatusTooManyRequests {
+				t.Fatalf("request past the burst: status %d, want 429; body %s", rec.Code, rec.Body.String())
+			}
+			if got := rec.Header().Get("Retry-After"); got != "1" {
+				t.Errorf("Retry-After = %q, want \"1\"", got)
+			}
+			if got, want := strings.TrimSpace(rec.Body.String()), `{"error":"too_many_requests","message":"Too many requests"}`; got != want {
+				t.Errorf("body = %s, want %s", got, want)
+			}
+			// A port change is the same client; the bucket is per address.
+			if rec := env.deviceFrom("203.0.113.7:4001", tt.method, tt.path, tt.body); rec.Code != http.StatusTooManyRequests {
+				t.Errorf("same address, other port: status %d, want 429", rec.Code)
+			}
+			if rec := env.deviceFrom(b, tt.method, tt.path, tt.body); rec.Code != http.StatusOK {
+				t.Errorf("another address: status %d, want 200; body %s", rec.Code, rec.Body.String())
+			}
+			// The other groups keep their own buckets.
+			if tt.path != "/updates" {
+				if rec := env.deviceFrom(a, http.MethodPost, "/updates", update); rec.Code != http.StatusOK {
+					t.Errorf("/updates after %s ran dry: status %d, want 200", tt.path, rec.Code)
+				}
+			}
+			// Admin routes are not device-limited.
+			if rec := env.do(http.MethodGet, "/api/v1/apps", nil); rec.Code != http.StatusOK {
+				t.Errorf("admin route: status %d, want 200", rec.Code)
+			}
+			env.clock.Advance(time.Second)
+			if rec := env.deviceFrom(a, tt.method, tt.path, tt.body); rec.Code != http.StatusOK {
+				t.Errorf("after Retry-After: status %d, want 200; body %s", rec.Code, rec.Body.String())
+			}
+		})
+	}
+}
+
+func TestDeviceRateLimitKeying(t *testing.T) {
+	update := mustMarshal(t, confRequest(nil))
+	tests := []struct {
+		name       string
+		rate       float64
+		trustProxy bool
+		// forwarded is sent as X-Forwarded-For, a new value per request.
+		forwarded bool
+		wantLimit bool
+	}{
+		{"off", 0, false, false, false},
+		{"peer address", 1, false, false, true},
+		{"forwarded header ignored without trust-proxy", 1, false, true, true},
+		{"forwarded header keyed with trust-proxy", 1, true, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnv(t, func(c *Config) { c.DeviceRateLimit = tt.rate; c.TrustProxy = tt.trustProxy })
+			limited := false
+			for i := range 20 {
+				var h []string
+				if tt.forwarded {
+					h = []string{"X-Forwarded-For", fmt.Sprintf("192.0.2.%d", i+1)}
+				}
+				rec := env.deviceFrom("10.0.0.1:5555", http.MethodPost, "/updates", update, h...)
+				switch rec.Code {
+				case http.StatusOK:
+				case http.StatusTooManyRequests:
+					limited = true
+				default:
+					t.Fatalf("status %d; body %s", rec.Code, rec.Body.String())
+				}
+			}
+			if limited != tt.wantLimit {
+				t.Errorf("limited = %v, want %v", limited, tt.wantLimit)
+			}
+		})
+	}
+}
+
+// A refusal is an answer like any other: counted by route and status,
+// and in the access log.
+func TestDeviceRateLimitObserved(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.DeviceRateLimit = 0.2 }) // burst 1
+	update := mustMarshal(t, confRequest(nil))
+	env.deviceFrom("203.0.113.7:1", http.MethodPost, "/updates", update)
+	rec := env.deviceFrom("203.0.113.7:1", http.MethodPost, "/updates", update)
+	wantStatus(t, rec, http.StatusTooManyRequests, ota.ErrCodeTooManyRequests)
+	if got := rec.Header().Get("Retry-After"); got != "5" {
+		t.Errorf("Retry-After = %q, want \"5\" at 0.2 requests a second", got)
+	}
+	mrec := httptest.NewRecorder()
+	env.srv.MetricsHandler().ServeHTTP(mrec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if !metricLine(mrec.Body.String(), "otad_http_requests_total", `route="/updates"`, `status="429"`) {
+		t.Errorf("no 429 of /updates in the metrics:\n%s", grepLines(mrec.Body.String(), "otad_http_requests_total"))
+	}
+	if !strings.Contains(env.logs.String(), "status=429") {
+		t.Errorf("no access line with status 429 in the log:\n%s", env.logs.String())
+	}
+}
+
+// metricLine reports whether one sample line of name has every label.
+func metricLine(text, name string, labels ...string) bool {
+	for _, l := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(l, name+"{") {
+			continue
+		}
+		all := true
+		for _, want := range labels {
+			all = all && strings.Contains(l, want)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// jsonEndpoints is every route that reads a JSON body, with a path that
+// reaches the decoding (existing app and channel where the handler looks
+// them up first).
+var jsonEndpoints = []struct{ method, path string }{
+	{http.MethodPost, "/updates"},
+	{http.MethodPost, "/check"},
+	{http.MethodPost, "/stats"},
+	{http.MethodPost, "/channel_self"},
+	{http.MethodPut, "/channel_self"},
+	{http.MethodDelete, "/channel_self"},
+	{http.MethodPost, "/api/auth/login"},
+	{http.MethodPost, "/api/v1/auth/login"},
+	{http.MethodPatch, "/api/v1/apps/" + testApp + "/channels/production"},
+	{http.MethodPost, "/api/v1/apps/" + testApp + "/channels/production/rollback"},
+	{http.MethodPost, "/api/v1/apps/" + testApp + "/channels/beta/promote"},
+	{http.MethodPost, "/api/v1/apps/" + testApp + "/channels/production/rollout"},
+	{http.MethodPost, "/api/v1/apps/" + testApp + "/explain"},
+	{http.MethodPut, "/api/v1/apps/" + testApp + "/devices/" + confDevice + "/channel"},
+	{http.MethodPost, "/api/v1/webhooks"},
+	{http.MethodPost, "/api/v1/tokens"},
+}
+
+func TestJSONBodiesHostile(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MaxJSONBytes = 256 << 10 })
+	env.publish(testApp, "production", "1.0.0", zipOf(map[string]string{"index.html": "v1"}))
+	limit := int(env.cfg.MaxJSONBytes)
+	// Nesting within the size limit but deeper than encoding/json's
+	// 10,000 levels, inside a key every endpoint at least has to skip.
+	// The login body limit (4 KiB) refuses it before parsing.
+	const depth = 12_000
+	nested := `{"metadata":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
+	nestedObj := `{"a":` + strings.Repeat(`{"a":`, depth) + "1" + strings.Repeat("}", depth+1)
+	oversized := `{"device_id":"` + strings.Repeat("a", limit) + `"}`
+	bodies := []struct {
+		name   string
+		body   string
+		status int
+		code   string
+	}{
+		{"oversized", oversized, http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge},
+		{"nested arrays", nested, http.StatusBadRequest, ""},
+		{"nested objects", nestedObj, http.StatusBadRequest, ""},
+	}
+	for _, ep := range jsonEndpoints {
+		for _, b := range bodies {
+			t.Run(ep.method+" "+ep.path+" "+b.name, func(t *testing.T) {
+				start := time.Now()
+				// Bodies of /stats are arrays or objects; nesting inside an
+				// array element must fail alike.
+				rec := env.do(ep.method, ep.path, b.body, "Content-Type", "application/json")
+				if took := time.Since(start); took > 2*time.Second {
+					t.Errorf("took %s", took)
+				}
+				if b.status == http.StatusBadRequest && strings.Contains(ep.path, "/login") && rec.Code == http.StatusRequestEntityTooLarge {
+					rec.Code = http.StatusBadRequest // refused by size first
+				}
+				wantStatus(t, rec, b.status, b.code)
+				var er ota.ErrorResponse
+				if err := json.Unmarshal(rec.Body.Bytes(), &er); err != nil || er.Code == "" || er.Message == "" {
+					t.Errorf("body %q is not the error envelope", rec.Body.String())
+				}
+			})
+		}
+	}
+}
+
+func TestStatsEventLimit(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MaxJSONBytes = 1 << 20 })
+	event := `{"action":"set","device_id":"` + confDevice + `","version_name":"1.0.0","metadata":{"k":"a,b],[{"}}`
+	many := func(n int) string { return "[" + strings.TrimSuffix(strings.Repeat(event+",", n), ",") + "]" }
+	tests := []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"at the limit", many(maxStatsEvents), http.StatusOK},
+		{"one over", many(maxStatsEvents + 1), http.StatusRequestEntityTooLarge},
+		{"a megabyte of empty events", "[" + strings.Repeat("{},", (1<<20)/3-2) + "{}]", http.StatusRequestEntityTooLarge},
+		{"commas inside one event do not count", "[" + `{"action":"set","device_id":"` + confDevice + `","metadata":{` +
+			strings.TrimSuffix(strings.Repeat(`"k":"",`, 2000), ",") + `}}]`, http.StatusOK},
+		{"one object", event, http.StatusOK},
+		{"leading space", "  \n" + many(3), http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			rec := env.device(http.MethodPost, "/stats", tt.body)
+			runtime.ReadMemStats(&after)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d; body %.300s", rec.Code, tt.status, rec.Body.String())
+			}
+			// Decoding 350,000 empty events cost about 500 MB; refusing
+			// them while they stream in costs about the body.
+			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
+				t.Errorf("allocated %d MB for a %d-byte body", alloc>>20, len(tt.body))
+			}
+		})
+	}
+}
+
+func TestEventCounter(t *testing.T) {
+	tests := []struct {
+		body string
+		max  int
+		ok   bool
+	}{
+		{`[]`, 1, true},
+		{`[{}]`, 1, true},
+		{`[{},{}]`, 1, false},
+		{`[{},{}]`, 2, true},
+		{`[{},{},{}]`, 2, false},
+		{`[{"a":[1,2,3,4]},{"b":"x,y,z"}]`, 2, true},
+		{`[{"a":"\",\",\","},{}]`, 2, true},
+		{`[{"a":"\\"},{},{}]`, 2, false},
+		{`{"a":1,"b":2,"c":3}`, 1, true},
+		{` [1,2,3]`, 2, false},
+		{`garbage,,,,`, 1, true},
+	}
+	for _, tt := range tests {
+		ec := &eventCounter{body: io.NopCloser(strings.NewReader(tt.body)), max: tt.max}
+		// One byte at a time: state must carry across reads.
+		_, err := io.Copy(io.Discard, iotestOneByte{ec})
+		if ok := err == nil; ok != tt.ok {
+			t.Errorf("%s with max %d: err %v, want ok %v", tt.body, tt.max, err, tt.ok)
+		}
+	}
+}
+
+type iotestOneByte struct{ r io.Reader }
+
+func (o iotestOneByte) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	return o.r.Read(p[:1])
+}
+
+// TestUploadStalled sends part of an upload over a real connection and
+// then nothing: the server must give up after the idle limit, answer, and
+// drop the partial file. An upload that keeps trickling in must not be cut.
+func TestUploadStalled(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.UploadIdleTimeout = 300 * time.Millisecond })
+	hs := httptest.NewServer(env.srv.Handler())
+	defer hs.Close()
+
+	body, ct := multipartOf(t,
+		formPart{Name: "version", Data: []byte("1.0.0")},
+		formPart{Name: "channel", Data: []byte("production")},
+		formPart{Name: "app_id", Data: []byte(testApp)},
+		formPart{Name: "file", FileName: "bundle.zip", Data: zipOf(map[string]string{"index.html": strings.Repeat("x", 4096)})})
+	head := fmt.Sprintf("POST /api/v1/apps/%s/bundles HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n",
+		testApp, env.token, ct, len(body))
+
+	t.Run("stalled", func(t *testing.T) {
+		conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(body[:len(body)/2]); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer to a stalled upload: %v\n%s", err, env.logs.String())
+		}
+		resp.Body.Close()
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("answered after %s; the idle limit is 300ms", took)
+		}
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("status %d, want 400", resp.StatusCode)
+		}
+		if !strings.Contains(env.logs.String(), "upload stalled") {
+			t.Errorf("no \"upload stalled\" line in the log:\n%s", env.logs.String())
+		}
+		// The partial file is gone (the server answered after dropping it).
+		var kept []string
+		_ = env.blobs.List(context.Background(), func(i blob.Info) error { kept = append(kept, i.SHA256); return nil })
+		if len(kept) != 0 {
+			t.Errorf("bundle files left after a stalled upload: %v", kept)
+		}
+		if rec := env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/bundles", nil); rec.Code != http.StatusNotFound && strings.Contains(rec.Body.String(), `"1.0.0"`) {
+			t.Errorf("the stalled upload was published: %s", rec.Body.String())
+		}
+	})
+
+	t.Run("slow but flowing", func(t *testing.T) {
+		conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := io.WriteString(conn, head); err != nil {
+			t.Fatal(err)
+		}
+		// Eight pieces 100 ms apart: 800 ms in all, never 300 ms idle.
+		step := (len(body) + 7) / 8
+		for rest := body; len(rest) > 0; {
+			n := min(step, len(rest))
+			if _, err := conn.Write(rest[:n]); err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[n:]
+			time.Sleep(100 * time.Millisecond)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("status %d, want 201; body %s", resp.StatusCode, b)
+		}
+	})
+}
+
+// Admin answers carry no CORS headers, so a web page on another origin
+// cannot read them with the user's browser, and they are private.
+func TestAdminHeadersNoCORS(t *testing.T) {
+	env := newTestEnv(t)
+	tests := []struct {
+		name, method, path string
+		headers            []string
+		status             int
+	}{
+		{"authorized read", http.MethodGet, "/api/v1/apps", nil, http.StatusOK},
+		{"no token", http.MethodGet, "/api/v1/apps", []string{"Authorization", ""}, http.StatusUnauthorized},
+		{"preflight", http.MethodOptions, "/api/v1/apps", []string{"Access-Control-Request-Method", "GET", "Authorization", ""}, 0},
+		{"login", http.MethodPost, "/api/v1/auth/login", nil, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := append([]string{"Origin", "https://evil.example"}, tt.headers...)
+			rec := env.do(tt.method, tt.path, nil, h...)
+			if tt.status != 0 && rec.Code != tt.status {
+				t.Fatalf("status %d, want %d; body %s", rec.Code, tt.status, rec.Body.String())
+			}
+			for name := range rec.Header() {
+				if strings.HasPrefix(strings.ToLower(name), "access-control-") {
+					t.Errorf("answer carries %s: %q", name, rec.Header().Get(name))
+				}
+			}
+			if tt.method == http.MethodOptions {
+				return // no route: nothing to mark
+			}
+			for name, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store", "X-Frame-Options": "DENY"} {
+				if got := rec.Header().Get(name); got != want {
+					t.Errorf("%s = %q, want %q", name, got, want)
+				}
+			}
+		})
+	}
+}
+
+// checkDeviceAnswer is what the fuzz tests hold every answer to: never a
+// server fault, always a JSON body.
+func checkDeviceAnswer(t *testing.T, rec *httptest.ResponseRecorder) {
+	t.Helper()
+	if rec.Code >= 500 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body.String())
+	}
+	if !json.Valid(rec.Body.Bytes()) {
+		t.Fatalf("status %d with a body that is not JSON: %q", rec.Code, rec.Body.String())
+	}
+}
+
+func FuzzStatsBody(f *testing.F) {
+	f.Add([]byte(`{"action":"set","device_id":"` + confDevice + `","app_id":"` + testApp + `","version_name":"1.0.0"}`))
+	f.Add([]byte(`[{"action":"download_fail","version_name":"2.0.0","metadata":{"a":"b"}},{}]`))
+	f.Add([]byte(`[]`))
+	env := newTestEnv(f)
+	env.publish(testApp, "production", "1.0.0", zipOf(map[string]string{"index.html": "v1"}))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		rec := env.serve(httptest.NewRequest(http.MethodPost, "/stats", bytes.NewReader(bytes.Clone(body))))
+		checkDeviceAnswer(t, rec)
+		if rec.Code == http.StatusOK && !json.Valid(body) {
+			t.Fatalf("invalid JSON %q stored", body)
+		}
+	})
+}
+
+func FuzzChannelSelf(f *testing.F) {
+	f.Add(uint8(0), "", []byte(`{"channel":"beta","device_id":"`+confDevice+`","app_id":"`+testApp+`","version_name":"1.0.0","plugin_version":"8.0.0"}`))
+	f.Add(uint8(1), "", []byte(`{"defaultChannel":"production","device_id":"`+confDevice+`","app_id":"`+testApp+`"}`))
+	f.Add(uint8(2), "app_id="+testApp+"&platform=ios&is_emulator=false", []byte(nil))
+	f.Add(uint8(3), "app_id="+testApp+"&device_id="+confDevice, []byte(`{}`))
+	env := newTestEnv(f)
+	env.publish(testApp, "production", "1.0.0", zipOf(map[string]string{"index.html": "v1"}))
+	env.publish(testApp, "beta", "1.0.0", zipOf(map[string]string{"index.html": "v1"}))
+	methods := []string{http.MethodPost, http.MethodPut, http.MethodGet, http.MethodDelete}
+	f.Fuzz(func(t *testing.T, m uint8, query string, body []byte) {
+		req := httptest.NewRequest(methods[int(m)%len(methods)], "/channel_self", bytes.NewReader(bytes.Clone(body)))
+		req.URL.RawQuery = query
+		checkDeviceAnswer(t, env.serve(req))
+	})
+}
