@@ -77,7 +77,11 @@ type UploadRequest struct {
 	// history).
 	Native *NativeFingerprint
 	Forced string
-	File   io.Reader
+	// Encryption, when set, says File is an encrypted zip and carries what
+	// devices need to decrypt it; Checksum is then that of the encrypted
+	// bytes.
+	Encryption *BundleEncryption
+	File       io.Reader
 	// Size is File's length in bytes. When > 0 the request carries a
 	// Content-Length (servers reject oversized uploads before reading);
 	// otherwise it is sent chunked.
@@ -132,6 +136,10 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (UploadResult, err
 		fields = append(fields, [2]string{"native", string(b)})
 	}
 	fields = append(fields, [2]string{"forced", r.Forced})
+	if e := r.Encryption; e != nil {
+		fields = append(fields, [2]string{"session_key", e.SessionKey},
+			[2]string{"encrypted_checksum", e.EncryptedChecksum}, [2]string{"key_id", e.KeyID})
+	}
 
 	// The form fields come first so the server knows what it receives
 	// before the bytes arrive; the file part follows and streams.

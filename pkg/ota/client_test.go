@@ -177,9 +177,11 @@ func TestUpload(t *testing.T) {
 		name   string
 		size   int64
 		wantCL int64 // -1: chunked
+		enc    *ota.BundleEncryption
 	}{
-		{"known size sends Content-Length", int64(len(content)), 0},
-		{"unknown size streams chunked", 0, -1},
+		{"known size sends Content-Length", int64(len(content)), 0, nil},
+		{"unknown size streams chunked", 0, -1, nil},
+		{"encrypted", int64(len(content)), 0, &ota.BundleEncryption{SessionKey: "aXY=:a2V5", EncryptedChecksum: "0f0f", KeyID: "MIIB"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var got struct {
@@ -225,6 +227,7 @@ func TestUpload(t *testing.T) {
 			res, err := c.Upload(context.Background(), ota.UploadRequest{
 				AppID: "com.example.app", Channel: "beta", Version: "1.2.0", Checksum: hex.EncodeToString(sum[:]),
 				Notes: "fix", File: bytes.NewReader(content), Size: tt.size, Progress: func(n int64) { last = n },
+				Encryption: tt.enc,
 			})
 			if err != nil {
 				t.Fatalf("Upload: %v", err)
@@ -243,6 +246,15 @@ func TestUpload(t *testing.T) {
 			}
 			if _, ok := got.fields["min_native"]; ok {
 				t.Error("empty min_native was sent")
+			}
+			encFields := map[string]string{}
+			if tt.enc != nil {
+				encFields = map[string]string{"session_key": tt.enc.SessionKey, "encrypted_checksum": tt.enc.EncryptedChecksum, "key_id": tt.enc.KeyID}
+			}
+			for _, k := range []string{"session_key", "encrypted_checksum", "key_id"} {
+				if v, ok := got.fields[k]; v != encFields[k] || ok != (tt.enc != nil) {
+					t.Errorf("field %s = %q (sent %v), want %q", k, v, ok, encFields[k])
+				}
 			}
 			if tt.wantCL == -1 && got.cl != -1 {
 				t.Errorf("Content-Length = %d, want chunked", got.cl)
