@@ -53,7 +53,7 @@ database is not migrated). When otad runs on the data dir, the database is
 locked, so the backup is asked of the running server instead (GET
 /api/v1/backup): it logs in with OTAD_ADMIN_USER and OTAD_ADMIN_PASSWORD
 at --server, or at the address otad is configured to listen on (--addr,
-OTAD_ADDR, the config file). Either way the copy is consistent: uploads
+OTAD_ADDR, the config file; with HTTPS configured, its public URL). Either way the copy is consistent: uploads
 going on meanwhile are either wholly in it or not at all.
 
 The file is written to FILE.tmp and renamed when complete, so FILE is never
@@ -233,7 +233,10 @@ func backupOffline(ctx context.Context, cfg *config, file string, key []byte) (s
 // copies it to file, checking every entry against the manifest on the way.
 func backupOnline(ctx context.Context, e *env, cfg *config, file string, key []byte, serverURL string) (server.BackupManifest, error) {
 	if serverURL == "" {
-		serverURL = strings.TrimSuffix(readyzURL(cfg.Addr), "/readyz")
+		var err error
+		if serverURL, err = runningURL(cfg); err != nil {
+			return server.BackupManifest{}, err
+		}
 	}
 	user, pw := e.getenv(envAdminUser), e.getenv(envAdminPassword)
 	if user == "" || pw == "" {
@@ -267,6 +270,19 @@ func backupOnline(ctx context.Context, e *env, cfg *config, file string, key []b
 		return m, fmt.Errorf("backup from %s: %w", serverURL, err)
 	}
 	return m, nil
+}
+
+// runningURL is where the otad configured by cfg is reached: its listen
+// address on loopback, or with HTTPS its public URL, since the
+// certificate names that host and not 127.0.0.1.
+func runningURL(cfg *config) (string, error) {
+	if cfg.TLSCert == "" {
+		return strings.TrimSuffix(readyzURL(cfg.Addr), "/readyz"), nil
+	}
+	if strings.HasPrefix(cfg.PublicURL, "https://") {
+		return cfg.PublicURL, nil
+	}
+	return "", &usageError{fmt.Errorf("otad runs on %s and serves HTTPS: pass --server with the https:// URL its certificate names", cfg.DataDir)}
 }
 
 // copyArchive copies a server's archive entry by entry, checking each

@@ -707,3 +707,22 @@ func FuzzClassifyEntry(f *testing.F) {
 		}
 	})
 }
+
+func TestRunningURL(t *testing.T) {
+	tests := []struct {
+		cfg     config
+		want    string
+		wantErr bool
+	}{
+		{config{Addr: ":8080"}, "http://127.0.0.1:8080", false},
+		{config{Addr: "10.0.0.5:9000", PublicURL: "https://ota.example.com"}, "http://10.0.0.5:9000", false},
+		{config{Addr: ":8443", TLSCert: "c.pem", TLSKey: "k.pem", PublicURL: "https://ota.example.com"}, "https://ota.example.com", false},
+		{config{Addr: ":8443", TLSCert: "c.pem", TLSKey: "k.pem"}, "", true},
+	}
+	for _, tt := range tests {
+		got, err := runningURL(&tt.cfg)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("runningURL(%+v) = %q, %v; want %q (error %v)", tt.cfg, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
