@@ -22,6 +22,7 @@ import (
 
 	"github.com/otaship/ota/internal/blob"
 	"github.com/otaship/ota/internal/store/bolt"
+	"github.com/otaship/ota/pkg/ota"
 )
 
 // Backup archive layout. A backup is a tar (otad backup may gzip it) whose
@@ -284,7 +285,9 @@ func (s *Server) handleBackup(c echo.Context) error {
 	}
 	b, err := PrepareBackup(ctx, s.store.Backup, s.blobs, BackupOptions{Version: s.cfg.Version.Version, Now: s.cfg.Now})
 	if err != nil {
-		return err
+		// Only a user login gets here, and the reason (a bundle file
+		// missing from disk, say) is what they must act on.
+		return newError(http.StatusInternalServerError, ota.ErrCodeInternal, "%v", err)
 	}
 	defer func() {
 		if err := b.Close(); err != nil {

@@ -203,6 +203,9 @@ func TestBackupRouteRefusals(t *testing.T) {
 	}
 	rec = env.do(http.MethodGet, "/api/v1/backup", nil)
 	wantStatus(t, rec, http.StatusInternalServerError, ota.ErrCodeInternal)
+	if !strings.Contains(rec.Body.String(), b.SHA256+" is missing from the data dir") {
+		t.Errorf("answer lacks the reason: %s", rec.Body)
+	}
 	if !strings.Contains(env.logs.String(), "is missing from the data dir") {
 		t.Errorf("server log lacks the reason:\n%s", env.logs)
 	}
