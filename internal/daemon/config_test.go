@@ -61,7 +61,7 @@ trust-proxy: true
 			check: func(t *testing.T, c *config) {
 				want := config{Addr: defaultAddr, DataDir: defaultDataDir, TokenTTL: 12 * time.Hour,
 					MaxUploadBytes: 512 << 20, JWTKeyFile: filepath.Join(defaultDataDir, "jwt.key"),
-					LogLevel: "info", LogFormat: "auto"}
+					LogLevel: "info", LogFormat: "auto", DeviceRateLimit: defaultDeviceRate}
 				if *c != want {
 					t.Errorf("config = %+v\nwant     %+v", *c, want)
 				}
