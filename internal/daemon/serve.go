@@ -65,7 +65,7 @@ OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).`,
 	f.String(keyJWTKeyFile, "", "file of the token signing key, created with mode 0600 when missing (default <data-dir>/jwt.key) ($OTAD_JWT_KEY_FILE)")
 	f.String(keyLogLevel, defaultLogLevel, "debug, info, warn or error ($OTAD_LOG_LEVEL)")
 	f.String(keyLogFormat, defaultLogFormat, "json, text or auto: text on a terminal, JSON otherwise ($OTAD_LOG_FORMAT)")
-	f.Bool(keyTrustProxy, false, "key login rate limits on X-Forwarded-For/X-Real-IP; only behind a proxy that overwrites them ($OTAD_TRUST_PROXY)")
+	f.Bool(keyTrustProxy, false, "key login and device rate limits on X-Forwarded-For/X-Real-IP; only behind a proxy that overwrites them ($OTAD_TRUST_PROXY)")
 	f.String(keyMetricsAddr, "", "serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 ($OTAD_METRICS_ADDR)")
 	f.String(keyMetricsToken, "", "serve /metrics on the main address to requests with this bearer token ($OTAD_METRICS_TOKEN)")
 	f.Float64(keyDeviceRate, defaultDeviceRate, "requests per second one client address may send to each device endpoint group (updates, stats, channel), bursts of 5x; 0 turns it off ($OTAD_DEVICE_RATE_LIMIT)")
