@@ -90,6 +90,11 @@ func TestServeTLS(t *testing.T) {
 	if !strings.Contains(s.stderr.String(), `"public_url":"https://127.0.0.1:`) {
 		t.Errorf("the derived public URL is not https:\n%s", s.stderr.String())
 	}
+	// otad healthcheck finds the TLS listener from the same settings.
+	tlsEnv := map[string]string{"OTAD_ADDR": strings.TrimPrefix(s.url, "http://"), "OTAD_TLS_CERT": certFile, "OTAD_TLS_KEY": keyFile}
+	if r := otad(t, tlsEnv, "", "healthcheck"); r.code != exitOK {
+		t.Errorf("healthcheck of a TLS otad: exit %d, stderr %q", r.code, r.stderr)
+	}
 	if code := s.stop(); code != 0 {
 		t.Errorf("exit code %d; stderr:\n%s", code, s.stderr.String())
 	}
