@@ -48,7 +48,9 @@ func (b *bench) startOtadEnv(ctx context.Context, name, dataDir string, env ...s
 	addrFile := b.path(name + ".addr")
 	return startProc(ctx, name, filepath.Join(b.cfg.bin, "otad"),
 		[]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--addr-file", addrFile, "--log-format", "json"},
-		append([]string{"OTAD_PUBLIC_URL=" + publicURL, "OTAD_MAX_UPLOAD_SIZE=512MB"}, env...), addrFile)
+		// All load comes from one loopback address, which the per-address
+		// device rate limit would otherwise throttle.
+		append([]string{"OTAD_PUBLIC_URL=" + publicURL, "OTAD_MAX_UPLOAD_SIZE=512MB", "OTAD_DEVICE_RATE_LIMIT=0"}, env...), addrFile)
 }
 
 // seedSmall makes a data dir with one app, one channel and n bundles.
