@@ -202,6 +202,10 @@ func backupOffline(ctx context.Context, cfg *config, file string, key []byte) (s
 	if err != nil {
 		return server.BackupManifest{}, fmt.Errorf("open database: %w", err)
 	}
+	// The lock is held only while the database is copied: an otad starting
+	// meanwhile would fail. After, the blobs the copy names stay: a
+	// starting otad deletes only files its database (the same) does not
+	// refer to.
 	defer db.Close()
 	// NewFS clears the uploads a crash left behind, as serve does: no otad
 	// runs, and none can start while the read lock is held.
@@ -225,6 +229,9 @@ func backupOffline(ctx context.Context, cfg *config, file string, key []byte) (s
 		return server.BackupManifest{}, err
 	}
 	defer b.Close()
+	if err := db.Close(); err != nil {
+		return server.BackupManifest{}, fmt.Errorf("close database: %w", err)
+	}
 	err = writeArchive(file, key, func(tw *tar.Writer) error { return b.WriteTar(ctx, tw) })
 	return b.Manifest(), err
 }
