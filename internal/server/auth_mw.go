@@ -43,6 +43,11 @@ type adminState struct {
 	// rejected upload never deletes bytes a concurrent accepted upload of
 	// the same content just published.
 	blobMu sync.RWMutex
+	// uploads counts uploads in flight (guarded by blobMu). A rejected
+	// upload deletes its bytes only when it is the only one: another may
+	// have stored the same bytes and not published them yet. Bytes left
+	// behind are collected by otad's unreferenced-blob collection.
+	uploads int
 }
 
 func newAdminState(now func() time.Time) *adminState {

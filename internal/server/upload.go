@@ -107,10 +107,16 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 		return badRequest("read multipart form: %v", err)
 	}
 
+	s.admin.blobMu.Lock()
+	s.admin.uploads++
+	s.admin.blobMu.Unlock()
 	defer func() {
 		if err != nil && f.file != nil && f.file.New {
 			s.discardBlob(context.WithoutCancel(ctx), f.file.SHA256)
 		}
+		s.admin.blobMu.Lock()
+		s.admin.uploads--
+		s.admin.blobMu.Unlock()
 	}()
 	if err := s.readForm(ctx, mr, f, limit); err != nil {
 		return err
@@ -467,10 +473,14 @@ func (s *Server) publish(ctx context.Context, in store.PublishInput) (ota.Upload
 }
 
 // discardBlob removes the bytes of a rejected upload unless a stored
-// bundle refers to them.
+// bundle refers to them or another upload, which may carry the same bytes,
+// is in flight.
 func (s *Server) discardBlob(ctx context.Context, sha string) {
 	s.admin.blobMu.Lock()
 	defer s.admin.blobMu.Unlock()
+	if s.admin.uploads > 1 {
+		return
+	}
 	refs, err := s.store.ReferencedBlobs(ctx)
 	if err != nil {
 		s.log.Warn("keep bytes of rejected upload", "sha256", sha, "err", err)
