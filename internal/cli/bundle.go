@@ -36,6 +36,9 @@ type BundleZipOptions struct {
 	Out         string
 	NoCodeCheck bool
 	JSON        bool
+	// EncryptKey, when set, also writes the zip encrypted with that private
+	// key, as @capgo/cli bundle encrypt does.
+	EncryptKey string
 }
 
 // BundleZipResult is what `otactl bundle zip --json` prints; its keys are
@@ -45,6 +48,12 @@ type BundleZipResult struct {
 	Checksum string `json:"checksum"`
 	Size     int64  `json:"size"`
 	Files    int    `json:"files"`
+	// With --encrypt-key: the encrypted file and what devices need to
+	// open it, named as @capgo/cli bundle encrypt --json names them.
+	EncryptedFilename string `json:"encrypted_filename,omitempty"`
+	EncodedChecksum   string `json:"encoded_checksum,omitempty"`
+	IVSessionKey      string `json:"ivSessionKey,omitempty"`
+	KeyID             string `json:"key_id,omitempty"`
 }
 
 // NewCmdBundleZip builds `otactl bundle zip`.
@@ -61,10 +70,23 @@ bytes and the same SHA-256 on any machine. It prints the same lines as
   Checksum SHA256: <hex>
   Saved to <file>
 
-The file defaults to <appId>_<version>.zip in the current directory.`,
+The file defaults to <appId>_<version>.zip in the current directory.
+
+With --encrypt-key it also writes <file>_encrypted.zip, encrypted for apps
+whose updater config has a publicKey, and prints what
+"npx @capgo/cli bundle encrypt" prints:
+
+  Encoded Checksum: <hex>
+  ivSessionKey: <base64 iv>:<base64 key>
+  Encrypted zip saved at <file>_encrypted.zip
+
+Upload the encrypted file with session_key=<ivSessionKey>,
+encrypted_checksum=<Encoded Checksum> and key_id (printed too); otactl
+deploy web --encrypt-key does all of it.`,
 		Example: `  otactl bundle zip
   otactl bundle zip dist -o /tmp/app.zip
-  CHECKSUM=$(otactl bundle zip | grep "Checksum SHA256" | awk '{print $NF}')`,
+  CHECKSUM=$(otactl bundle zip | grep "Checksum SHA256" | awk '{print $NF}')
+  otactl bundle zip --encrypt-key .capgo_key_v2`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -80,6 +102,7 @@ The file defaults to <appId>_<version>.zip in the current directory.`,
 	cmd.Flags().StringVarP(&opts.Out, "output", "o", "", "zip file to write")
 	cmd.Flags().BoolVar(&opts.NoCodeCheck, "no-code-check", false, "skip the index.html and notifyAppReady checks")
 	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
+	cmd.Flags().StringVar(&opts.EncryptKey, "encrypt-key", "", encryptKeyUsage)
 	return cmd
 }
 
@@ -113,6 +136,10 @@ func bundleZipRun(ctx context.Context, opts *BundleZipOptions) error {
 	}
 	dir = resolve(f.WorkDir, dir)
 	out = resolve(f.WorkDir, out)
+	priv, err := loadEncryptKey(f, opts.EncryptKey)
+	if err != nil {
+		return err
+	}
 	if !opts.NoCodeCheck {
 		if err := bundle.CheckWebDir(dir); err != nil {
 			return err
@@ -122,11 +149,25 @@ func bundleZipRun(ctx context.Context, opts *BundleZipOptions) error {
 	if err != nil {
 		return fmt.Errorf("zip %s: %w", dir, err)
 	}
+	zr := BundleZipResult{Filename: out, Checksum: res.SHA256, Size: res.Size, Files: res.Files}
+	if priv != nil {
+		e, err := encryptZip(out, res.SHA256, priv)
+		if err != nil {
+			return err
+		}
+		zr.EncryptedFilename, zr.EncodedChecksum, zr.IVSessionKey, zr.KeyID = e.Path, e.Enc.Checksum, e.Enc.SessionKey, e.Enc.KeyID
+	}
 	if opts.JSON {
-		return writeJSON(f.IO.Out, BundleZipResult{Filename: out, Checksum: res.SHA256, Size: res.Size, Files: res.Files})
+		return writeJSON(f.IO.Out, zr)
 	}
 	fmt.Fprintf(f.IO.Out, "Checksum SHA256: %s\n", res.SHA256)
 	fmt.Fprintf(f.IO.Out, "Saved to %s\n", out)
+	if zr.EncryptedFilename != "" {
+		fmt.Fprintf(f.IO.Out, "Encoded Checksum: %s\n", zr.EncodedChecksum)
+		fmt.Fprintf(f.IO.Out, "ivSessionKey: %s\n", zr.IVSessionKey)
+		fmt.Fprintf(f.IO.Out, "Key ID: %s\n", zr.KeyID)
+		fmt.Fprintf(f.IO.Out, "Encrypted zip saved at %s\n", zr.EncryptedFilename)
+	}
 	fmt.Fprintf(f.IO.ErrOut, "%d files, %s (%s uncompressed)\n", res.Files, humanBytes(res.Size), humanBytes(res.Uncompressed))
 	return nil
 }

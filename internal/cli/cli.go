@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -149,6 +150,12 @@ func isNetworkError(err error) bool {
 	var ue *url.Error
 	var ne net.Error
 	var oe *net.OpError
+	var pe *fs.PathError
+	if errors.As(err, &pe) && !errors.As(err, &ue) && !errors.As(err, &oe) {
+		// A local file's error: its syscall.Errno has the methods of a
+		// net.Error, but the server is not to blame.
+		return false
+	}
 	return errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &oe)
 }
 

@@ -187,15 +187,18 @@ func newProgressBar(f *Factory, size int64) *progressbar.ProgressBar {
 
 // DeployResult is what deploy prints with -o json. Upload is nil in a dry run.
 type DeployResult struct {
-	DryRun bool              `json:"dry_run,omitempty"`
-	AppID  string            `json:"app_id"`
-	Kind   string            `json:"kind"`
-	Chan   string            `json:"channel"`
-	Vers   string            `json:"version"`
-	SHA256 string            `json:"sha256"`
-	Size   int64             `json:"size"`
-	File   string            `json:"file,omitempty"`
-	Upload *ota.UploadResult `json:"upload,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
+	AppID  string `json:"app_id"`
+	Kind   string `json:"kind"`
+	Chan   string `json:"channel"`
+	Vers   string `json:"version"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	File   string `json:"file,omitempty"`
+	// Encryption is set for an encrypted web bundle; SHA256 and Size are
+	// then those of the encrypted file.
+	Encryption *ota.BundleEncryption `json:"encryption,omitempty"`
+	Upload     *ota.UploadResult     `json:"upload,omitempty"`
 }
 
 // printDeploy reports a deploy (or a dry run) on stdout.
@@ -210,6 +213,9 @@ func printDeploy(f *Factory, r DeployResult) error {
 	fmt.Fprintf(tw, "version:\t%s\n", r.Vers)
 	fmt.Fprintf(tw, "checksum:\t%s\n", r.SHA256)
 	fmt.Fprintf(tw, "size:\t%s (%d bytes)\n", humanBytes(r.Size), r.Size)
+	if r.Encryption != nil {
+		fmt.Fprintf(tw, "encrypted:\tkey id %s\n", r.Encryption.KeyID)
+	}
 	if r.Upload != nil {
 		fmt.Fprintf(tw, "previous:\t%s\n", orDash(r.Upload.Previous))
 		fmt.Fprintf(tw, "url:\t%s\n", orDash(r.Upload.Bundle.URL))

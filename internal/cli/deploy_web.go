@@ -26,6 +26,12 @@ type DeployWebOptions struct {
 	MaxNative   string
 	Rollout     int
 	Force       bool
+	// EncryptKey is the private key file to encrypt the bundle with
+	// (--encrypt-key, else OTACTL_ENCRYPT_KEY); empty uploads it plain.
+	EncryptKey string
+	// EncryptKeySet is true when --encrypt-key was given, even empty: it
+	// then beats the environment.
+	EncryptKeySet bool
 }
 
 // NewCmdDeployWeb builds `otactl deploy web`.
@@ -53,12 +59,19 @@ compared with those of the newest APK (otactl deploy apk records them): a
 bundle that needs a native plugin the shipped APK lacks is refused, since
 devices would break. --force uploads it anyway and the history says so.
 --rollout PERCENT offers the bundle to that share of devices only; grow it
-with otactl rollout.`,
+with otactl rollout.
+
+--encrypt-key (or OTACTL_ENCRYPT_KEY) names the RSA private key of an app
+whose updater config has a publicKey (npx @capgo/cli key create makes the
+pair): the zip is then AES-encrypted and its checksum signed, as @capgo/cli
+bundle encrypt does, and checked to decrypt before it is uploaded. Devices
+with that public key only install encrypted bundles.`,
 		Example: `  otactl deploy web
   otactl deploy web 1.2.0 --channel beta --notes "fix login"
   otactl deploy web --skip-build --dry-run
   otactl deploy web --build-cmd "vite build --mode production"
-  otactl deploy web 1.3.0 --rollout 10 --min-native 1.4.0`,
+  otactl deploy web 1.3.0 --rollout 10 --min-native 1.4.0
+  otactl deploy web --encrypt-key .capgo_key_v2`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -70,6 +83,7 @@ with otactl rollout.`,
 			if opts.SkipBuild && (opts.BuildCmd != "" || opts.NoSync) {
 				return flagErrorf("--skip-build cannot be combined with --build-cmd or --no-sync")
 			}
+			opts.EncryptKeySet = cmd.Flags().Changed("encrypt-key")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -85,6 +99,7 @@ with otactl rollout.`,
 	cmd.Flags().StringVar(&opts.MaxNative, "max-native", "", "highest native app version the bundle runs on")
 	cmd.Flags().IntVar(&opts.Rollout, "rollout", 0, "offer the bundle to this percent of devices only (1-99; default all)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "upload even if the bundle needs native plugins the newest APK lacks")
+	cmd.Flags().StringVar(&opts.EncryptKey, "encrypt-key", "", encryptKeyUsage+" (env "+encryptKeyEnv+")")
 	return cmd
 }
 
@@ -108,7 +123,15 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 			return flagErrorf("no VERSION given and package.json in %s has no version", p.Dir)
 		}
 	}
-	// Check the login before a build that may take minutes.
+	// Check the key and the login before a build that may take minutes.
+	keyPath := opts.EncryptKey
+	if !opts.EncryptKeySet {
+		keyPath = f.Getenv(encryptKeyEnv)
+	}
+	priv, err := loadEncryptKey(f, keyPath)
+	if err != nil {
+		return err
+	}
 	var client *ota.Client
 	if !opts.DryRun {
 		if client, err = f.Client(true); err != nil {
@@ -152,6 +175,22 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 	fmt.Fprintf(f.IO.ErrOut, "%d files, %s\n", z.Files, humanBytes(z.Size))
 
 	r := DeployResult{AppID: app, Kind: ota.KindWeb, Chan: opts.Channel, Vers: version, SHA256: z.SHA256, Size: z.Size, File: zipPath}
+	upload := ota.UploadRequest{
+		AppID: app, Channel: opts.Channel, Version: version, Kind: ota.KindWeb, Checksum: z.SHA256,
+		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Size: z.Size,
+		Rollout: opts.Rollout,
+	}
+	if priv != nil {
+		fmt.Fprintf(f.IO.ErrOut, "==> encrypting for key id %s\n", bundle.KeyID(&priv.PublicKey))
+		e, err := encryptZip(zipPath, z.SHA256, priv)
+		if err != nil {
+			return err
+		}
+		// What is uploaded and stored is the encrypted file.
+		r.SHA256, r.Size, r.File, r.Encryption = e.SHA256, e.Size, e.Path, e.wire()
+		upload.Checksum, upload.Size, upload.Encryption = e.SHA256, e.Size, e.wire()
+		zipPath = e.Path
+	}
 	if opts.DryRun {
 		r.DryRun = true
 		return printDeploy(f, r)
@@ -160,11 +199,8 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 	if err != nil {
 		return err
 	}
-	res, err := uploadFile(ctx, f, client, ota.UploadRequest{
-		AppID: app, Channel: opts.Channel, Version: version, Kind: ota.KindWeb, Checksum: z.SHA256,
-		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Size: z.Size,
-		Rollout: opts.Rollout, Native: native, Forced: forced,
-	}, zipPath)
+	upload.Native, upload.Forced = native, forced
+	res, err := uploadFile(ctx, f, client, upload, zipPath)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ func TestNewCmdDeployWeb(t *testing.T) {
 		{"--skip-build --no-sync", DeployWebOptions{}, "cannot be combined"},
 		{"1 2", DeployWebOptions{}, "accepts at most 1 arg"},
 		{"--nosuch", DeployWebOptions{}, "unknown flag"},
+		{"--encrypt-key k.pem", DeployWebOptions{Channel: "stable", EncryptKey: "k.pem", EncryptKeySet: true}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.argv, func(t *testing.T) {
