@@ -61,6 +61,10 @@ type UpdateResponse struct {
 	Kind    string `json:"kind,omitempty"`
 	Old     string `json:"old,omitempty"`
 	Major   bool   `json:"major,omitempty"`
+	// DeviceKeyID and BundleKeyID name the two keys of a key_id_mismatch,
+	// as Capgo sends them.
+	DeviceKeyID string `json:"deviceKeyId,omitempty"`
+	BundleKeyID string `json:"bundleKeyId,omitempty"`
 }
 
 // Update answer kinds (protocol §2.2). The plugin treats a missing kind as
@@ -110,6 +114,14 @@ const (
 	// UpdIncompatibleNative is otad's own: no bundle of the channel fits the
 	// device's native version.
 	UpdIncompatibleNative = "incompatible_native_version"
+	// UpdBundleNotEncrypted is otad's own: the device has a public key
+	// (it sent key_id), so it only installs encrypted bundles, and the
+	// bundle it would get is plain (protocol §6).
+	UpdBundleNotEncrypted = "bundle_not_encrypted"
+	// UpdEncryptionKeyRequired is otad's own: the bundle is encrypted and
+	// the device, whose plugin would send key_id if it had a public key,
+	// sent none, so it cannot decrypt it.
+	UpdEncryptionKeyRequired = "encryption_key_required"
 )
 
 // StatsEvent is one event posted to /stats (protocol §3.1). The body is an
