@@ -490,3 +490,51 @@ func FuzzChannelSelf(f *testing.F) {
 		checkDeviceAnswer(t, env.serve(req))
 	})
 }
+
+// TestSlowJSONBody sends the headers of a JSON request and only part of
+// its body: the server answers once the body deadline passes, also when
+// it refuses the request without reading the body.
+func TestSlowJSONBody(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.BodyReadTimeout = 300 * time.Millisecond; c.DeviceRateLimit = 0.1 }) // burst 1
+	hs := httptest.NewServer(env.srv.Handler())
+	defer hs.Close()
+	body := mustMarshal(t, confRequest(nil))
+	tests := []struct {
+		name, path string
+		want       int
+	}{
+		{"read by the handler", "/updates", http.StatusBadRequest},
+		// The first request used the one-request burst of 127.0.0.1.
+		{"refused by the rate limit first", "/updates", http.StatusTooManyRequests},
+		{"admin route without a token", "/api/v1/apps/" + testApp + "/channels/production/rollback", http.StatusUnauthorized},
+		{"login", "/api/v1/auth/login", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", hs.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+				tt.path, len(body)+100, body[:10])
+			start := time.Now()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				t.Fatalf("no answer while the body stalls: %v", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("answered after %s; the body deadline is 300ms", took)
+			}
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d; body %s", resp.StatusCode, tt.want, b)
+			}
+			if strings.Contains(string(b), "127.0.0.1") {
+				t.Errorf("the answer names the server's address: %s", b)
+			}
+		})
+	}
+}

@@ -50,6 +50,9 @@ type Config struct {
 	// UploadIdleTimeout fails an upload when no byte of its body arrives
 	// for this long (0: 60 s).
 	UploadIdleTimeout time.Duration
+	// BodyReadTimeout bounds the time any other request may take to send
+	// its body (0: 60 s).
+	BodyReadTimeout time.Duration
 	// MetricsToken, when set, serves /metrics on this handler to requests
 	// bearing it; without it /metrics is only on MetricsHandler.
 	MetricsToken string

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// defaultBodyTimeout is how long a request other than an upload may take
+// to send its body. The server has no whole-request read timeout (for
+// uploads, see idleread.go), so without this a client that sends headers
+// and then trickles or withholds a JSON body would hold its connection and
+// goroutine for as long as it likes. Bodies are at most 1 MiB; a minute
+// carries that over a poor mobile link.
+const defaultBodyTimeout = 60 * time.Second
+
+// limitBodyTime gives the request body a deadline from the moment the
+// route is found. Uploads replace it with an idle deadline (idleBody). A
+// request refused before its body is read (a rate limit, a 401) keeps the
+// deadline too, which bounds the draining net/http does before answering.
+func (s *Server) limitBodyTime(next echo.HandlerFunc) echo.HandlerFunc {
+	timeout := s.cfg.BodyReadTimeout
+	if timeout <= 0 {
+		timeout = defaultBodyTimeout
+	}
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.Body == nil || req.Body == http.NoBody {
+			return next(c)
+		}
+		rc := http.NewResponseController(c.Response())
+		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+			return next(c) // no deadlines on this connection (tests, some wrappers)
+		}
+		req.Body = &deadlineBody{body: req.Body, rc: rc}
+		return next(c)
+	}
+}
+
+// deadlineBody clears the read deadline once the body is read: net/http
+// then keeps reading the connection in the background, and a deadline
+// expiring there would cancel the context of a request still being
+// handled.
+type deadlineBody struct {
+	body io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+// errBodyTimeout replaces the connection's own timeout error, which names
+// the server's address. It still matches os.ErrDeadlineExceeded.
+var errBodyTimeout = fmt.Errorf("the request body did not arrive in time: %w", os.ErrDeadlineExceeded)
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	switch {
+	case err == nil:
+	case !b.done && errors.Is(err, io.EOF):
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return n, errBodyTimeout
+	}
+	return n, err
+}
+
+func (b *deadlineBody) Close() error { return b.body.Close() }
