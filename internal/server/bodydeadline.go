@@ -33,11 +33,11 @@ func (s *Server) limitBodyTime(next echo.HandlerFunc) echo.HandlerFunc {
 		if req.Body == nil || req.Body == http.NoBody {
 			return next(c)
 		}
-		rc := http.NewResponseController(c.Response())
-		if err := rc.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		conn := readDeadlineOf(c.Response())
+		if conn == nil || conn.SetReadDeadline(time.Now().Add(timeout)) != nil {
 			return next(c) // no deadlines on this connection (tests, some wrappers)
 		}
-		req.Body = &deadlineBody{body: req.Body, rc: rc}
+		req.Body = &deadlineBody{body: req.Body, conn: conn}
 		return next(c)
 	}
 }
@@ -48,8 +48,30 @@ func (s *Server) limitBodyTime(next echo.HandlerFunc) echo.HandlerFunc {
 // handled.
 type deadlineBody struct {
 	body io.ReadCloser
-	rc   *http.ResponseController
+	conn readDeadliner
 	done bool
+}
+
+// readDeadliner is what http.ResponseController uses to set a read
+// deadline. Finding it directly costs no allocation on the device hot
+// path, where the controller cost four.
+type readDeadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+// readDeadlineOf finds the writer, under any wrappers, that can set the
+// connection's read deadline; nil when none can.
+func readDeadlineOf(w http.ResponseWriter) readDeadliner {
+	for {
+		if d, ok := w.(readDeadliner); ok {
+			return d
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
 }
 
 // errBodyTimeout replaces the connection's own timeout error, which names
@@ -62,7 +84,7 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 	case err == nil:
 	case !b.done && errors.Is(err, io.EOF):
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+		_ = b.conn.SetReadDeadline(time.Time{})
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return n, errBodyTimeout
 	}
