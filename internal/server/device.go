@@ -21,7 +21,8 @@ import (
 
 // The device endpoints speak the updater plugin's protocol (protocol.md §1–§4).
 // Business outcomes, refusals included, are HTTP 200 with a JSON body the
-// plugin understands; only malformed requests get a 4xx, and never a 429.
+// plugin understands; only malformed requests get a 4xx, and a 429 only
+// from the per-address rate limit (devicelimit.go).
 
 // Bounds on what one stats request may carry. Capgo uses the same metadata
 // limits; the plugin's own queue never sends more than 200 events.
