@@ -96,6 +96,23 @@ func TestDeployWebEncrypted(t *testing.T) {
 		t.Errorf("decrypted bundle is not a valid zip: %v", err)
 	}
 
+	// A device with the public key is offered it with the keys to open it.
+	device := ota.UpdateRequest{
+		AppID: testAppID, Platform: "ios", DeviceID: "00000000-0000-4000-8000-000000000002",
+		VersionName: "0.9.0", VersionBuild: "0.9.0", PluginVersion: "8.51.14", KeyID: dr.Encryption.KeyID,
+	}
+	up, err := ota.NewClient(e.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, err := up.CheckUpdate(context.Background(), device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offer.Version != "1.0.0" || offer.Checksum != dr.Encryption.EncryptedChecksum || offer.SessionKey == nil || *offer.SessionKey != dr.Encryption.SessionKey {
+		t.Errorf("device with the key was offered %+v", offer)
+	}
+
 	// The stored bundle lists its encryption.
 	client, _ := ota.NewClient(e.srv.URL, ota.WithToken(e.srv.Token))
 	bs, err := client.Bundles(context.Background(), testAppID)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"maps"
@@ -150,7 +151,11 @@ func wantRefusal(t *testing.T, rec *httptest.ResponseRecorder, code, kind string
 	wantJSON(t, rec, want)
 }
 
-var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
+var (
+	hex64        = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	hex512       = regexp.MustCompile(`^[0-9a-f]{512}$`)
+	sessionKeyRE = regexp.MustCompile(`^[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$`)
+)
 
 func wantSuccess(t *testing.T, rec *httptest.ResponseRecorder, b ota.Bundle) {
 	t.Helper()
@@ -249,7 +254,25 @@ func TestConformance(t *testing.T) {
 		t.Skip("manifest (delta) bundles are not supported yet")
 	})
 	t.Run("T13 encrypted bundle", func(t *testing.T) {
-		t.Skip("encrypted bundles and key_id are not supported yet")
+		f := newConfFixture(t)
+		ct, enc := encryptedZip(t, zipOf(map[string]string{"index.html": "<html>1.0.2</html>"}))
+		wantStatus(t, f.env.upload("/api/v1/apps/"+testApp+"/bundles", ct,
+			append(encFields("1.0.2", enc), "channel", "production")...), http.StatusCreated, "")
+		rec := f.env.device(http.MethodPost, "/updates", confRequest(map[string]any{"key_id": enc.KeyID}))
+		got := decode[map[string]any](t, rec)
+		sk, _ := got["session_key"].(string)
+		iv, _, _ := strings.Cut(sk, ":")
+		if raw, err := base64.StdEncoding.DecodeString(iv); err != nil || len(raw) != 16 || !sessionKeyRE.MatchString(sk) {
+			t.Errorf("session_key %q is not base64(16-byte IV):base64(key)", sk)
+		}
+		if sum, _ := got["checksum"].(string); !hex512.MatchString(sum) {
+			t.Errorf("checksum %q is not 512 hex characters", sum)
+		}
+		wantJSON(t, rec, map[string]any{"version": "1.0.2", "url": got["url"], "checksum": enc.Checksum, "session_key": enc.SessionKey})
+
+		const other = "MIIBCgKCAQEAqJikYizo"
+		rec = f.env.device(http.MethodPost, "/updates", confRequest(map[string]any{"key_id": other}))
+		wantRefusal(t, rec, "key_id_mismatch", "blocked", map[string]any{"deviceKeyId": other, "bundleKeyId": enc.KeyID})
 	})
 	t.Run("T14 download, whole and resumed", func(t *testing.T) {
 		f := newConfFixture(t)

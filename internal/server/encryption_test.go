@@ -125,3 +125,52 @@ func TestUploadEncryptionRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestEncryptedEndToEnd follows an encrypted bundle from upload to a
+// device: the device with the key is offered it, downloads the bytes, and
+// with only the public key and the answer recovers the original zip,
+// whose SHA-256 is what the encrypted checksum says.
+func TestEncryptedEndToEnd(t *testing.T) {
+	env := newTestEnv(t)
+	plain := zipOf(map[string]string{"index.html": "<html>1.2.0</html>", "app.js": strings.Repeat("notifyAppReady();\n", 300)})
+	ct, enc := encryptedZip(t, plain)
+	wantStatus(t, env.upload("/api/v1/apps/"+testApp+"/bundles", ct, append(encFields("1.2.0", enc), "checksum", sha(ct))...),
+		http.StatusCreated, "")
+	// Through a restart too: the lean start-up decoder must keep the keys.
+	env.reopen()
+
+	req := map[string]any{
+		"platform": "android", "device_id": "0b7a3f4e-1111-4c22-8a33-123456789abc", "app_id": testApp,
+		"version_build": "1.0.0", "version_name": "1.0.0", "plugin_version": "8.51.14",
+		"is_emulator": false, "is_prod": true, "defaultChannel": "", "key_id": enc.KeyID,
+	}
+	rec := env.device(http.MethodPost, "/updates", req)
+	answer := decode[ota.UpdateResponse](t, rec)
+	if answer.Error != "" || answer.SessionKey == nil {
+		t.Fatalf("device with the key got %s", rec.Body.String())
+	}
+	dl := env.device(http.MethodGet, strings.TrimPrefix(answer.URL, testPublic), nil)
+	if dl.Code != http.StatusOK {
+		t.Fatalf("download: status %d", dl.Code)
+	}
+	pub := &encKey().PublicKey
+	var got bytes.Buffer
+	if err := bundle.Decrypt(bytes.NewReader(dl.Body.Bytes()), &got, pub, *answer.SessionKey); err != nil {
+		t.Fatalf("decrypt the download with the answer's session key: %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), plain) {
+		t.Fatal("the decrypted download is not the original zip")
+	}
+	sum, err := bundle.DecryptChecksum(pub, answer.Checksum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum != sha(plain) {
+		t.Errorf("the answer's checksum decrypts to %s, the zip's sha256 is %s", sum, sha(plain))
+	}
+
+	// The same bundle refused to devices that cannot open it.
+	delete(req, "key_id")
+	wantRefusal(t, env.device(http.MethodPost, "/updates", req), ota.UpdEncryptionKeyRequired, ota.KindBlocked,
+		map[string]any{"version": "1.2.0", "old": "1.0.0"})
+}

@@ -90,7 +90,8 @@ func KindOf(code string) string {
 		ota.UpdDisableMajor, ota.UpdDisableMinor, ota.UpdDisablePatch, ota.UpdDisableMetadata,
 		ota.UpdDisableUnderNative, ota.UpdDisableProdBuild, ota.UpdDisableDevBuild,
 		ota.UpdDisableDevice, ota.UpdDisableEmulator, ota.UpdKeyIDMismatch,
-		ota.UpdVersionFailedOnDevice, ota.UpdIncompatibleNative:
+		ota.UpdVersionFailedOnDevice, ota.UpdIncompatibleNative,
+		ota.UpdBundleNotEncrypted, ota.UpdEncryptionKeyRequired:
 		return ota.KindBlocked
 	}
 	return ota.KindFailed
@@ -274,6 +275,11 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 
 	// F. Policies.
 	if r, ok := checkPolicies(cv, o, req, source, name, native, tr); !ok {
+		d.Response = r
+		return d
+	}
+	// The offer's bytes must be what the device can open (§6).
+	if r, ok := checkEncryption(o, req, name, tr); !ok {
 		d.Response = r
 		return d
 	}
@@ -497,6 +503,93 @@ func checkPolicies(cv *ChannelView, o *offer, req *ota.UpdateRequest, source, na
 			target, orAny(o.bundle.MinNative), orAny(o.bundle.MaxNative), build), build, false)
 	}
 	return ota.UpdateResponse{}, true
+}
+
+// checkEncryption refuses an offer the device cannot install because of
+// encryption (protocol §6). A device configured with a public key sends
+// key_id and installs encrypted bundles only (iOS demands an encrypted
+// checksum); a device without one cannot decrypt. ok is false with the
+// refusal to send. Plain offers to devices without a key return at once.
+//
+// A device without key_id still gets an encrypted bundle when its plugin
+// predates key_id (before 8.2.0, or 5/6/7 before .50): such a device may
+// well have the key, and Capgo serves it too. Only a plugin that would
+// have sent key_id is known to lack the key; it is refused with
+// encryption_key_required rather than sent bytes whose checksum must fail.
+func checkEncryption(o *offer, req *ota.UpdateRequest, name string, tr *tracer) (ota.UpdateResponse, bool) {
+	enc := o.bundle.Encryption
+	if enc == nil && req.KeyID == "" {
+		return ota.UpdateResponse{}, true
+	}
+	refuse := func(code, msg string) (ota.UpdateResponse, bool) {
+		if tr != nil {
+			tr.add("refused: %s", msg)
+		}
+		r := refusal(code, msg)
+		r.Version, r.Old = o.version, name
+		return r, false
+	}
+	switch {
+	case enc == nil:
+		return refuse(ota.UpdBundleNotEncrypted, fmt.Sprintf(
+			"Bundle %s is not encrypted, but this device has a public key (key_id %s) and only installs encrypted bundles; deploy with otactl deploy web --encrypt-key",
+			o.version, clip(req.KeyID)))
+	case req.KeyID == "":
+		if !sendsKeyID(req.PluginVersion) {
+			if tr != nil {
+				tr.add("bundle %q is encrypted (key id %s); plugin %q predates key_id, so it may have the key", o.version, enc.KeyID, req.PluginVersion)
+			}
+			return ota.UpdateResponse{}, true
+		}
+		return refuse(ota.UpdEncryptionKeyRequired, fmt.Sprintf(
+			"Bundle %s is encrypted (key id %s), but this device has no public key (it sent no key_id) and cannot decrypt it; set publicKey in the CapacitorUpdater config, or deploy without --encrypt-key",
+			o.version, enc.KeyID))
+	case !sameKeyID(req.KeyID, enc.KeyID):
+		if tr != nil {
+			tr.add("refused: the device's key id %s differs from the bundle's %s", req.KeyID, enc.KeyID)
+		}
+		r := refusal(ota.UpdKeyIDMismatch,
+			"Device encryption key does not match bundle encryption key. Deploy the bundle encrypted with the private key of the app's publicKey.")
+		r.DeviceKeyID, r.BundleKeyID = clip(req.KeyID), enc.KeyID
+		return r, false
+	}
+	if tr != nil {
+		tr.add("bundle %q is encrypted with the device's key (key id %s)", o.version, enc.KeyID)
+	}
+	return ota.UpdateResponse{}, true
+}
+
+// sameKeyID compares key ids that may be cut short: plugins before 8.40.7
+// send the first 4 characters rather than 20. A bundle without a key id
+// matches any key.
+func sameKeyID(device, bundle string) bool {
+	if bundle == "" {
+		return true
+	}
+	if len(device) < len(bundle) {
+		return strings.HasPrefix(bundle, device)
+	}
+	return strings.HasPrefix(device, bundle)
+}
+
+// sendsKeyID reports whether a plugin of this version sends key_id when
+// it has a public key: 8.2.0 and later, and the 5, 6 and 7 back-ports
+// from x.50.0 (protocol §1.3). An unreadable version is given the benefit
+// of the doubt: it may have the key.
+func sendsKeyID(pluginVersion string) bool {
+	v, err := CoerceNative(pluginVersion)
+	if err != nil || pluginVersion == "" {
+		return false
+	}
+	switch {
+	case v.Major >= 9:
+		return true
+	case v.Major == 8:
+		return v.Minor >= 2
+	case v.Major >= 5:
+		return v.Minor >= 50
+	}
+	return false
 }
 
 func orAny(s string) string {

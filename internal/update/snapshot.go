@@ -123,6 +123,12 @@ func newOffer(b *ota.Bundle, url string) *offer {
 		Checksum:   b.SHA256,
 		SessionKey: &o.sessionKey,
 	}
+	if e := b.Encryption; e != nil {
+		// The stored bytes are ciphertext: devices verify the decrypted
+		// zip against the encrypted checksum (§6).
+		o.success.Checksum = e.EncryptedChecksum
+		o.sessionKey = e.SessionKey
+	}
 	o.body = encodeAnswer(&o.success)
 	var err error
 	o.target, err = ParseVersion(b.Version)
