@@ -22,7 +22,10 @@ func oldBundle(t *testing.T, dir, name, marker string) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	for file, body := range map[string]string{"index.html": "<html>" + marker + "</html>", "assets/app.js": "// " + marker} {
+	// A slice, not a map: the entry order must be the same on every call so
+	// the same marker gives the same bytes.
+	for _, f := range [][2]string{{"index.html", "<html>" + marker + "</html>"}, {"assets/app.js", "// " + marker}} {
+		file, body := f[0], f[1]
 		w, err := zw.Create(file)
 		if err != nil {
 			t.Fatal(err)
