@@ -12,7 +12,9 @@ trap 'rm -rf "$tmp"' EXIT
 need() {
 	command -v "$1" >/dev/null 2>&1 && return 0
 	if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null
+		# A fresh machine may have no package lists yet.
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null 2>&1 ||
+			{ apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2" >/dev/null; } || true
 	fi
 	command -v "$1" >/dev/null 2>&1
 }
