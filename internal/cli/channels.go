@@ -35,22 +35,11 @@ how many releases they hold, and which one devices get by default.`,
 func channelsRun(cmd *cobra.Command, opts *ChannelsOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
+	_, a, chans, err := appChannels(ctx, f)
 	if err != nil {
 		return err
 	}
-	app, err := f.AppID(ctx)
-	if err != nil {
-		return err
-	}
-	a, err := client.App(ctx, app)
-	if err != nil {
-		return fmt.Errorf("read app %s: %w", app, err)
-	}
-	chans, err := client.Channels(ctx, app)
-	if err != nil {
-		return fmt.Errorf("list channels of %s: %w", app, err)
-	}
+	app := a.ID
 	if f.JSON() {
 		return writeJSON(f.IO.Out, chans)
 	}

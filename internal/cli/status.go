@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -44,21 +45,9 @@ version, SHA-256, size, when it was deployed and its download URL.`,
 func statusRun(cmd *cobra.Command, opts *StatusOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
+	client, a, chans, err := appChannels(ctx, f)
 	if err != nil {
 		return err
-	}
-	app, err := f.AppID(ctx)
-	if err != nil {
-		return err
-	}
-	a, err := client.App(ctx, app)
-	if err != nil {
-		return fmt.Errorf("read app %s: %w", app, err)
-	}
-	chans, err := client.Channels(ctx, app)
-	if err != nil {
-		return fmt.Errorf("list channels of %s: %w", app, err)
 	}
 	if f.JSON() {
 		return writeJSON(f.IO.Out, Status{Server: client.BaseURL, App: a, Channels: chans})
@@ -95,4 +84,26 @@ func statusRun(cmd *cobra.Command, opts *StatusOptions) error {
 		fmt.Fprintf(f.IO.Out, "\n%s\n", strings.Join(notes, "\n"))
 	}
 	return nil
+}
+
+// appChannels reads the app the command is about and its channels: what
+// both status and channels print.
+func appChannels(ctx context.Context, f *Factory) (*ota.Client, ota.App, []ota.Channel, error) {
+	client, err := f.Client(true)
+	if err != nil {
+		return nil, ota.App{}, nil, err
+	}
+	app, err := f.AppID(ctx)
+	if err != nil {
+		return nil, ota.App{}, nil, err
+	}
+	a, err := client.App(ctx, app)
+	if err != nil {
+		return nil, ota.App{}, nil, fmt.Errorf("read app %s: %w", app, err)
+	}
+	chans, err := client.Channels(ctx, app)
+	if err != nil {
+		return nil, ota.App{}, nil, fmt.Errorf("list channels of %s: %w", app, err)
+	}
+	return client, a, chans, nil
 }
