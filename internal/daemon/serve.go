@@ -150,6 +150,15 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	// million on a big store) and only frees disk, so it runs while the
 	// server already answers instead of delaying the start. blobGrace
 	// keeps the files of uploads running meanwhile.
+	// Apps' release state loads in the background too (server.WarmUp):
+	// until an app is loaded its first request reads it from the store.
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	warmDone := make(chan struct{})
+	go func() {
+		defer close(warmDone)
+		srv.WarmUp(warmCtx)
+	}()
+	defer func() { stopWarm(); <-warmDone }() // before the store closes
 	gcDone := make(chan struct{})
 	go func() {
 		defer close(gcDone)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -99,7 +100,10 @@ func (s *Server) handleUpdates(c echo.Context) error {
 		return invalidJSON(err)
 	}
 	req.DeviceID = strings.ToLower(req.DeviceID)
-	snap := s.snap.Load()
+	snap, err := s.snapFor(c.Request().Context(), cmp.Or(req.AppID, s.cfg.DefaultApp))
+	if err != nil {
+		return err
+	}
 	d := update.DecideWith(snap, &req, s.cfg.DefaultApp, s.health)
 	s.observeUpdate(snap, &d)
 	// An offer's answer is encoded once, when the snapshot is built; c.JSON
@@ -157,11 +161,17 @@ func (s *Server) handleStats(c echo.Context) error {
 		// A 5xx makes the plugin keep the batch and retry it.
 		return fmt.Errorf("store %d stats events: %w", len(stored), err)
 	}
-	s.observeStats(s.snap.Load(), events)
+	snap, err := s.snapForEvents(c.Request().Context(), events)
+	if err != nil {
+		// Stored but not counted: a 5xx makes the plugin retry the batch,
+		// and distinct-device counting makes the retry harmless.
+		return err
+	}
+	s.observeStats(snap, events)
 	// Counting happens after the events are stored, so a batch the plugin
 	// retries after a 5xx is not lost; distinct-device counting makes the
 	// retry harmless.
-	if err := s.afterStats(c.Request().Context(), events); err != nil {
+	if err := s.afterStats(c.Request().Context(), snap, events); err != nil {
 		s.reqLog(c).Error("device health after stats", "err", err)
 	}
 	return c.JSON(http.StatusOK, ota.StatsResponse{Status: "ok"})
@@ -250,7 +260,11 @@ func (s *Server) handleChannelSelfPost(c echo.Context) error {
 	if req.Channel == "" {
 		return c.JSON(http.StatusOK, channelRefusal(ota.ChMissingChannel, msgMissingChannel))
 	}
-	app := s.snap.Load().App(appID)
+	snap, err := s.snapFor(c.Request().Context(), appID)
+	if err != nil {
+		return err
+	}
+	app := snap.App(appID)
 	var cv *update.ChannelView
 	if app != nil {
 		cv = app.Channels[req.Channel]
@@ -306,7 +320,11 @@ func (s *Server) handleChannelSelfPut(c echo.Context) error {
 	if appID == "" {
 		appID = s.cfg.DefaultApp
 	}
-	app := s.snap.Load().App(appID)
+	snap, err := s.snapFor(c.Request().Context(), appID)
+	if err != nil {
+		return err
+	}
+	app := snap.App(appID)
 	if app == nil {
 		return newError(http.StatusBadRequest, ota.ChNotFound, "app %s is not known to this server", clip(appID))
 	}
@@ -338,7 +356,11 @@ func (s *Server) handleChannelSelfGet(c echo.Context) error {
 	if appID == "" {
 		appID = s.cfg.DefaultApp
 	}
-	app := s.snap.Load().App(appID)
+	snap, err := s.snapFor(c.Request().Context(), appID)
+	if err != nil {
+		return err
+	}
+	app := snap.App(appID)
 	if app == nil {
 		return newError(http.StatusNotFound, ota.ErrCodeAppNotFound, "app %s is not known to this server", clip(appID))
 	}

@@ -267,8 +267,7 @@ func (s *Server) scheduleHealthFlush() {
 
 // afterStats counts a stats batch and halts rollouts whose failure rate
 // crossed their channel's threshold.
-func (s *Server) afterStats(ctx context.Context, events []ota.StatsEvent) error {
-	snap := s.snap.Load()
+func (s *Server) afterStats(ctx context.Context, snap *update.Snapshot, events []ota.StatsEvent) error {
 	touched := s.health.record(snap, events, s.cfg.Now())
 	if len(touched) == 0 {
 		return nil
@@ -414,7 +413,10 @@ func (s *Server) closeHealth() {
 // recheckHalt applies the channel's auto-halt policy to what it serves
 // now, as after a stats batch; halted reports whether it re-pointed it.
 func (s *Server) recheckHalt(ctx context.Context, app, channel string) (halted bool, err error) {
-	snap := s.snap.Load()
+	snap, err := s.snapFor(ctx, app)
+	if err != nil {
+		return false, err
+	}
 	av := snap.App(app)
 	if av == nil || av.Channels[channel] == nil || av.Channels[channel].Active == nil {
 		return false, nil

@@ -83,7 +83,11 @@ func (s *Server) handleExplain(c echo.Context) error {
 		req.DeviceID = "explain"
 	}
 	req.DeviceID = strings.ToLower(req.DeviceID)
-	d := update.ExplainWith(s.snap.Load(), &req, s.cfg.DefaultApp, s.health)
+	snap, err := s.snapFor(c.Request().Context(), app)
+	if err != nil {
+		return err
+	}
+	d := update.ExplainWith(snap, &req, s.cfg.DefaultApp, s.health)
 	steps := d.Steps
 	if steps == nil {
 		steps = []string{}

@@ -74,6 +74,12 @@ type Server struct {
 	snap    atomic.Pointer[update.Snapshot]
 	writeMu sync.Mutex
 	ready   atomic.Bool
+	// loading holds the apps being loaded into snap (see lazyload.go).
+	loadMu  sync.Mutex
+	loading map[string]*appLoad
+	// testHookAppRead, when set, runs between an app load's read and its
+	// swap, so a test can put a write exactly there.
+	testHookAppRead func(appID string)
 
 	admin *adminState // login limits and upload bookkeeping
 	// health is the per-version device health: failure memory for the
@@ -108,11 +114,17 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log, admin: newAdminState(cfg.Now)}
-	state, err := st.LoadState(ctx)
+	// Apps are listed, not loaded: their views are built on first use or
+	// by WarmUp (lazyload.go), so start-up does not grow with the bundles.
+	apps, err := st.ListApps(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load release state: %w", err)
+		return nil, fmt.Errorf("list apps: %w", err)
 	}
-	s.snap.Store(update.Build(state, s.bundleURL))
+	ids := make([]string, len(apps))
+	for i, a := range apps {
+		ids[i] = a.ID
+	}
+	s.snap.Store(update.Pending(ids))
 	s.health = newHealthTracker(0)
 	hs, err := st.LoadHealth(ctx)
 	if err != nil {
@@ -133,7 +145,8 @@ func (s *Server) Handler() http.Handler { return s.e }
 // SetReady marks the server ready or not for /readyz (false while draining).
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
-// Snapshot returns the current device-facing state.
+// Snapshot returns the current device-facing state. Apps not loaded yet
+// are in its Unloaded set (see WarmUp).
 func (s *Server) Snapshot() *update.Snapshot { return s.snap.Load() }
 
 // bundleURL is the absolute download URL of a bundle. The key is the

@@ -186,11 +186,12 @@ type Store interface {
 	// Stats lists stored events of an app, oldest first, received at or after since.
 	Stats(ctx context.Context, appID string, since time.Time, limit int) ([]StoredStat, error)
 
-	// LoadState reads the device-facing state of every app.
+	// LoadState reads the device-facing state of every app at once (for
+	// checks of a whole store; otad itself loads app by app).
 	LoadState(ctx context.Context) (State, error)
-	// LoadAppState reads the device-facing state of one app, so a write can
-	// refresh the in-memory snapshot without reading every app. An unknown
-	// app is ErrNotFound.
+	// LoadAppState reads the device-facing state of one app: otad loads
+	// each app with it after start and refreshes it after every write,
+	// without reading every app. An unknown app is ErrNotFound.
 	LoadAppState(ctx context.Context, appID string) (State, error)
 	// ReferencedBlobs lists the SHA-256 of every bundle not marked deleted;
 	// blobs outside it may be collected.

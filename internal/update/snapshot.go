@@ -20,6 +20,12 @@ import (
 // may be modified once it is published.
 type Snapshot struct {
 	Apps map[string]*AppView
+	// Unloaded holds apps the store has whose views are not built yet.
+	// otad starts with every app here and builds the views in the
+	// background (or on an app's first request): a big store keeps a
+	// million bundles, and reading them all before listening took seconds.
+	// App returns nil for them; the server loads one with WithApp.
+	Unloaded map[string]struct{}
 }
 
 // AppView is one app's device-facing state.
@@ -174,21 +180,50 @@ func Build(st store.State, url URLFunc) *Snapshot {
 	return &Snapshot{Apps: buildApps(st, url)}
 }
 
+// Pending returns an empty snapshot in which every app of ids is
+// Unloaded.
+func Pending(ids []string) *Snapshot {
+	s := &Snapshot{Apps: map[string]*AppView{}, Unloaded: make(map[string]struct{}, len(ids))}
+	for _, id := range ids {
+		s.Unloaded[id] = struct{}{}
+	}
+	return s
+}
+
+// IsUnloaded reports whether appID exists but its view is not built yet.
+func (s *Snapshot) IsUnloaded(appID string) bool {
+	if s == nil || len(s.Unloaded) == 0 {
+		return false
+	}
+	_, ok := s.Unloaded[appID]
+	return ok
+}
+
 // WithApp returns a copy of s in which the apps present in st replace their
-// old views (pointing into st.Bundles, as Build does). Other apps are shared, not copied. When appID is absent from
-// st (the app is gone), the copy no longer has it.
+// old views (pointing into st.Bundles, as Build does), and appID is no
+// longer Unloaded. Other apps are shared, not copied. When appID is absent
+// from st (the app is gone), the copy no longer has it.
 func (s *Snapshot) WithApp(appID string, st store.State, url URLFunc) *Snapshot {
 	var old map[string]*AppView
+	var unloaded map[string]struct{}
 	if s != nil {
-		old = s.Apps
+		old, unloaded = s.Apps, s.Unloaded
 	}
 	n := &Snapshot{Apps: make(map[string]*AppView, len(old)+1)}
 	for id, av := range old {
 		n.Apps[id] = av
 	}
 	delete(n.Apps, appID)
+	if len(unloaded) > 0 {
+		n.Unloaded = make(map[string]struct{}, len(unloaded))
+		for id := range unloaded {
+			n.Unloaded[id] = struct{}{}
+		}
+		delete(n.Unloaded, appID)
+	}
 	for id, av := range buildApps(st, url) {
 		n.Apps[id] = av
+		delete(n.Unloaded, id)
 	}
 	return n
 }

@@ -21,8 +21,8 @@
 //
 // History pages are reverse cursor scans of an index from a Seek, so the
 // cost of a page does not grow with the history. The device-facing state
-// (LoadState) never touches events or stats, so otad starts fast however
-// long the history is.
+// (LoadAppState, LoadState) never touches events or stats, so loading it
+// does not grow with the history either.
 //
 // Every value is JSON of a record type of this package, not of a wire type
 // in pkg/ota, so the file format changes only when this package says so.

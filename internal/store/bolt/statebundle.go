@@ -14,8 +14,9 @@ import (
 var errSlowPath = errors.New("record needs the full decoder")
 
 // decodeStateBundle decodes the stateBundle fields of a stored bundle
-// record. LoadState runs it once per stored bundle (a million on a big
-// store), where encoding/json's reflection and validation cost seconds.
+// record. Loading every app's state runs it once per stored bundle (a
+// million on a big store), where encoding/json's reflection and validation
+// cost seconds.
 // It reads the shape json.Marshal writes: an object of ASCII strings
 // without escapes, integers and booleans. Anything else in a field it
 // reads (escapes, null, other case, odd numbers) goes to encoding/json, so
