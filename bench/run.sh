@@ -116,7 +116,7 @@ machine="$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | s
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 say "machine: $machine; load average $load_before"
 
-args=(--bin "$work/bin" --work "$work" --web "$work/web" --big-data "$big" --big-events "$events"
+args=(--bin "$work/bin" --work "$work" --web "$work/web" --big-data "$big" --big-events "$events" --big-apps "$apps"
 	--big-label "$apps apps × 10 channels × 100 bundles" --capgo "$capgo" --out "$work/results.md")
 if [ "$quick" = 1 ]; then args+=(--quick); fi
 if [ -n "$phases" ]; then args+=(--phases "$phases"); fi

@@ -31,6 +31,7 @@ type config struct {
 	web       string // generated web dir (mkbundle.py)
 	bigData   string // seeded data dir: 1,000 apps × 10 channels × 100 bundles (read only)
 	bigLabel  string // what bigData holds, for the report
+	bigApps   int    // apps in bigData, named as bench/cmd/seed names them
 	bigEvents int    // history events in bigData
 	capgo     string // npm project with @capgo/cli and @capgo/capacitor-updater, or a file explaining why not
 	out       string // markdown results file
@@ -49,6 +50,7 @@ func main() {
 	flag.StringVar(&c.bigData, "big-data", "", "seeded otad data dir for the data-size targets (copied, not changed)")
 	flag.StringVar(&c.bigLabel, "big-label", "1,000 apps × 10 channels × 100 bundles", "what --big-data holds")
 	flag.IntVar(&c.bigEvents, "big-events", 1_000_000, "history events in --big-data")
+	flag.IntVar(&c.bigApps, "big-apps", 1000, "apps in --big-data")
 	flag.StringVar(&c.capgo, "capgo", "", "npm project dir with @capgo/cli installed (or a file whose text says why there is none)")
 	flag.StringVar(&c.out, "out", "", "write the results as markdown to this file")
 	flag.BoolVar(&c.quick, "quick", false, "one repetition of shorter load phases")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -96,8 +97,11 @@ func login(addr string) (string, error) {
 
 // probeUpdate checks that the update request gets an update (not an error
 // answer) and returns the response body.
-func probeUpdate(addr string) ([]byte, error) {
-	status, body, err := load.Do(addr, updatesRequest(benchApp))
+func probeUpdate(addr string) ([]byte, error) { return probeUpdateOf(addr, benchApp) }
+
+// probeUpdateOf is probeUpdate for the app appID.
+func probeUpdateOf(addr, appID string) ([]byte, error) {
+	status, body, err := load.Do(addr, updatesRequest(appID))
 	if err != nil {
 		return nil, fmt.Errorf("update check: %w", err)
 	}
@@ -108,6 +112,34 @@ func probeUpdate(addr string) ([]byte, error) {
 		return nil, fmt.Errorf("update check answered HTTP %d %s, want an update", status, body)
 	}
 	return body, nil
+}
+
+// waitWarm waits for otad's `release state loaded` log line (every app
+// loaded, see server.WarmUp) and returns the time it reports.
+func waitWarm(ctx context.Context, p *proc, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		data, err := os.ReadFile(p.logPath)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", p.logPath, err)
+		}
+		for line := range bytes.Lines(data) {
+			var l struct{ Msg, Took string }
+			if json.Unmarshal(line, &l) == nil && l.Msg == "release state loaded" {
+				return l.Took, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("%s did not log `release state loaded` within %s; see %s", p.name, timeout, p.logPath)
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-p.exited:
+			return "", fmt.Errorf("%s exited while loading apps; see %s", p.name, p.logPath)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // waitReady polls /readyz until it answers 200.
