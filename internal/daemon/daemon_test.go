@@ -204,7 +204,7 @@ func TestServeFirstStartRestartAndShutdown(t *testing.T) {
 	if n := strings.Count(stderr, pw); n != 1 {
 		t.Errorf("the password appears %d times on stderr, want once (in the box, never in a log line)", n)
 	}
-	for _, want := range []string{`"msg":"otad listening"`, `"msg":"shutting down"`, `"msg":"stopped"`, "otad user passwd admin"} {
+	for _, want := range []string{`"msg":"otad listening"`, `"msg":"release state loaded"`, `"msg":"shutting down"`, `"msg":"stopped"`, "otad user passwd admin"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
