@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -139,6 +140,8 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 		if err != nil {
 			return err
 		}
+		// Counted per app and written once per batch, not per event.
+		added := map[string]int{}
 		touched := map[string]*bbolt.Bucket{}
 		for _, e := range enc {
 			if e.app == "" || len(e.app) > maxNameLen {
@@ -152,6 +155,9 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 			if b == nil {
 				return fmt.Errorf("app %q: bucket %s missing: the file is damaged", e.app, bStats)
 			}
+			// Keys only grow (time, then sequence): full pages, not the
+			// half-full ones bbolt's default split leaves for inserts.
+			b.FillPercent = 0.95
 			seq, err := b.NextSequence()
 			if err != nil {
 				return fmt.Errorf("number stats event of app %q: %w", e.app, err)
@@ -162,12 +168,13 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 			if err := b.Put(key, e.raw); err != nil {
 				return fmt.Errorf("write stats event of app %q: %w", e.app, err)
 			}
-			if err := addCount(ab, 1); err != nil {
-				return err
-			}
+			added[e.app]++
 			touched[e.app] = ab
 		}
 		for app, ab := range touched {
+			if err := addCount(ab, added[app]); err != nil {
+				return err
+			}
 			if err := s.trimStats(ab); err != nil {
 				return fmt.Errorf("trim stats of app %q: %w", app, err)
 			}
@@ -195,23 +202,29 @@ func addCount(ab *bbolt.Bucket, d int) error {
 	return ab.Put(kStatsN, itob(uint64(n)))
 }
 
-// trimStats drops the oldest events beyond the per-app cap.
+// trimStats drops the oldest events beyond the per-app cap. The keys are
+// collected first and deleted after: restarting the cursor with First
+// after each delete walked over the emptied front of the leaf every time,
+// and was a fifth of the CPU of storing a batch.
 func (s *Store) trimStats(ab *bbolt.Bucket) error {
 	n := statsCount(ab)
 	if n <= uint64(s.statsMax) {
 		return nil
 	}
 	b := ab.Bucket(bStats)
-	c := b.Cursor()
 	drop := n - uint64(s.statsMax)
-	var dropped uint64
-	for k, _ := c.First(); k != nil && dropped < drop; k, _ = c.First() {
-		if err := c.Delete(); err != nil {
+	keys := make([][]byte, 0, min(drop, 4096))
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && uint64(len(keys)) < drop; k, _ = c.Next() {
+		// k is only valid while the page is unchanged: copy it.
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
-		dropped++
 	}
-	return ab.Put(kStatsN, itob(n-dropped))
+	return ab.Put(kStatsN, itob(n-uint64(len(keys))))
 }
 
 // Stats lists an app's events received at or after since, oldest first.
