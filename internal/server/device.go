@@ -128,12 +128,12 @@ func (s *Server) handleStats(c echo.Context) error {
 	var events []ota.StatsEvent
 	switch data[0] {
 	case '[':
-		if err := json.Unmarshal(data, &events); err != nil {
+		if events, err = decodeStatsEvents(data); err != nil {
 			return invalidJSON(err)
 		}
 	case '{':
 		events = make([]ota.StatsEvent, 1)
-		if err := json.Unmarshal(data, &events[0]); err != nil {
+		if err := decodeStatsEvent(data, &events[0]); err != nil {
 			return invalidJSON(err)
 		}
 	default:

@@ -25,90 +25,235 @@ func decodeUpdateRequest(data []byte, req *ota.UpdateRequest) error {
 // may then hold partial values.
 func fastUpdateRequest(data []byte, req *ota.UpdateRequest) bool {
 	p := jsonScan{b: data}
+	return p.object(func(key []byte) bool {
+		if ok, known := p.deviceField(key, req); known {
+			return ok
+		}
+		return p.unknownField(key, updateRequestFields)
+	}) && p.done()
+}
+
+// deviceField reads the value of key into req when key is a DeviceInfo
+// field (known), reporting whether the fast path could read it.
+func (p *jsonScan) deviceField(key []byte, req *ota.DeviceInfo) (ok, known bool) {
+	var dst *string
+	var flag **bool
+	switch string(key) {
+	case "platform":
+		dst = &req.Platform
+	case "device_id":
+		dst = &req.DeviceID
+	case "app_id":
+		dst = &req.AppID
+	case "custom_id":
+		dst = &req.CustomID
+	case "version_build":
+		dst = &req.VersionBuild
+	case "version_code":
+		dst = &req.VersionCode
+	case "version_os":
+		dst = &req.VersionOS
+	case "version_name":
+		dst = &req.VersionName
+	case "plugin_version":
+		dst = &req.PluginVersion
+	case "install_source":
+		dst = &req.InstallSource
+	case "defaultChannel":
+		dst = &req.DefaultChannel
+	case "key_id":
+		dst = &req.KeyID
+	case "channel":
+		dst = &req.Channel
+	case "is_emulator":
+		flag = &req.IsEmulator
+	case "is_prod":
+		flag = &req.IsProd
+	default:
+		return false, false
+	}
+	if dst != nil {
+		return p.stringInto(dst), true
+	}
+	switch {
+	case p.lit("true"):
+		*flag = &jsonTrue
+	case p.lit("false"):
+		*flag = &jsonFalse
+	case p.lit("null"):
+		*flag = nil
+	default:
+		return false, true
+	}
+	return true, true
+}
+
+// unknownField skips the value of a key the decoder does not read. A key
+// that matches a known one in another case goes to encoding/json, which
+// matches keys case-insensitively.
+func (p *jsonScan) unknownField(key []byte, known []string) bool {
+	for _, f := range known {
+		if bytes.EqualFold(key, []byte(f)) {
+			return false
+		}
+	}
+	return p.skipValue(0)
+}
+
+// stringInto reads a plain string into dst; null leaves dst as it is, as
+// encoding/json does.
+func (p *jsonScan) stringInto(dst *string) bool {
+	if p.lit("null") {
+		return true
+	}
+	s, ok := p.plainString()
+	if ok {
+		*dst = string(s)
+	}
+	return ok
+}
+
+// object reads {"key":value,...}, calling field with each key once the
+// colon is read; field must read the value.
+func (p *jsonScan) object(field func(key []byte) bool) bool {
 	if !p.lit("{") {
 		return false
 	}
 	if p.lit("}") {
-		return p.done()
+		return true
 	}
 	for {
 		key, ok := p.plainString()
-		if !ok || !p.lit(":") {
+		if !ok || !p.lit(":") || !field(key) {
 			return false
-		}
-		var dst *string
-		var flag **bool
-		switch string(key) {
-		case "platform":
-			dst = &req.Platform
-		case "device_id":
-			dst = &req.DeviceID
-		case "app_id":
-			dst = &req.AppID
-		case "custom_id":
-			dst = &req.CustomID
-		case "version_build":
-			dst = &req.VersionBuild
-		case "version_code":
-			dst = &req.VersionCode
-		case "version_os":
-			dst = &req.VersionOS
-		case "version_name":
-			dst = &req.VersionName
-		case "plugin_version":
-			dst = &req.PluginVersion
-		case "install_source":
-			dst = &req.InstallSource
-		case "defaultChannel":
-			dst = &req.DefaultChannel
-		case "key_id":
-			dst = &req.KeyID
-		case "channel":
-			dst = &req.Channel
-		case "is_emulator":
-			flag = &req.IsEmulator
-		case "is_prod":
-			flag = &req.IsProd
-		default:
-			for _, f := range updateRequestFields {
-				if bytes.EqualFold(key, []byte(f)) {
-					return false // encoding/json matches keys in any case
-				}
-			}
-			if !p.skipValue(0) {
-				return false
-			}
-		}
-		switch {
-		case dst != nil:
-			if p.lit("null") {
-				break // encoding/json leaves the field as it is: empty
-			}
-			s, ok := p.plainString()
-			if !ok {
-				return false
-			}
-			*dst = string(s)
-		case flag != nil:
-			switch {
-			case p.lit("true"):
-				*flag = &jsonTrue
-			case p.lit("false"):
-				*flag = &jsonFalse
-			case p.lit("null"):
-				*flag = nil
-			default:
-				return false
-			}
 		}
 		if p.lit(",") {
 			continue
 		}
-		if p.lit("}") {
-			return p.done()
-		}
-		return false
+		return p.lit("}")
 	}
+}
+
+// decodeStatsEvents decodes a /stats body that is an array of events, as
+// the plugin sends it, with the same fast path as update checks: every
+// device sends its events in batches, and encoding/json was most of the
+// CPU of storing them. Anything else goes to encoding/json.
+func decodeStatsEvents(data []byte) ([]ota.StatsEvent, error) {
+	if evs, ok := fastStatsEvents(data); ok {
+		return evs, nil
+	}
+	var evs []ota.StatsEvent
+	err := json.Unmarshal(data, &evs)
+	return evs, err
+}
+
+// decodeStatsEvent decodes a /stats body that is a single event into a
+// zero ev (old plugins send one event a request).
+func decodeStatsEvent(data []byte, ev *ota.StatsEvent) error {
+	p := jsonScan{b: data}
+	if p.statsEvent(ev) && p.done() {
+		return nil
+	}
+	*ev = ota.StatsEvent{}
+	return json.Unmarshal(data, ev)
+}
+
+// fastStatsEvents reads an array of plain stats events; ok is false when
+// data needs the full decoder.
+func fastStatsEvents(data []byte) (evs []ota.StatsEvent, ok bool) {
+	p := jsonScan{b: data}
+	if !p.lit("[") {
+		return nil, false
+	}
+	if p.lit("]") {
+		return []ota.StatsEvent{}, p.done()
+	}
+	// Sized from the plugin's usual batch; append grows it otherwise.
+	evs = make([]ota.StatsEvent, 0, min(bytes.Count(data, []byte(`"action"`)), maxStatsEvents+1))
+	for {
+		evs = append(evs, ota.StatsEvent{})
+		if !p.statsEvent(&evs[len(evs)-1]) {
+			return nil, false
+		}
+		if p.lit(",") {
+			continue
+		}
+		if p.lit("]") && p.done() {
+			return evs, true
+		}
+		return nil, false
+	}
+}
+
+// statsEvent reads one event object into a zero ev.
+func (p *jsonScan) statsEvent(ev *ota.StatsEvent) bool {
+	return p.object(func(key []byte) bool {
+		if ok, known := p.deviceField(key, &ev.DeviceInfo); known {
+			return ok
+		}
+		switch string(key) {
+		case "action":
+			return p.stringInto(&ev.Action)
+		case "old_version_name":
+			return p.stringInto(&ev.OldVersionName)
+		case "timestamp":
+			if p.lit("null") {
+				return true
+			}
+			n, ok := p.int64()
+			if ok {
+				ev.Timestamp = n
+			}
+			return ok
+		case "metadata":
+			return p.metadata(&ev.Metadata)
+		}
+		return p.unknownField(key, statsEventFields)
+	})
+}
+
+// metadata reads an object of plain strings into *m. Like encoding/json,
+// it adds to a map a repeated key already made, and null sets it to nil.
+func (p *jsonScan) metadata(m *map[string]string) bool {
+	if p.lit("null") {
+		*m = nil
+		return true
+	}
+	if *m == nil && len(p.b)-p.i > 0 && p.b[p.i] == '{' {
+		*m = map[string]string{}
+	}
+	return p.object(func(key []byte) bool {
+		if p.lit("null") {
+			return false // encoding/json stores "" for it; rare enough for the slow path
+		}
+		v, ok := p.plainString()
+		if ok {
+			(*m)[string(key)] = string(v)
+		}
+		return ok
+	})
+}
+
+// int64 reads an integer that fits an int64 without a fraction or an
+// exponent (anything else goes to encoding/json, which refuses or
+// converts it).
+func (p *jsonScan) int64() (int64, bool) {
+	neg := p.lit("-")
+	j := p.i
+	if !p.digits() || p.i-j > 18 || (p.i-j > 1 && p.b[j] == '0') {
+		return 0, false
+	}
+	if p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E') {
+		return 0, false
+	}
+	var n int64
+	for _, c := range p.b[j:p.i] {
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // jsonTrue and jsonFalse are shared by every decoded request: handlers
@@ -121,7 +266,9 @@ var updateRequestFields = []string{
 	"key_id", "channel",
 }
 
-// jsonScan reads the plain JSON subset fastUpdateRequest accepts. It
+var statsEventFields = append([]string{"action", "old_version_name", "timestamp", "metadata"}, updateRequestFields...)
+
+// jsonScan reads the plain JSON subset the fast decoders accept. It
 // rejects what it does not handle, never what is invalid.
 type jsonScan struct {
 	b []byte

@@ -70,3 +70,88 @@ func FuzzDecodeUpdateRequest(f *testing.F) {
 	}
 	f.Fuzz(checkUpdateRequest)
 }
+
+// statsEventsCases are /stats bodies: the plugin's batches and what else
+// may come.
+var statsEventsCases = []string{
+	`[{"platform":"android","device_id":"6aa0b2a5-2c3e-4d5b-9a65-000000000001","app_id":"com.example.app","custom_id":"","version_build":"1.0.0","version_code":"42","version_os":"14","version_name":"1.0.99","old_version_name":"1.0.98","plugin_version":"8.51.14","is_emulator":false,"is_prod":true,"install_source":"google_play","defaultChannel":"","action":"set","timestamp":1795000000000},{"action":"download_10","metadata":{"percent":"10","a":"b"},"timestamp":-5}]`,
+	`[]`,
+	`[{}]`,
+	`[{"action":"set"},{"action":"set_fail","metadata":null}]`,
+	`[{"metadata":{"a":"1"},"metadata":{"b":"2"}}]`,
+	`[{"metadata":{"a":"1"},"metadata":null}]`,
+	`[{"metadata":{"a":"1"},"metadata":"x"}]`,
+	`[{"metadata":{"a":null}}]`,
+	`[{"metadata":{"a":1}}]`,
+	`[{"metadata":{}}]`,
+	`[{"Action":"set"}]`,
+	`[{"TIMESTAMP":1}]`,
+	`[{"timestamp":1.5}]`,
+	`[{"timestamp":1e3}]`,
+	`[{"timestamp":01}]`,
+	`[{"timestamp":-}]`,
+	`[{"timestamp":-0}]`,
+	`[{"timestamp":9223372036854775807}]`,
+	`[{"timestamp":9223372036854775808}]`,
+	`[{"timestamp":"1"}]`,
+	`[{"timestamp":null,"action":null}]`,
+	`[{"action":"set","unknown":{"x":[1,2,{"y":null}]}}]`,
+	`[null]`,
+	`[{"action":"set"},]`,
+	`[{"action":"set"}`,
+	`[{"action":"set"}]x`,
+	`[ {"action":"set"} ]`,
+	`[{"action":"caf\u00e9"}]`,
+	`[{"action":"café"}]`,
+	`["set"]`,
+	`[1]`,
+	`{"action":"set","timestamp":3}`,
+	`{"action":"set"}x`,
+	`{}`,
+}
+
+// checkStatsEvents fails when the stats decoders and encoding/json
+// disagree on the result or on whether the body is acceptable.
+func checkStatsEvents(t *testing.T, body string) {
+	t.Helper()
+	if len(body) > 0 && body[0] == '{' {
+		var want ota.StatsEvent
+		wantErr := json.Unmarshal([]byte(body), &want)
+		var got ota.StatsEvent
+		err := decodeStatsEvent([]byte(body), &got)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("decodeStatsEvent(%q) error %v; encoding/json: %v", body, err, wantErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decodeStatsEvent(%q) = %+v; encoding/json gives %+v", body, got, want)
+		}
+		return
+	}
+	var want []ota.StatsEvent
+	wantErr := json.Unmarshal([]byte(body), &want)
+	got, err := decodeStatsEvents([]byte(body))
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("decodeStatsEvents(%q) error %v; encoding/json: %v", body, err, wantErr)
+	}
+	if err == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("decodeStatsEvents(%q) = %+v; encoding/json gives %+v", body, got, want)
+	}
+}
+
+func TestDecodeStatsEvents(t *testing.T) {
+	for _, body := range statsEventsCases {
+		checkStatsEvents(t, body)
+	}
+	// The plugin's own batch must take the fast path.
+	evs, ok := fastStatsEvents([]byte(statsEventsCases[0]))
+	if !ok || len(evs) != 2 || evs[0].Timestamp != 1795000000000 || evs[1].Metadata["percent"] != "10" || evs[1].Timestamp != -5 {
+		t.Errorf("plugin batch: fast path ok=%v %+v", ok, evs)
+	}
+}
+
+func FuzzDecodeStatsEvents(f *testing.F) {
+	for _, body := range statsEventsCases {
+		f.Add(body)
+	}
+	f.Fuzz(checkStatsEvents)
+}

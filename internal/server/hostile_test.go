@@ -303,13 +303,22 @@ func TestEventCounter(t *testing.T) {
 		{`{"a":1,"b":2,"c":3}`, 1, true},
 		{` [1,2,3]`, 2, false},
 		{`garbage,,,,`, 1, true},
+		{`[{"a":"long string, with \\ and \" and, commas"},{"b":"\\\\"},{}]`, 2, false},
+		{`[{"a":"long string, with \\ and \" and, commas"},{"b":"\\\\"},{}]`, 3, true},
+		{`[{"a":"\\\",,,"},{}]`, 2, true},
 	}
 	for _, tt := range tests {
-		ec := &eventCounter{body: io.NopCloser(strings.NewReader(tt.body)), max: tt.max}
-		// One byte at a time: state must carry across reads.
-		_, err := io.Copy(io.Discard, iotestOneByte{ec})
-		if ok := err == nil; ok != tt.ok {
-			t.Errorf("%s with max %d: err %v, want ok %v", tt.body, tt.max, err, tt.ok)
+		// One byte at a time (state must carry across reads) and whole.
+		for _, oneByte := range []bool{true, false} {
+			ec := &eventCounter{body: io.NopCloser(strings.NewReader(tt.body)), max: tt.max}
+			var r io.Reader = ec
+			if oneByte {
+				r = iotestOneByte{ec}
+			}
+			_, err := io.Copy(io.Discard, r)
+			if ok := err == nil; ok != tt.ok {
+				t.Errorf("%s with max %d (one byte a read: %v): err %v, want ok %v", tt.body, tt.max, oneByte, err, tt.ok)
+			}
 		}
 	}
 }
@@ -537,4 +546,61 @@ func TestSlowJSONBody(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refElements counts a top-level array's elements byte by byte, the plain
+// way eventCounter's scan must agree with (-1 when the body is not an
+// array).
+func refElements(body string) int {
+	body = strings.TrimLeft(body, " \t\r\n")
+	if !strings.HasPrefix(body, "[") {
+		return -1
+	}
+	depth, commas, inStr, esc := 0, 0, false, false
+	for i := 0; i < len(body); i++ {
+		ch := body[i]
+		switch {
+		case inStr && esc:
+			esc = false
+		case inStr && ch == '\\':
+			esc = true
+		case inStr && ch == '"':
+			inStr = false
+		case inStr:
+		case ch == '"':
+			inStr = true
+		case ch == '[' || ch == '{':
+			depth++
+		case ch == ']' || ch == '}':
+			depth--
+		case ch == ',' && depth == 1:
+			commas++
+		}
+	}
+	return commas
+}
+
+func FuzzEventCounter(f *testing.F) {
+	f.Add(`[{"a":"x,\"y\\"},{},{"b":[1,2]}]`, 2)
+	f.Add(`[{"a":"\\\\\",,"}]`, 1)
+	f.Fuzz(func(t *testing.T, body string, max int) {
+		if max < 1 || max > 50 {
+			return
+		}
+		want := true
+		if n := refElements(body); n >= 0 && n >= max {
+			want = false
+		}
+		for _, oneByte := range []bool{true, false} {
+			ec := &eventCounter{body: io.NopCloser(strings.NewReader(body)), max: max}
+			var r io.Reader = ec
+			if oneByte {
+				r = iotestOneByte{ec}
+			}
+			_, err := io.Copy(io.Discard, r)
+			if ok := err == nil; ok != want {
+				t.Fatalf("%q with max %d (one byte a read: %v): ok %v, reference says %v", body, max, oneByte, ok, want)
+			}
+		}
+	})
 }

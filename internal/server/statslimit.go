@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net/http"
@@ -62,7 +63,8 @@ func (e *eventCounter) Read(p []byte) (int, error) {
 // scan advances the count over b and reports whether the body is still
 // within the limit.
 func (e *eventCounter) scan(b []byte) bool {
-	for _, ch := range b {
+	for i := 0; i < len(b); i++ {
+		ch := b[i]
 		if !e.started {
 			switch ch {
 			case ' ', '\t', '\r', '\n':
@@ -78,14 +80,26 @@ func (e *eventCounter) scan(b []byte) bool {
 			return true
 		}
 		if e.inStr {
-			switch {
-			case e.escaped:
+			if e.escaped {
 				e.escaped = false
-			case ch == '\\':
-				e.escaped = true
-			case ch == '"':
-				e.inStr = false
+				continue
 			}
+			// Strings are most of a body: jump to where this one may end.
+			rest := b[i:]
+			q := bytes.IndexByte(rest, '"')
+			if q < 0 {
+				q = len(rest)
+			}
+			if k := bytes.IndexByte(rest[:q], '\\'); k >= 0 {
+				i += k
+				e.escaped = true
+				continue
+			}
+			if q == len(rest) {
+				return true // the string goes on in the next read
+			}
+			i += q
+			e.inStr = false
 			continue
 		}
 		switch ch {
