@@ -126,16 +126,19 @@ func (s *Server) handleStats(c echo.Context) error {
 	defer releaseBody(buf)
 	data := bytes.TrimSpace(buf.Bytes())
 	var events []ota.StatsEvent
+	var raws [][]byte // see decodeStatsEvents
 	switch data[0] {
 	case '[':
-		if events, err = decodeStatsEvents(data); err != nil {
+		if events, raws, err = decodeStatsEvents(data); err != nil {
 			return invalidJSON(err)
 		}
 	case '{':
 		events = make([]ota.StatsEvent, 1)
-		if err := decodeStatsEvent(data, &events[0]); err != nil {
+		raw, err := decodeStatsEvent(data, &events[0])
+		if err != nil {
 			return invalidJSON(err)
 		}
+		raws = [][]byte{raw}
 	default:
 		return newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "stats body must be a JSON object or an array of objects")
 	}
@@ -150,12 +153,22 @@ func (s *Server) handleStats(c echo.Context) error {
 	stored := make([]store.StoredStat, len(events))
 	for i := range events {
 		ev := &events[i]
-		ev.DeviceID = strings.ToLower(ev.DeviceID)
-		if ev.AppID == "" {
-			ev.AppID = s.cfg.DefaultApp
+		var raw []byte
+		if raws != nil {
+			raw = raws[i]
 		}
-		ev.Metadata = boundMetadata(ev.Metadata)
-		stored[i] = store.StoredStat{Received: now, Event: *ev}
+		// The bytes as sent are stored only if nothing below changes
+		// the event.
+		if lower := strings.ToLower(ev.DeviceID); lower != ev.DeviceID {
+			ev.DeviceID, raw = lower, nil
+		}
+		if ev.AppID == "" {
+			ev.AppID, raw = s.cfg.DefaultApp, nil
+		}
+		if !metadataInBounds(ev.Metadata) {
+			ev.Metadata, raw = boundMetadata(ev.Metadata), nil
+		}
+		stored[i] = store.StoredStat{Received: now, Event: *ev, Raw: raw}
 	}
 	if err := s.store.AppendStats(c.Request().Context(), stored); err != nil {
 		// A 5xx makes the plugin keep the batch and retry it.
@@ -175,6 +188,22 @@ func (s *Server) handleStats(c echo.Context) error {
 		s.reqLog(c).Error("device health after stats", "err", err)
 	}
 	return c.JSON(http.StatusOK, ota.StatsResponse{Status: "ok"})
+}
+
+// metadataInBounds reports whether boundMetadata would return m as it is.
+func metadataInBounds(m map[string]string) bool {
+	if m == nil {
+		return true
+	}
+	if len(m) == 0 || len(m) > maxStatsMetaKeys {
+		return false
+	}
+	for k, v := range m {
+		if len(k) > maxStatsMetaKeyLen || len(v) > maxStatsMetaValueLn {
+			return false
+		}
+	}
+	return true
 }
 
 // boundMetadata keeps at most maxStatsMetaKeys entries (the first in key

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -139,6 +141,56 @@ func TestStatsEndpoint(t *testing.T) {
 			}
 			if len(stats) != tt.wantRows {
 				t.Errorf("stored %d events, want %d", len(stats), tt.wantRows)
+			}
+		})
+	}
+}
+
+// TestStatsStoredAsNormalised: whichever way an event is stored (the
+// device's bytes, or encoded again because otad changed it or the body
+// needed encoding/json), reading it back gives the normalised event:
+// device id lowercased, the default app filled in, metadata bounded,
+// unknown fields dropped.
+func TestStatsStoredAsNormalised(t *testing.T) {
+	plain := `{"platform":"android","device_id":"dev-1","app_id":"com.example.app","version_name":"1.0.1","action":"set","timestamp":5,"metadata":{"k":"v"}}`
+	bigMeta := `{"device_id":"dev-5","app_id":"com.example.app","action":"x","metadata":{` + strings.Repeat(`"k":"v",`, 1) + `"` + strings.Repeat("k", maxStatsMetaKeyLen+1) + `":"v"}}`
+	body := "[" + strings.Join([]string{
+		plain,
+		`{"device_id":"DEV-2","app_id":"com.example.app","action":"set"}`,
+		`{"device_id":"dev-3","action":"set"}`,
+		`{"device_id":"dev-4","app_id":"com.example.app","action":"set","extra":{"junk":[1,2,3]}}`,
+		bigMeta,
+	}, ",") + "]"
+	want := []ota.StatsEvent{
+		{DeviceInfo: ota.DeviceInfo{Platform: "android", DeviceID: "dev-1", AppID: testApp, VersionName: "1.0.1"}, Action: "set", Timestamp: 5, Metadata: map[string]string{"k": "v"}},
+		{DeviceInfo: ota.DeviceInfo{DeviceID: "dev-2", AppID: testApp}, Action: "set"},
+		{DeviceInfo: ota.DeviceInfo{DeviceID: "dev-3", AppID: testApp}, Action: "set"},
+		{DeviceInfo: ota.DeviceInfo{DeviceID: "dev-4", AppID: testApp}, Action: "set"},
+		{DeviceInfo: ota.DeviceInfo{DeviceID: "dev-5", AppID: testApp}, Action: "x", Metadata: map[string]string{"k": "v"}},
+	}
+	for _, tt := range []struct{ name, body string }{
+		{"plain batch", body},
+		// A space makes encoding/json decode the whole batch.
+		{"batch for encoding/json", "[ " + body[1:]},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newConfFixture(t)
+			wantStatus(t, f.env.device(http.MethodPost, "/stats", tt.body), http.StatusOK, "")
+			// One event alone, as old plugins send it.
+			wantStatus(t, f.env.device(http.MethodPost, "/stats", plain), http.StatusOK, "")
+			stats, err := f.env.store.Stats(f.ctx, testApp, time.Time{}, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]ota.StatsEvent, len(stats))
+			for i, st := range stats {
+				got[i] = st.Event
+				if st.Received.IsZero() {
+					t.Errorf("event %d stored without its time", i)
+				}
+			}
+			if w := append(slices.Clone(want), want[0]); !reflect.DeepEqual(got, w) {
+				t.Fatalf("stored events:\n got %+v\nwant %+v", got, w)
 			}
 		})
 	}

@@ -138,56 +138,73 @@ func (p *jsonScan) object(field func(key []byte) bool) bool {
 // the plugin sends it, with the same fast path as update checks: every
 // device sends its events in batches, and encoding/json was most of the
 // CPU of storing them. Anything else goes to encoding/json.
-func decodeStatsEvents(data []byte) ([]ota.StatsEvent, error) {
-	if evs, ok := fastStatsEvents(data); ok {
-		return evs, nil
+//
+// raws[i], when not nil, is event i's JSON as sent: it has only fields of
+// ota.StatsEvent and decodes to evs[i], so the store may keep it instead
+// of encoding the event again. raws is nil when encoding/json decoded.
+func decodeStatsEvents(data []byte) (evs []ota.StatsEvent, raws [][]byte, err error) {
+	if evs, raws, ok := fastStatsEvents(data); ok {
+		return evs, raws, nil
 	}
-	var evs []ota.StatsEvent
-	err := json.Unmarshal(data, &evs)
-	return evs, err
+	err = json.Unmarshal(data, &evs)
+	return evs, nil, err
 }
 
 // decodeStatsEvent decodes a /stats body that is a single event into a
-// zero ev (old plugins send one event a request).
-func decodeStatsEvent(data []byte, ev *ota.StatsEvent) error {
+// zero ev (old plugins send one event a request). raw is as for
+// decodeStatsEvents.
+func decodeStatsEvent(data []byte, ev *ota.StatsEvent) (raw []byte, err error) {
 	p := jsonScan{b: data}
-	if p.statsEvent(ev) && p.done() {
-		return nil
+	if ok, known := p.statsEvent(ev); ok && p.done() {
+		if known {
+			raw = data
+		}
+		return raw, nil
 	}
 	*ev = ota.StatsEvent{}
-	return json.Unmarshal(data, ev)
+	return nil, json.Unmarshal(data, ev)
 }
 
 // fastStatsEvents reads an array of plain stats events; ok is false when
 // data needs the full decoder.
-func fastStatsEvents(data []byte) (evs []ota.StatsEvent, ok bool) {
+func fastStatsEvents(data []byte) (evs []ota.StatsEvent, raws [][]byte, ok bool) {
 	p := jsonScan{b: data}
 	if !p.lit("[") {
-		return nil, false
+		return nil, nil, false
 	}
 	if p.lit("]") {
-		return []ota.StatsEvent{}, p.done()
+		return []ota.StatsEvent{}, nil, p.done()
 	}
 	// Sized from the plugin's usual batch; append grows it otherwise.
-	evs = make([]ota.StatsEvent, 0, min(bytes.Count(data, []byte(`"action"`)), maxStatsEvents+1))
+	n := min(bytes.Count(data, []byte(`"action"`)), maxStatsEvents+1)
+	evs, raws = make([]ota.StatsEvent, 0, n), make([][]byte, 0, n)
 	for {
 		evs = append(evs, ota.StatsEvent{})
-		if !p.statsEvent(&evs[len(evs)-1]) {
-			return nil, false
+		start := p.i
+		ok, known := p.statsEvent(&evs[len(evs)-1])
+		if !ok {
+			return nil, nil, false
 		}
+		var raw []byte
+		if known {
+			raw = data[start:p.i:p.i]
+		}
+		raws = append(raws, raw)
 		if p.lit(",") {
 			continue
 		}
 		if p.lit("]") && p.done() {
-			return evs, true
+			return evs, raws, true
 		}
-		return nil, false
+		return nil, nil, false
 	}
 }
 
-// statsEvent reads one event object into a zero ev.
-func (p *jsonScan) statsEvent(ev *ota.StatsEvent) bool {
-	return p.object(func(key []byte) bool {
+// statsEvent reads one event object into a zero ev; known is false when
+// the object has a field ota.StatsEvent does not.
+func (p *jsonScan) statsEvent(ev *ota.StatsEvent) (ok, known bool) {
+	known = true
+	ok = p.object(func(key []byte) bool {
 		if ok, known := p.deviceField(key, &ev.DeviceInfo); known {
 			return ok
 		}
@@ -208,8 +225,10 @@ func (p *jsonScan) statsEvent(ev *ota.StatsEvent) bool {
 		case "metadata":
 			return p.metadata(&ev.Metadata)
 		}
+		known = false
 		return p.unknownField(key, statsEventFields)
 	})
+	return ok, known
 }
 
 // metadata reads an object of plain strings into *m. Like encoding/json,

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -118,23 +119,48 @@ func checkStatsEvents(t *testing.T, body string) {
 		var want ota.StatsEvent
 		wantErr := json.Unmarshal([]byte(body), &want)
 		var got ota.StatsEvent
-		err := decodeStatsEvent([]byte(body), &got)
+		raw, err := decodeStatsEvent([]byte(body), &got)
 		if (err != nil) != (wantErr != nil) {
 			t.Fatalf("decodeStatsEvent(%q) error %v; encoding/json: %v", body, err, wantErr)
 		}
 		if err == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("decodeStatsEvent(%q) = %+v; encoding/json gives %+v", body, got, want)
 		}
+		checkRawEvent(t, raw, &got)
 		return
 	}
 	var want []ota.StatsEvent
 	wantErr := json.Unmarshal([]byte(body), &want)
-	got, err := decodeStatsEvents([]byte(body))
+	got, raws, err := decodeStatsEvents([]byte(body))
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("decodeStatsEvents(%q) error %v; encoding/json: %v", body, err, wantErr)
 	}
 	if err == nil && !reflect.DeepEqual(got, want) {
 		t.Fatalf("decodeStatsEvents(%q) = %+v; encoding/json gives %+v", body, got, want)
+	}
+	if raws != nil && len(raws) != len(got) {
+		t.Fatalf("decodeStatsEvents(%q): %d raw events for %d events", body, len(raws), len(got))
+	}
+	for i, raw := range raws {
+		checkRawEvent(t, raw, &got[i])
+	}
+}
+
+// checkRawEvent fails unless raw is nil or JSON of only ev's fields that
+// decodes to ev: what the store may keep in its place.
+func checkRawEvent(t *testing.T, raw []byte, ev *ota.StatsEvent) {
+	t.Helper()
+	if raw == nil {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var back ota.StatsEvent
+	if err := dec.Decode(&back); err != nil || dec.More() {
+		t.Fatalf("raw event %q does not decode with known fields only: %v", raw, err)
+	}
+	if !reflect.DeepEqual(back, *ev) {
+		t.Fatalf("raw event %q decodes to %+v, not %+v", raw, back, *ev)
 	}
 }
 
@@ -143,8 +169,8 @@ func TestDecodeStatsEvents(t *testing.T) {
 		checkStatsEvents(t, body)
 	}
 	// The plugin's own batch must take the fast path.
-	evs, ok := fastStatsEvents([]byte(statsEventsCases[0]))
-	if !ok || len(evs) != 2 || evs[0].Timestamp != 1795000000000 || evs[1].Metadata["percent"] != "10" || evs[1].Timestamp != -5 {
+	evs, raws, ok := fastStatsEvents([]byte(statsEventsCases[0]))
+	if !ok || len(evs) != 2 || raws[0] == nil || raws[1] == nil || evs[0].Timestamp != 1795000000000 || evs[1].Metadata["percent"] != "10" || evs[1].Timestamp != -5 {
 		t.Errorf("plugin batch: fast path ok=%v %+v", ok, evs)
 	}
 }

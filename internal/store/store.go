@@ -96,6 +96,11 @@ type HistoryQuery struct {
 type StoredStat struct {
 	Received time.Time      `json:"received"`
 	Event    ota.StatsEvent `json:"event"`
+	// Raw, when not nil, is Event as JSON: the bytes the device sent,
+	// checked to hold only Event's fields and to decode to Event. A store
+	// may keep them instead of encoding Event again (the largest cost of
+	// storing a batch). Stats never fills it.
+	Raw []byte `json:"-"`
 }
 
 // State is everything the device endpoints need, loaded once at start and

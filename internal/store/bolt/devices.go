@@ -125,7 +125,7 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 	enc := make([]encoded, 0, len(events))
 	for _, ev := range events {
 		ev.Received = norm(ev.Received)
-		raw, err := json.Marshal(ev)
+		raw, err := encodeStat(&ev)
 		if err != nil {
 			return fmt.Errorf("append stats: %w", err)
 		}
@@ -185,6 +185,24 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 		return fmt.Errorf("append stats: %w", err)
 	}
 	return nil
+}
+
+// encodeStat is json.Marshal of st, with the event's bytes as sent when
+// the caller has them (store.StoredStat.Raw).
+func encodeStat(st *store.StoredStat) ([]byte, error) {
+	if st.Raw == nil {
+		return json.Marshal(st)
+	}
+	when, err := st.Received.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(`{"received":,"event":}`)+len(when)+len(st.Raw))
+	out = append(out, `{"received":`...)
+	out = append(out, when...)
+	out = append(out, `,"event":`...)
+	out = append(out, st.Raw...)
+	return append(out, '}'), nil
 }
 
 func statsCount(ab *bbolt.Bucket) uint64 {

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -251,5 +252,36 @@ func BenchmarkHistoryPage(b *testing.B) {
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestEncodeStatRaw: a stat stored from the device's bytes is the record
+// encoding/json would write for the same event, when the bytes are what
+// encoding/json writes for it.
+func TestEncodeStatRaw(t *testing.T) {
+	yes := true
+	events := []ota.StatsEvent{
+		{},
+		{DeviceInfo: ota.DeviceInfo{AppID: "a", DeviceID: "d", IsProd: &yes}, Action: "set", Timestamp: 17, Metadata: map[string]string{"b": "<&>", "a": "x"}},
+	}
+	for _, ev := range events {
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := store.StoredStat{Received: time.Date(2026, 11, 27, 1, 2, 3, 456, time.UTC), Event: ev}
+		want, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Raw = raw
+		got, err := encodeStat(&st)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("encodeStat with Raw = %s, %v; want %s", got, err, want)
+		}
+	}
+	// A time JSON cannot hold is an error, as with json.Marshal.
+	if _, err := encodeStat(&store.StoredStat{Received: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Raw: []byte(`{}`)}); err == nil {
+		t.Fatal("encodeStat accepted the year 10000")
 	}
 }
