@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -410,5 +412,30 @@ func TestUpdatesHandlerAllocs(t *testing.T) {
 	t.Logf("%.0f allocations per update check", allocs)
 	if allocs > 45 {
 		t.Errorf("%.0f allocations per update check, want at most 45", allocs)
+	}
+}
+
+// BenchmarkUpdatesHandler is one plugin update check through the whole
+// router (middleware, decode, decide, answer), without the network: the
+// part of /updates that is otad's own.
+func BenchmarkUpdatesHandler(b *testing.B) {
+	env := newTestEnv(b)
+	env.publish(testApp, "production", "1.0.1", nil)
+	// The test logger writes debug lines; otad runs at info, where device
+	// polls are not logged.
+	env.srv.log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	raw, err := json.Marshal(confRequest(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := env.srv.Handler()
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/updates", bytes.NewReader(raw))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
 	}
 }
