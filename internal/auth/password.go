@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -12,10 +13,6 @@ import (
 // silently truncated by the algorithm, so they are refused instead.
 const MaxPasswordLen = 72
 
-// dummyHash is a bcrypt hash (default cost) of a random password nobody
-// knows. CheckUnknownUser compares against it so a login for a missing
-// user costs as much as one for a real user.
-const dummyHash = "$2a$10$UgWtru1AbSWFhkbhl07nSu/90n0oXAqm96yWHsO/F7hXap/4oz3oO"
 
 // HashPassword returns the bcrypt hash of pw. cost 0 means
 // bcrypt.DefaultCost.
@@ -45,11 +42,39 @@ func CheckPassword(hash []byte, pw string) bool {
 	return bcrypt.CompareHashAndPassword(hash, []byte(pw)) == nil
 }
 
-// CheckUnknownUser spends the time CheckPassword would, and always fails.
-// Call it when the user does not exist so response times do not tell
-// which user names do.
-func CheckUnknownUser(pw string) {
-	CheckPassword([]byte(dummyHash), pw)
+// UnknownUser spends on a login for a user that does not exist the time
+// a wrong password costs, so response times do not tell which user names
+// do. Its hash has the cost new users' hashes get: a fixed default-cost
+// hash would answer faster or slower than real users once the cost is
+// tuned (OTAD_BCRYPT_COST).
+type UnknownUser struct {
+	cost int
+	once sync.Once
+	hash []byte
+}
+
+// NewUnknownUser returns an UnknownUser for passwords hashed at cost (0
+// means bcrypt.DefaultCost). The hash is made on first use, so it does not
+// delay start-up.
+func NewUnknownUser(cost int) *UnknownUser {
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	return &UnknownUser{cost: cost}
+}
+
+// Check spends the time CheckPassword would against a hash of the
+// configured cost, and always fails.
+func (u *UnknownUser) Check(pw string) {
+	u.once.Do(func() {
+		h, err := bcrypt.GenerateFromPassword([]byte(RandomPassword()), u.cost)
+		if err != nil {
+			// Only an out-of-range cost fails; fall back to the default.
+			h, _ = bcrypt.GenerateFromPassword([]byte(RandomPassword()), bcrypt.DefaultCost)
+		}
+		u.hash = h
+	})
+	CheckPassword(u.hash, pw)
 }
 
 // RandomPassword returns a new random password: 26 characters from the

@@ -139,6 +139,7 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		TrustProxy:      cfg.TrustProxy,
 		MetricsToken:    cfg.MetricsToken,
 		DeviceRateLimit: cfg.DeviceRateLimit,
+		BcryptCost:      cost,
 	}, st, blobs, issuer, log)
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)

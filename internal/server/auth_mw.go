@@ -38,6 +38,8 @@ const (
 type adminState struct {
 	loginByIP   *ratelimit.Limiter
 	loginByUser *ratelimit.Limiter
+	// unknownUser makes a login for a missing user cost a bcrypt check.
+	unknownUser *auth.UnknownUser
 	// blobMu orders "delete the bytes of a rejected upload" (write lock)
 	// against "publish a bundle whose bytes were stored" (read lock), so a
 	// rejected upload never deletes bytes a concurrent accepted upload of
@@ -50,8 +52,9 @@ type adminState struct {
 	uploads int
 }
 
-func newAdminState(now func() time.Time) *adminState {
+func newAdminState(now func() time.Time, bcryptCost int) *adminState {
 	return &adminState{
+		unknownUser: auth.NewUnknownUser(bcryptCost),
 		loginByIP:   ratelimit.New(loginIPRate, loginIPBurst, ratelimit.WithClock(now)),
 		loginByUser: ratelimit.New(loginUserRate, loginUserBurst, ratelimit.WithClock(now)),
 	}
@@ -179,7 +182,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 	case errors.Is(err, store.ErrNotFound):
 		// Spend the same time as a wrong password, so answers do not tell
 		// which user names exist.
-		auth.CheckUnknownUser(req.Password)
+		s.admin.unknownUser.Check(req.Password)
 		s.reqLog(c).Info("login failed", "reason", "unknown user", "user", req.Username, "address", ip)
 		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
 	case err != nil:

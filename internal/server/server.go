@@ -47,6 +47,9 @@ type Config struct {
 	// may send to each group of device endpoints (update checks, stats,
 	// channel), with bursts of five times that; 0 turns the limit off.
 	DeviceRateLimit float64
+	// BcryptCost is the cost users' password hashes are made with (0:
+	// bcrypt's default), so a login for an unknown user costs the same.
+	BcryptCost int
 	// UploadIdleTimeout fails an upload when no byte of its body arrives
 	// for this long (0: 60 s).
 	UploadIdleTimeout time.Duration
@@ -113,7 +116,7 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log, admin: newAdminState(cfg.Now)}
+	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log, admin: newAdminState(cfg.Now, cfg.BcryptCost)}
 	// Apps are listed, not loaded: their views are built on first use or
 	// by WarmUp (lazyload.go), so start-up does not grow with the bundles.
 	apps, err := st.ListApps(ctx)
