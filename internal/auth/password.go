@@ -13,7 +13,6 @@ import (
 // silently truncated by the algorithm, so they are refused instead.
 const MaxPasswordLen = 72
 
-
 // HashPassword returns the bcrypt hash of pw. cost 0 means
 // bcrypt.DefaultCost.
 func HashPassword(pw string, cost int) ([]byte, error) {
