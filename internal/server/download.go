@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -79,8 +81,37 @@ func (s *Server) handleBundleDownload(c echo.Context) error {
 	// ServeContent handles Range, HEAD and If-None-Match. It writes
 	// through sendfileWriter so that an *os.File reaches the connection's
 	// ReadFrom (sendfile) instead of being copied through echo's writer.
-	http.ServeContent(sendfileWriter{c.Response()}, c.Request(), "", info.ModTime, content)
+	w := sendfileWriter{Response: c.Response(), idle: s.downloadIdle(), chunk: downloadChunk}
+	if s.testDownloadChunk > 0 {
+		w.chunk = s.testDownloadChunk
+	}
+	w.rc = http.NewResponseController(c.Response())
+	w.onStall = func() {
+		s.reqLog(c).Warn("download stalled: the client reads too slowly; dropping it",
+			"idle", w.idle.String(), "address", s.clientIP(c))
+	}
+	// net/http clears the write deadline after each response, so the
+	// next request on a kept-alive connection does not inherit it.
+	http.ServeContent(w, c.Request(), "", info.ModTime, content)
 	return nil
+}
+
+// defaultDownloadIdle and downloadChunk bound how slowly a download may
+// be read: each downloadChunk bytes must be written within the idle
+// limit, about 4 KB/s with the defaults, far below a phone on a poor
+// link. The HTTP server has no whole-response write timeout (a big APK on
+// a slow link may take many minutes), so without this a client that stops
+// reading would hold its connection, goroutine and open file forever.
+const (
+	defaultDownloadIdle = 60 * time.Second
+	downloadChunk       = 256 << 10
+)
+
+func (s *Server) downloadIdle() time.Duration {
+	if s.cfg.DownloadIdleTimeout > 0 {
+		return s.cfg.DownloadIdleTimeout
+	}
+	return defaultDownloadIdle
 }
 
 // contentKey parses "<64 lowercase hex>.zip" or ".apk".
@@ -157,21 +188,66 @@ func hasRelease(ch ota.Channel, version string) bool {
 // sendfileWriter is echo's response with io.ReaderFrom: it commits the
 // header through echo (so status and size are recorded) and then hands the
 // body to the underlying writer's ReadFrom, which net/http turns into
-// sendfile for files.
+// sendfile for files. It writes in pieces of downloadChunk, pushing the
+// write deadline forward before each, so a reader that stalls is dropped
+// while one that keeps reading is never cut.
 type sendfileWriter struct {
 	*echo.Response
+	rc      *http.ResponseController
+	idle    time.Duration
+	chunk   int64
+	onStall func()
 }
 
 func (w sendfileWriter) ReadFrom(r io.Reader) (int64, error) {
 	if !w.Committed {
 		w.WriteHeader(http.StatusOK)
 	}
-	if rf, ok := w.Writer.(io.ReaderFrom); ok {
+	rf, ok := w.Writer.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(writerOnly{w.Response}, r)
+	}
+	if w.rc == nil || w.rc.SetWriteDeadline(time.Now().Add(w.idle)) != nil {
+		// No deadlines here (a ResponseRecorder): one piece.
 		n, err := rf.ReadFrom(r)
 		w.Size += n
 		return n, err
 	}
-	return io.Copy(writerOnly{w.Response}, r)
+	// sendfile sees a file only through one *io.LimitedReader, so the
+	// range ServeContent asks for is unwrapped and re-limited per piece.
+	src, left := r, int64(-1)
+	if lr, ok := r.(*io.LimitedReader); ok {
+		src, left = lr.R, lr.N
+	}
+	var total int64
+	for left != 0 {
+		piece := w.chunk
+		if left > 0 {
+			piece = min(piece, left)
+		}
+		if err := w.rc.SetWriteDeadline(time.Now().Add(w.idle)); err != nil {
+			return total, err
+		}
+		n, err := rf.ReadFrom(&io.LimitedReader{R: src, N: piece})
+		total += n
+		w.Size += n
+		if left > 0 {
+			left -= n
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.onStall()
+		}
+		if err != nil {
+			return total, err
+		}
+		if n < piece {
+			break // the source ended
+		}
+	}
+	if lr, ok := r.(*io.LimitedReader); ok {
+		lr.N = left
+	}
+	return total, nil
 }
 
 // writerOnly hides ReadFrom so io.Copy does not call it again.

@@ -53,6 +53,9 @@ type Config struct {
 	// UploadIdleTimeout fails an upload when no byte of its body arrives
 	// for this long (0: 60 s).
 	UploadIdleTimeout time.Duration
+	// DownloadIdleTimeout fails a download when a piece of
+	// downloadChunk bytes cannot be written for this long (0: 60 s).
+	DownloadIdleTimeout time.Duration
 	// BodyReadTimeout bounds the time any other request may take to send
 	// its body (0: 60 s).
 	BodyReadTimeout time.Duration
@@ -83,6 +86,8 @@ type Server struct {
 	// testHookAppRead, when set, runs between an app load's read and its
 	// swap, so a test can put a write exactly there.
 	testHookAppRead func(appID string)
+	// testDownloadChunk, when set, replaces downloadChunk.
+	testDownloadChunk int64
 
 	admin *adminState // login limits and upload bookkeeping
 	// health is the per-version device health: failure memory for the
