@@ -37,11 +37,7 @@ The version name stays reserved: it cannot be uploaded again with other bytes.`,
 func deleteRun(cmd *cobra.Command, opts *DeleteOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
-	if err != nil {
-		return err
-	}
-	app, err := f.AppID(ctx)
+	client, app, err := f.AppClient(ctx)
 	if err != nil {
 		return err
 	}

@@ -104,6 +104,20 @@ func (f *Factory) Client(needToken bool) (*ota.Client, error) {
 		ota.WithUserAgent("otactl/"+version.Info().Version))
 }
 
+// AppClient is Client(true) and AppID: what every command that acts on
+// one app needs first.
+func (f *Factory) AppClient(ctx context.Context) (*ota.Client, string, error) {
+	client, err := f.Client(true)
+	if err != nil {
+		return nil, "", err
+	}
+	app, err := f.AppID(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return client, app, nil
+}
+
 // AppID is the app the command acts on: --app-id / OTACTL_APP_ID / the
 // config files, else the appId of the Capacitor project around WorkDir.
 func (f *Factory) AppID(ctx context.Context) (string, error) {

@@ -49,11 +49,7 @@ its events. When there are more, the next page starts at --before SEQ.`,
 func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
-	if err != nil {
-		return err
-	}
-	app, err := f.AppID(ctx)
+	client, app, err := f.AppClient(ctx)
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,22 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 }
 
+// writeTable prints items as a table under header (columns separated by
+// tabs), one row line each; with no items it prints empty on stderr
+// instead, so scripts reading stdout see nothing.
+func writeTable[T any](f *Factory, items []T, empty, header string, row func(T) string) error {
+	if len(items) == 0 {
+		fmt.Fprintln(f.IO.ErrOut, empty)
+		return nil
+	}
+	tw := newTable(f.IO.Out)
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		fmt.Fprintln(tw, row(it))
+	}
+	return tw.Flush()
+}
+
 // humanBytes renders a size as "1.2 MiB".
 func humanBytes(n int64) string {
 	const unit = 1024

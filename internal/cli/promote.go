@@ -49,11 +49,7 @@ serve the same bytes.`,
 func promoteRun(cmd *cobra.Command, opts *PromoteOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
-	if err != nil {
-		return err
-	}
-	app, err := f.AppID(ctx)
+	client, app, err := f.AppClient(ctx)
 	if err != nil {
 		return err
 	}

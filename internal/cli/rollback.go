@@ -41,11 +41,7 @@ inside the app.`,
 func rollbackRun(cmd *cobra.Command, opts *RollbackOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
-	if err != nil {
-		return err
-	}
-	app, err := f.AppID(ctx)
+	client, app, err := f.AppClient(ctx)
 	if err != nil {
 		return err
 	}

@@ -65,11 +65,7 @@ otad halts a rollout by itself when too many devices report failures
 func rolloutRun(cmd *cobra.Command, opts *RolloutOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
-	if err != nil {
-		return err
-	}
-	app, err := f.AppID(ctx)
+	client, app, err := f.AppClient(ctx)
 	if err != nil {
 		return err
 	}

@@ -51,11 +51,7 @@ download_fail, ...), by kind, with the failure rate, over a time window
 func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
 	f := opts.F
 	ctx := cmd.Context()
-	client, err := f.Client(true)
-	if err != nil {
-		return err
-	}
-	app, err := f.AppID(ctx)
+	client, app, err := f.AppClient(ctx)
 	if err != nil {
 		return err
 	}

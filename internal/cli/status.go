@@ -89,11 +89,7 @@ func statusRun(cmd *cobra.Command, opts *StatusOptions) error {
 // appChannels reads the app the command is about and its channels: what
 // both status and channels print.
 func appChannels(ctx context.Context, f *Factory) (*ota.Client, ota.App, []ota.Channel, error) {
-	client, err := f.Client(true)
-	if err != nil {
-		return nil, ota.App{}, nil, err
-	}
-	app, err := f.AppID(ctx)
+	client, app, err := f.AppClient(ctx)
 	if err != nil {
 		return nil, ota.App{}, nil, err
 	}

@@ -184,17 +184,11 @@ func tokenListRun(cmd *cobra.Command, opts *TokenListOptions) error {
 	if f.JSON() {
 		return writeJSON(f.IO.Out, ts)
 	}
-	if len(ts) == 0 {
-		fmt.Fprintln(f.IO.ErrOut, "no CI tokens yet; create one with: otactl token create --name NAME")
-		return nil
-	}
-	tw := newTable(f.IO.Out)
-	fmt.Fprintln(tw, "ID\tNAME\tAPP\tCHANNEL\tSTATUS\tEXPIRES\tCREATED BY")
-	for _, t := range ts {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, orDash(t.AppID), orDash(t.Channel),
-			tokenStatus(t, f.Now()), humanTime(t.ExpiresAt), t.CreatedBy)
-	}
-	return tw.Flush()
+	return writeTable(f, ts, "no CI tokens yet; create one with: otactl token create --name NAME",
+		"ID\tNAME\tAPP\tCHANNEL\tSTATUS\tEXPIRES\tCREATED BY", func(t ota.TokenInfo) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s\t%s", t.ID, t.Name, orDash(t.AppID), orDash(t.Channel),
+				tokenStatus(t, f.Now()), humanTime(t.ExpiresAt), t.CreatedBy)
+		})
 }
 
 // TokenRevokeOptions are the inputs of otactl token revoke.

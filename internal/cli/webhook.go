@@ -156,16 +156,10 @@ func webhookListRun(cmd *cobra.Command, opts *WebhookListOptions) error {
 	if f.JSON() {
 		return writeJSON(f.IO.Out, ws)
 	}
-	if len(ws) == 0 {
-		fmt.Fprintln(f.IO.ErrOut, "no webhooks yet; add one with: otactl webhook add URL")
-		return nil
-	}
-	tw := newTable(f.IO.Out)
-	fmt.Fprintln(tw, "ID\tURL\tAPP\tEVENTS\tCREATED\tBY")
-	for _, w := range ws {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", w.ID, w.URL, orDash(w.AppID), webhookEvents(w), humanTime(w.CreatedAt), orDash(w.CreatedBy))
-	}
-	return tw.Flush()
+	return writeTable(f, ws, "no webhooks yet; add one with: otactl webhook add URL",
+		"ID\tURL\tAPP\tEVENTS\tCREATED\tBY", func(w ota.Webhook) string {
+			return fmt.Sprintf("%s\t%s\t%s\t%s\t%s\t%s", w.ID, w.URL, orDash(w.AppID), webhookEvents(w), humanTime(w.CreatedAt), orDash(w.CreatedBy))
+		})
 }
 
 // WebhookIDOptions are the inputs of the webhook commands that take an id.
@@ -279,16 +273,10 @@ func NewCmdWebhookDeliveries(f *Factory, runF func(*WebhookIDOptions) error) *co
 			if f.JSON() {
 				return writeJSON(f.IO.Out, ds)
 			}
-			if len(ds) == 0 {
-				fmt.Fprintln(f.IO.ErrOut, "no deliveries yet; send one with: otactl webhook test "+opts.ID)
-				return nil
-			}
-			tw := newTable(f.IO.Out)
-			fmt.Fprintln(tw, "TIME\tEVENT\tTYPE\tATTEMPT\tRESULT\tMS")
-			for _, d := range ds {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", humanTime(d.Time), d.EventID, d.EventType, d.Attempt, deliveryResult(d), d.DurationMS)
-			}
-			return tw.Flush()
+			return writeTable(f, ds, "no deliveries yet; send one with: otactl webhook test "+opts.ID,
+				"TIME\tEVENT\tTYPE\tATTEMPT\tRESULT\tMS", func(d ota.WebhookDelivery) string {
+					return fmt.Sprintf("%s\t%s\t%s\t%d\t%s\t%d", humanTime(d.Time), d.EventID, d.EventType, d.Attempt, deliveryResult(d), d.DurationMS)
+				})
 		},
 	}
 	cmd.Flags().IntVar(&opts.Limit, "limit", 20, "number of attempts to show")
