@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -219,7 +220,9 @@ func TestDecryptRejects(t *testing.T) {
 		sessionKey string
 		want       string
 	}{
-		{"other key", ct.Bytes(), other, enc.SessionKey, "bad padding"},
+		// The session key is random: read with another key it is either
+		// too big a number for that key or padding that does not check.
+		{"other key", ct.Bytes(), other, enc.SessionKey, "bad padding|out of range"},
 		{"truncated", ct.Bytes()[:ct.Len()-3], &priv.PublicKey, enc.SessionKey, "multiple of 16"},
 		{"empty", nil, &priv.PublicKey, enc.SessionKey, "empty"},
 		{"no colon", ct.Bytes(), &priv.PublicKey, ivOnly, "base64(iv):base64(key)"},
@@ -230,7 +233,8 @@ func TestDecryptRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := Decrypt(bytes.NewReader(tt.ct), new(bytes.Buffer), tt.pub, tt.sessionKey)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
+			// want lists the acceptable messages, separated by |.
+			if err == nil || !slices.ContainsFunc(strings.Split(tt.want, "|"), func(w string) bool { return strings.Contains(err.Error(), w) }) {
 				t.Errorf("err = %v, want one containing %q", err, tt.want)
 			}
 		})
