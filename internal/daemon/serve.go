@@ -109,7 +109,7 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	}
 	// Loaded before listening, so a wrong path or a key that does not
 	// match fails the start instead of every handshake.
-	tlsCfg, err := loadTLS(cfg.TLSCert, cfg.TLSKey)
+	tlsCfg, err := loadTLS(cfg.TLSCert, cfg.TLSKey, log)
 	if err != nil {
 		return err
 	}

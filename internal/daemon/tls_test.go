@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,9 +10,11 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -162,5 +165,83 @@ func TestDeviceRateLimitConfig(t *testing.T) {
 				t.Errorf("DeviceRateLimit = %v, want %v", c.DeviceRateLimit, tt.want)
 			}
 		})
+	}
+}
+
+// TestCertReload: a certificate renewed in place is served from the next
+// check on; a pair that does not load keeps the previous certificate and
+// is logged.
+func TestCertReload(t *testing.T) {
+	certA, keyA, _ := selfSigned(t)
+	certB, keyB, _ := selfSigned(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	cp := func(src, dst string, mod time.Time) {
+		t.Helper()
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// Renewals are minutes apart; the test's writes are not.
+		if err := os.Chtimes(dst, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Now()
+	cp(certA, certFile, t0)
+	cp(keyA, keyFile, t0)
+	var logs bytes.Buffer
+	now := t0
+	r, err := newCertReloader(certFile, keyFile, slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func() string {
+		t.Helper()
+		c, err := r.GetCertificate(&tls.ClientHelloInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(leaf.RawSubjectPublicKeyInfo)
+	}
+	a := key()
+
+	// Renewed: served once the check interval has passed, not before.
+	cp(certB, certFile, t0.Add(time.Minute))
+	cp(keyB, keyFile, t0.Add(time.Minute))
+	now = now.Add(certCheckInterval / 2)
+	if key() != a {
+		t.Fatal("the renewed certificate was read before the check interval passed")
+	}
+	now = now.Add(certCheckInterval)
+	b := key()
+	if b == a {
+		t.Fatal("the renewed certificate is not served after the check interval")
+	}
+	if !strings.Contains(logs.String(), "TLS certificate reloaded") {
+		t.Errorf("no reload logged:\n%s", logs.String())
+	}
+
+	// Half renewed (a certificate whose key is not there yet): B stays.
+	cp(certA, certFile, t0.Add(2*time.Minute))
+	now = now.Add(certCheckInterval)
+	if key() != b {
+		t.Fatal("a certificate that does not match its key replaced the one in service")
+	}
+	if !strings.Contains(logs.String(), "does not load") {
+		t.Errorf("the failed reload is not logged:\n%s", logs.String())
+	}
+	// Then the key arrives: A is served.
+	cp(keyA, keyFile, t0.Add(3*time.Minute))
+	now = now.Add(certCheckInterval)
+	if key() != a {
+		t.Fatal("the completed renewal is not served")
 	}
 }
