@@ -103,8 +103,8 @@ type StoredStat struct {
 	Raw []byte `json:"-"`
 }
 
-// State is everything the device endpoints need, loaded once at start and
-// kept current in memory by the server: apps with their channels (each with
+// State is everything the device endpoints need, loaded app by app after
+// start and kept current in memory by the server: apps with their channels (each with
 // its active bundle record) and device overrides.
 type State struct {
 	Apps     []ota.App
