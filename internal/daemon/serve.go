@@ -153,11 +153,13 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	// keeps the files of uploads running meanwhile.
 	// Apps' release state loads in the background too (server.WarmUp):
 	// until an app is loaded its first request reads it from the store.
+	// Then, hourly, device health nobody needs any more is pruned.
 	warmCtx, stopWarm := context.WithCancel(ctx)
 	warmDone := make(chan struct{})
 	go func() {
 		defer close(warmDone)
 		srv.WarmUp(warmCtx)
+		pruneHealth(warmCtx, srv, log)
 	}()
 	defer func() { stopWarm(); <-warmDone }() // before the store closes
 	gcDone := make(chan struct{})
@@ -338,4 +340,27 @@ func serveMetrics(addr string, h http.Handler, log *slog.Logger) (bound string, 
 	}()
 	log.Info("metrics listening", "addr", ln.Addr().String(), "path", "/metrics")
 	return ln.Addr().String(), func() { _ = hs.Close() }, nil
+}
+
+// healthPruneInterval is how often otad prunes old device health.
+const healthPruneInterval = time.Hour
+
+// pruneHealth runs server.PruneHealth now and every healthPruneInterval
+// until ctx ends.
+func pruneHealth(ctx context.Context, srv *server.Server, log *slog.Logger) {
+	t := time.NewTicker(healthPruneInterval)
+	defer t.Stop()
+	for {
+		switch n, err := srv.PruneHealth(ctx); {
+		case err != nil:
+			log.Error("prune device health; retrying in an hour", "err", err)
+		case n > 0:
+			log.Info("device health pruned", "versions", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

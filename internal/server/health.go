@@ -195,6 +195,61 @@ func (h *healthTracker) counts(app, version string) (devices, failed int) {
 	return devices, len(v.failed)
 }
 
+// prune forgets the versions keep refuses whose health has not changed
+// since before, and queues their removal from the store; it returns how
+// many it forgot.
+func (h *healthTracker) prune(before time.Time, keep func(healthKey) bool) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for k, v := range h.versions {
+		if v.updated.Before(before) && !keep(k) {
+			delete(h.versions, k)
+			h.dirty[k] = true
+			n++
+		}
+	}
+	return n
+}
+
+// healthRetention is how long the device health of a version that no
+// channel serves is kept after the last report that changed it.
+const healthRetention = 90 * 24 * time.Hour
+
+// PruneHealth forgets the device health of versions that no channel
+// serves (as its active version, or a rollout's target or previous one)
+// and that no report changed for healthRetention, in memory and in the
+// store. Without it otad would keep every version ever released, each
+// with up to 100,000 device ids. Apps not loaded yet keep theirs until
+// the next run. It returns how many versions it forgot.
+func (s *Server) PruneHealth(ctx context.Context) (int, error) {
+	snap := s.snap.Load()
+	keep := func(k healthKey) bool {
+		if snap.IsUnloaded(k.app) {
+			return true
+		}
+		av := snap.App(k.app)
+		if av == nil {
+			return false // the app is gone
+		}
+		for _, cv := range av.List {
+			ch := &cv.Channel
+			if ch.Active == k.version {
+				return true
+			}
+			if r := ch.Rollout; r != nil && (r.Target == k.version || r.Previous == k.version) {
+				return true
+			}
+		}
+		return false
+	}
+	n := s.health.prune(s.cfg.Now().Add(-healthRetention), keep)
+	if n == 0 {
+		return 0, nil
+	}
+	return n, s.flushHealth(ctx)
+}
+
 // takeDirty returns the records changed since the last call.
 func (h *healthTracker) takeDirty() []store.VersionHealth {
 	h.mu.Lock()
@@ -202,6 +257,11 @@ func (h *healthTracker) takeDirty() []store.VersionHealth {
 	out := make([]store.VersionHealth, 0, len(h.dirty))
 	for k := range h.dirty {
 		v := h.versions[k]
+		if v == nil {
+			// Pruned: an empty record removes the stored one.
+			out = append(out, store.VersionHealth{AppID: k.app, Version: k.version})
+			continue
+		}
 		r := store.VersionHealth{AppID: k.app, Version: k.version, UpdatedAt: v.updated, Failed: make(map[string][]string, len(v.failed))}
 		for d := range v.installed {
 			r.Installed = append(r.Installed, d)

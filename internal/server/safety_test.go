@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
@@ -368,5 +370,61 @@ func TestUploadSafetyFields(t *testing.T) {
 			fields := append([]string{"version", "2.0.0", "channel", "production"}, tc.fields...)
 			wantStatus(t, env.upload(path, zip("2.0.0"), fields...), http.StatusBadRequest, ota.ErrCodeBadRequest)
 		})
+	}
+}
+
+// TestPruneHealth: the health of a version no channel serves is forgotten
+// once nobody reported on it for the retention period, in memory and in
+// the store; what a channel serves, and what was reported lately, stays.
+func TestPruneHealth(t *testing.T) {
+	env := newTestEnv(t)
+	for _, v := range []string{"1.0.0", "1.1.0", "1.2.0"} {
+		env.publish(testApp, "production", v, nil)
+	}
+	env.publish(testApp, "beta", "2.0.0", nil)
+	report := func(version, device string) {
+		t.Helper()
+		ev := confRequest(map[string]any{"action": "update_fail", "version_name": version, "device_id": device})
+		wantStatus(t, env.device(http.MethodPost, "/stats", []any{ev}), http.StatusOK, "")
+	}
+	report("1.0.0", "d1") // old, not served: pruned
+	report("1.2.0", "d2") // old, production's active version: kept
+	report("2.0.0", "d3") // old, beta's active version: kept
+	env.clock.Advance(healthRetention / 2)
+	report("1.1.0", "d4") // not served, but reported within the period: kept
+	env.clock.Advance(healthRetention/2 + time.Hour)
+
+	n, err := env.srv.PruneHealth(context.Background())
+	if err != nil || n != 1 {
+		t.Fatalf("PruneHealth = %d, %v; want 1 version pruned", n, err)
+	}
+	want := map[string]int{"1.0.0": 0, "1.1.0": 1, "1.2.0": 1, "2.0.0": 1}
+	for v, failed := range want {
+		if _, got := env.srv.health.counts(testApp, v); got != failed {
+			t.Errorf("after pruning, %s has %d failed devices; want %d", v, got, failed)
+		}
+	}
+	hs, err := env.store.LoadHealth(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored []string
+	for _, h := range hs {
+		stored = append(stored, h.Version)
+	}
+	slices.Sort(stored)
+	if !slices.Equal(stored, []string{"1.1.0", "1.2.0", "2.0.0"}) {
+		t.Errorf("stored health of %v; want 1.1.0, 1.2.0 and 2.0.0", stored)
+	}
+	// Nothing more to prune; a restart does not bring 1.0.0 back.
+	if n, err := env.srv.PruneHealth(context.Background()); err != nil || n != 0 {
+		t.Errorf("second PruneHealth = %d, %v; want 0", n, err)
+	}
+	env.reopen()
+	if _, got := env.srv.health.counts(testApp, "1.0.0"); got != 0 {
+		t.Errorf("1.0.0's health came back after a restart")
+	}
+	if _, got := env.srv.health.counts(testApp, "1.2.0"); got != 1 {
+		t.Errorf("1.2.0's health was lost across a restart")
 	}
 }

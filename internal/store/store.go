@@ -161,7 +161,9 @@ type Store interface {
 	// nothing changes (From == To in the result).
 	Halt(ctx context.Context, appID, channel, version, reason, actor string, now time.Time) (ota.ChannelChange, error)
 	// SaveHealth stores version health records, replacing earlier ones of
-	// the same app and version. Records of unknown apps are dropped.
+	// the same app and version; a record with neither Installed nor Failed
+	// removes the stored one (the version's health was pruned). Records of
+	// unknown apps are dropped.
 	SaveHealth(ctx context.Context, hs []VersionHealth) error
 	// LoadHealth reads every stored version health record.
 	LoadHealth(ctx context.Context) ([]VersionHealth, error)

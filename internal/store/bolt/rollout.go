@@ -185,7 +185,17 @@ func (s *Store) SaveHealth(ctx context.Context, hs []store.VersionHealth) error 
 			return err
 		}
 		for _, h := range hs {
-			if checkName("app id", h.AppID) != nil || checkName("version", h.Version) != nil || apps.Bucket([]byte(h.AppID)) == nil {
+			if checkName("app id", h.AppID) != nil || checkName("version", h.Version) != nil {
+				continue
+			}
+			if len(h.Installed) == 0 && len(h.Failed) == 0 {
+				// Also when the app is gone: its records go with it.
+				if err := b.Delete(healthKey(h.AppID, h.Version)); err != nil {
+					return fmt.Errorf("remove health of %s %s: %w", h.AppID, h.Version, err)
+				}
+				continue
+			}
+			if apps.Bucket([]byte(h.AppID)) == nil {
 				continue
 			}
 			if err := put(b, healthKey(h.AppID, h.Version), h); err != nil {

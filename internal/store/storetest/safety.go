@@ -170,6 +170,16 @@ func testHealth(t *testing.T, f *fixture) {
 	if len(got) != 1 || len(got[0].Installed) != 3 {
 		t.Errorf("health after a second save %+v", got)
 	}
+	// An empty record removes the stored one; removing one never stored
+	// is no error.
+	wantErr(t, "remove health", f.s.SaveHealth(ctx, []store.VersionHealth{
+		{AppID: "a", Version: "1.0.0"}, {AppID: "a", Version: "9.9.9"}, {AppID: "unknown-app", Version: "1.0.0"},
+	}), nil)
+	got, err = f.s.LoadHealth(ctx)
+	wantErr(t, "load health", err, nil)
+	if len(got) != 0 {
+		t.Errorf("health after removing it: %+v", got)
+	}
 }
 
 func testSafetyPolicy(t *testing.T, f *fixture) {
