@@ -11,6 +11,7 @@ package metrics
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,6 +42,50 @@ type Metrics struct {
 	downloads    *prometheus.CounterVec
 	servedBytes  prometheus.Counter
 	hookAttempts *prometheus.CounterVec
+
+	// Children of the vectors every device request touches, by label
+	// values (see childCache).
+	requestSeries childCache[requestKey, requestSeries]
+	updateSeries  childCache[[4]string, prometheus.Counter]
+	statsSeries   childCache[string, prometheus.Counter]
+	reportSeries  childCache[[3]string, prometheus.Counter]
+}
+
+type requestKey struct{ route, method, code string }
+
+type requestSeries struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
+}
+
+// childCache remembers a vector's children by their label values. A
+// vector's WithLabelValues hashes the strings byte by byte and compares
+// them under its own lock on every call; this is one map lookup, which
+// matters on paths every device takes (update checks, stats events).
+// Label values are bounded (see the package comment), and so is the map.
+type childCache[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
+}
+
+func (c *childCache[K, V]) get(k K, create func() V) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.m[k]; ok {
+		return v
+	}
+	if c.m == nil {
+		c.m = map[K]V{}
+	}
+	v = create()
+	c.m[k] = v
+	return v
 }
 
 // statusText holds the label value of every HTTP status, so recording a
@@ -144,8 +189,11 @@ func (m *Metrics) Request(route, method string, status int, d time.Duration) {
 		code = statusText[status]
 	}
 	method = Method(method)
-	m.requests.WithLabelValues(route, method, code).Inc()
-	m.duration.WithLabelValues(route, method, code).Observe(d.Seconds())
+	s := m.requestSeries.get(requestKey{route, method, code}, func() requestSeries {
+		return requestSeries{m.requests.WithLabelValues(route, method, code), m.duration.WithLabelValues(route, method, code)}
+	})
+	s.count.Inc()
+	s.duration.Observe(d.Seconds())
 }
 
 // UpdateAnswer records an answer to an update check. The caller passes
@@ -154,7 +202,9 @@ func (m *Metrics) UpdateAnswer(app, channel, version, kind string) {
 	if m == nil {
 		return
 	}
-	m.updates.WithLabelValues(app, channel, version, kind).Inc()
+	m.updateSeries.get([4]string{app, channel, version, kind}, func() prometheus.Counter {
+		return m.updates.WithLabelValues(app, channel, version, kind)
+	}).Inc()
 }
 
 // StatsEvent records one device stats event; unknown actions count as
@@ -166,7 +216,7 @@ func (m *Metrics) StatsEvent(action string) {
 	if !knownActions[action] {
 		action = Other
 	}
-	m.stats.WithLabelValues(action).Inc()
+	m.statsSeries.get(action, func() prometheus.Counter { return m.stats.WithLabelValues(action) }).Inc()
 }
 
 // BundleReport records a device's report of a version installed or
@@ -179,7 +229,9 @@ func (m *Metrics) BundleReport(app, version string, failed bool) {
 	if failed {
 		outcome = "failed"
 	}
-	m.reports.WithLabelValues(app, version, outcome).Inc()
+	m.reportSeries.get([3]string{app, version, outcome}, func() prometheus.Counter {
+		return m.reports.WithLabelValues(app, version, outcome)
+	}).Inc()
 }
 
 // Upload records an accepted upload.

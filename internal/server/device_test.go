@@ -410,8 +410,10 @@ func TestUpdatesHandlerAllocs(t *testing.T) {
 		}
 	})
 	t.Logf("%.0f allocations per update check", allocs)
-	if allocs > 45 {
-		t.Errorf("%.0f allocations per update check, want at most 45", allocs)
+	// 32 today (38 with -race), most of them net/http's and echo's:
+	// the request, its header map, the context, the request id.
+	if allocs > 40 {
+		t.Errorf("%.0f allocations per update check, want at most 40", allocs)
 	}
 }
 

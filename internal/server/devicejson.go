@@ -24,7 +24,11 @@ func decodeUpdateRequest(data []byte, req *ota.UpdateRequest) error {
 // fastUpdateRequest reports false when data needs the full decoder; req
 // may then hold partial values.
 func fastUpdateRequest(data []byte, req *ota.UpdateRequest) bool {
-	p := jsonScan{b: data}
+	// One string for the whole body, which the fields are cut from: one
+	// allocation instead of one per field. Nothing keeps an update
+	// request's strings beyond the request (metric labels come from the
+	// snapshot), so the body is not held by them.
+	p := jsonScan{b: data, s: string(data)}
 	return p.object(func(key []byte) bool {
 		if ok, known := p.deviceField(key, req); known {
 			return ok
@@ -106,11 +110,17 @@ func (p *jsonScan) stringInto(dst *string) bool {
 	if p.lit("null") {
 		return true
 	}
+	start := p.i + 1
 	s, ok := p.plainString()
-	if ok {
+	if !ok {
+		return false
+	}
+	if p.s != "" {
+		*dst = p.s[start : start+len(s)]
+	} else {
 		*dst = string(s)
 	}
-	return ok
+	return true
 }
 
 // object reads {"key":value,...}, calling field with each key once the
@@ -292,6 +302,10 @@ var statsEventFields = append([]string{"action", "old_version_name", "timestamp"
 type jsonScan struct {
 	b []byte
 	i int
+	// s, when set, is b as a string: strings read are cut from it rather
+	// than copied. Only for values that do not outlive the body's use:
+	// stats events feed long-lived maps (device health), so they copy.
+	s string
 }
 
 func (p *jsonScan) lit(s string) bool {

@@ -109,9 +109,11 @@ func (s *Server) observeUpdate(snap *update.Snapshot, d *update.Decision) {
 	if s.metrics == nil {
 		return
 	}
+	// The snapshot's own string, not the request's: a label value lives
+	// as long as the series.
 	app := metrics.Unknown
-	if d.AppID != "" && snap.App(d.AppID) != nil {
-		app = d.AppID
+	if av := snap.App(d.AppID); d.AppID != "" && av != nil {
+		app = av.App.ID
 	}
 	kind, version := d.Response.Kind, ""
 	if d.Response.Error == "" {
