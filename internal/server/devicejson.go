@@ -17,8 +17,12 @@ func decodeUpdateRequest(data []byte, req *ota.UpdateRequest) error {
 	if fastUpdateRequest(data, req) {
 		return nil
 	}
-	*req = ota.UpdateRequest{}
-	return json.Unmarshal(data, req)
+	// Decoded into a copy: handing req itself to encoding/json would move
+	// every caller's request to the heap, fast path included.
+	var slow ota.UpdateRequest
+	err := json.Unmarshal(data, &slow)
+	*req = slow
+	return err
 }
 
 // fastUpdateRequest reports false when data needs the full decoder; req
