@@ -62,6 +62,15 @@ type Options struct {
 	StatsMaxPerApp int
 }
 
+// statsBatchDelay is how long concurrent stats appends gather into one
+// transaction, and statsBatchSize how many make it run at once: under a
+// flood batches fill and go without waiting, when quiet an append waits at
+// most the delay.
+const (
+	statsBatchDelay = 20 * time.Millisecond
+	statsBatchSize  = 16
+)
+
 const (
 	defaultTimeout        = time.Second
 	defaultStatsMaxPerApp = 100000
@@ -140,6 +149,12 @@ func open(path string, opts Options, migs []func(*bbolt.Tx) error) (*Store, erro
 		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
+	// Only device stats are written through db.Batch. Devices send them
+	// in the background and do not wait on the answer, so batches may
+	// gather for longer than bbolt's 10 ms: fewer commits, each with its
+	// page writes and fsync, for the same events.
+	db.MaxBatchDelay = statsBatchDelay
+	db.MaxBatchSize = statsBatchSize
 	s := &Store{db: db, path: path, statsMax: opts.StatsMaxPerApp}
 	if err := db.Update(func(tx *bbolt.Tx) error { return migrate(tx, migs) }); err != nil {
 		_ = db.Close()
