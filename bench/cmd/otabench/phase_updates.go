@@ -33,16 +33,24 @@ type abResult struct {
 	ratio float64
 }
 
-// alternate runs the same load against a and b, reps times each, a first.
+// alternate runs the same load against a and b, reps times each, in the
+// order a b, b a, a b…, so that neither side always runs first (the
+// second run of a pair may find the machine warmer, or busier).
 func (b *bench) alternate(ctx context.Context, addrA, addrB string, conns int, reqA, reqB load.Request) (abResult, error) {
 	var ra, rb []load.Result
 	var ratios []float64
 	for i := range b.cfg.reps {
-		x, err := b.loadRun(ctx, addrA, conns, 0, reqA)
-		if err != nil {
-			return abResult{}, err
+		var x, y load.Result
+		var err error
+		if i%2 == 0 {
+			if x, err = b.loadRun(ctx, addrA, conns, 0, reqA); err == nil {
+				y, err = b.loadRun(ctx, addrB, conns, 0, reqB)
+			}
+		} else {
+			if y, err = b.loadRun(ctx, addrB, conns, 0, reqB); err == nil {
+				x, err = b.loadRun(ctx, addrA, conns, 0, reqA)
+			}
 		}
-		y, err := b.loadRun(ctx, addrB, conns, 0, reqB)
 		if err != nil {
 			return abResult{}, err
 		}
