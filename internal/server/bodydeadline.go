@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -20,26 +21,43 @@ import (
 const defaultBodyTimeout = 60 * time.Second
 
 // limitBodyTime gives the request body a deadline from the moment the
-// route is found. Uploads replace it with an idle deadline (idleBody). A
-// request refused before its body is read (a rate limit, a 401) keeps the
-// deadline too, which bounds the draining net/http does before answering.
-func (s *Server) limitBodyTime(next echo.HandlerFunc) echo.HandlerFunc {
+// route is found; the returned wrapper, when not nil, must be released once
+// the handler has returned. Uploads replace the deadline with an idle one
+// (idleBody). A request refused before its body is read (a rate limit, a
+// 401) keeps the deadline too, which bounds the draining net/http does
+// before answering. observe calls it: echo builds its middleware chain
+// anew on every request, so each middleware costs an allocation on the
+// device hot path.
+func (s *Server) limitBodyTime(c echo.Context) *deadlineBody {
+	req := c.Request()
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil
+	}
 	timeout := s.cfg.BodyReadTimeout
 	if timeout <= 0 {
 		timeout = defaultBodyTimeout
 	}
-	return func(c echo.Context) error {
-		req := c.Request()
-		if req.Body == nil || req.Body == http.NoBody {
-			return next(c)
-		}
-		conn := readDeadlineOf(c.Response())
-		if conn == nil || conn.SetReadDeadline(time.Now().Add(timeout)) != nil {
-			return next(c) // no deadlines on this connection (tests, some wrappers)
-		}
-		req.Body = &deadlineBody{body: req.Body, conn: conn}
-		return next(c)
+	conn := readDeadlineOf(c.Response())
+	if conn == nil || conn.SetReadDeadline(time.Now().Add(timeout)) != nil {
+		return nil // no deadlines on this connection (tests, some wrappers)
 	}
+	b := deadlineBodies.Get().(*deadlineBody)
+	*b = deadlineBody{body: req.Body, conn: conn}
+	req.Body = b
+	return b
+}
+
+// deadlineBodies recycles deadlineBody wrappers: nothing reads a request's
+// body once its handler has returned.
+var deadlineBodies = sync.Pool{New: func() any { return new(deadlineBody) }}
+
+// release returns b to the pool; nil is fine.
+func (b *deadlineBody) release() {
+	if b == nil {
+		return
+	}
+	*b = deadlineBody{}
+	deadlineBodies.Put(b)
 }
 
 // deadlineBody clears the read deadline once the body is read: net/http

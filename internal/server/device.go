@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -44,12 +45,10 @@ var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 func (s *Server) readDeviceBody(c echo.Context) (*bytes.Buffer, error) {
 	buf := bodyPool.Get().(*bytes.Buffer)
 	buf.Reset()
-	body := http.MaxBytesReader(c.Response(), c.Request().Body, s.cfg.MaxJSONBytes)
-	if _, err := buf.ReadFrom(body); err != nil {
+	if err := readBounded(buf, c.Request().Body, s.cfg.MaxJSONBytes); err != nil {
 		releaseBody(buf)
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge, "JSON body is larger than %d bytes", mbe.Limit)
+		if errors.Is(err, errBodyTooLarge) {
+			return nil, newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge, "JSON body is larger than %d bytes", s.cfg.MaxJSONBytes)
 		}
 		return nil, newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "cannot read the request body: %v", err)
 	}
@@ -58,6 +57,36 @@ func (s *Server) readDeviceBody(c echo.Context) (*bytes.Buffer, error) {
 		return nil, newError(http.StatusBadRequest, ota.ErrCodeInvalidJSON, "request body is empty; send a JSON object")
 	}
 	return buf, nil
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBounded appends body to buf, failing with errBodyTooLarge once more
+// than limit bytes came. It reads straight into buf's spare room, where
+// http.MaxBytesReader and Buffer.ReadFrom cost a wrapper and growth on
+// every device request.
+func readBounded(buf *bytes.Buffer, body io.Reader, limit int64) error {
+	for {
+		if buf.Available() < 512 {
+			buf.Grow(512)
+		}
+		room := buf.AvailableBuffer()
+		room = room[:cap(room)]
+		if left := limit + 1 - int64(buf.Len()); int64(len(room)) > left {
+			room = room[:left]
+		}
+		n, err := body.Read(room)
+		buf.Write(room[:n]) // room is buf's own spare capacity: no copy
+		if int64(buf.Len()) > limit {
+			return errBodyTooLarge
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // releaseBody returns a buffer to the pool unless it grew unusually large,

@@ -30,9 +30,11 @@ const routeBundle = "/api/ota/bundle/:key"
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		body := s.limitBodyTime(c) // slow bodies: bodydeadline.go
 		if err := next(c); err != nil {
 			c.Error(err)
 		}
+		body.release()
 		d := time.Since(start)
 		res := c.Response()
 		route := c.Path()

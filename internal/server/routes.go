@@ -19,7 +19,6 @@ func (s *Server) newRouter() *echo.Echo {
 	e.Use(middleware.RequestID())
 	e.Use(s.observe)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
-	e.Use(s.limitBodyTime) // slow bodies: bodydeadline.go
 
 	// Probes and build information.
 	e.GET("/healthz", s.handleHealthz)
