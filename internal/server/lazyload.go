@@ -45,13 +45,11 @@ func (s *Server) snapFor(ctx context.Context, appID string) (*update.Snapshot, e
 // snapForEvents is snapFor for every app a stats batch names.
 func (s *Server) snapForEvents(ctx context.Context, events []ota.StatsEvent) (*update.Snapshot, error) {
 	snap := s.snap.Load()
-	last := ""
 	for i := range events {
 		id := events[i].AppID
-		if id == last || !snap.IsUnloaded(id) {
+		if !snap.IsUnloaded(id) {
 			continue
 		}
-		last = id
 		var err error
 		if snap, err = s.snapFor(ctx, id); err != nil {
 			return nil, err
