@@ -69,7 +69,7 @@ OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).`,
 	f.String(keyMetricsAddr, "", "serve /metrics (Prometheus) on this separate address, e.g. 127.0.0.1:9090 ($OTAD_METRICS_ADDR)")
 	f.String(keyMetricsToken, "", "serve /metrics on the main address to requests with this bearer token ($OTAD_METRICS_TOKEN)")
 	f.Float64(keyDeviceRate, defaultDeviceRate, "requests per second one client address may send to each device endpoint group (updates, stats, channel), bursts of 5x; 0 turns it off ($OTAD_DEVICE_RATE_LIMIT)")
-	f.String(keyTLSCert, "", "PEM certificate (chain) file; with --tls-key otad serves HTTPS itself ($OTAD_TLS_CERT)")
+	f.String(keyTLSCert, "", "PEM certificate (chain) file; with --tls-key otad serves HTTPS itself, and picks up files renewed in place within 10 s ($OTAD_TLS_CERT)")
 	f.String(keyTLSKey, "", "PEM private key file of --tls-cert ($OTAD_TLS_KEY)")
 	f.String(keyAddrFile, "", "write the bound address to this file once listening, for --addr 127.0.0.1:0 ($OTAD_ADDR_FILE)")
 	return cmd
