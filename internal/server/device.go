@@ -76,7 +76,7 @@ func readBounded(buf *bytes.Buffer, body io.Reader, limit int64) error {
 			room = room[:left]
 		}
 		n, err := body.Read(room)
-		buf.Write(room[:n]) // room is buf's own spare capacity: no copy
+		buf.Write(room[:n]) // room is buf's own spare capacity: a copy onto itself
 		if int64(buf.Len()) > limit {
 			return errBodyTooLarge
 		}
@@ -201,15 +201,16 @@ func (s *Server) handleStats(c echo.Context) error {
 		}
 		stored[i] = store.StoredStat{Received: now, Event: *ev, Raw: raw}
 	}
+	// The apps the events name are loaded before anything is stored: a
+	// store that cannot be read then fails the batch as a whole, and the
+	// plugin's retry stores it once.
+	snap, err := s.snapForEvents(c.Request().Context(), events)
+	if err != nil {
+		return err
+	}
 	if err := s.store.AppendStats(c.Request().Context(), stored); err != nil {
 		// A 5xx makes the plugin keep the batch and retry it.
 		return fmt.Errorf("store %d stats events: %w", len(stored), err)
-	}
-	snap, err := s.snapForEvents(c.Request().Context(), events)
-	if err != nil {
-		// Stored but not counted: a 5xx makes the plugin retry the batch,
-		// and distinct-device counting makes the retry harmless.
-		return err
 	}
 	s.observeStats(snap, events)
 	// Counting happens after the events are stored, so a batch the plugin
@@ -244,14 +245,7 @@ func boundMetadata(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
-	over := len(m) > maxStatsMetaKeys
-	for k, v := range m {
-		if len(k) > maxStatsMetaKeyLen || len(v) > maxStatsMetaValueLn {
-			over = true
-			break
-		}
-	}
-	if !over {
+	if metadataInBounds(m) {
 		return m
 	}
 	keys := make([]string, 0, len(m))

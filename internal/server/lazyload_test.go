@@ -168,4 +168,9 @@ func TestLazyLoadStoreFailure(t *testing.T) {
 	if !env.srv.Snapshot().IsUnloaded(testApp) {
 		t.Fatalf("a failed load marked the app loaded")
 	}
+	// Stats for it fail as a whole, so the plugin keeps the batch.
+	ev := confRequest(map[string]any{"action": "set", "version_name": "1.0.2"})
+	if rec := env.device(http.MethodPost, "/stats", []any{ev}); rec.Code != http.StatusInternalServerError {
+		t.Fatalf("stats with an unreadable store: status %d body %s; want 500", rec.Code, rec.Body.String())
+	}
 }
