@@ -1,0 +1,266 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// Stats query limits, as in the embedded store.
+const (
+	defaultStatsLimit = 1000
+	maxStatsLimit     = 10000
+)
+
+// SetOverride pins a device of an app to an existing channel. Device ids
+// are matched without regard to case.
+func (s *Store) SetOverride(ctx context.Context, o store.DeviceOverride, actor string, now time.Time) error {
+	now = norm(now)
+	if err := checkName("device id", o.DeviceID); err != nil {
+		return fmt.Errorf("set device override: %w", err)
+	}
+	dev := strings.ToLower(o.DeviceID)
+	if err := checkName("device id", dev); err != nil {
+		return fmt.Errorf("set device override: %w", err)
+	}
+	err := s.write(ctx, func(t *txn) error {
+		a, err := lockApp(ctx, t, o.AppID)
+		if err != nil {
+			return err
+		}
+		if _, err := a.channel(ctx, o.Channel); err != nil {
+			return err
+		}
+		var old string
+		err = t.QueryRow(ctx, "SELECT channel FROM overrides WHERE app_id = $1 AND device_id = $2", o.AppID, dev).Scan(&old)
+		if err != nil && !noRows(err) {
+			return fmt.Errorf("read override: %w", err)
+		}
+		if old == o.Channel {
+			return nil // already pinned there: nothing to record
+		}
+		if _, err := t.Exec(ctx, `INSERT INTO overrides (app_id, device_id, channel) VALUES ($1, $2, $3)
+			ON CONFLICT (app_id, device_id) DO UPDATE SET channel = excluded.channel`, o.AppID, dev, o.Channel); err != nil {
+			return fmt.Errorf("write override: %w", err)
+		}
+		return a.appendEvent(ota.Event{
+			Time: now, Actor: actor, Type: ota.EventOverride, Channel: o.Channel,
+			From: old, To: o.Channel, Note: "device " + dev,
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("set override of device %s of %s: %w", o.DeviceID, o.AppID, err)
+	}
+	return nil
+}
+
+// DeleteOverride unpins a device; ErrNotFound when it was not pinned.
+func (s *Store) DeleteOverride(ctx context.Context, appID, deviceID string) error {
+	dev := strings.ToLower(deviceID)
+	err := s.write(ctx, func(t *txn) error {
+		if err := checkName("device id", dev); err != nil {
+			return err
+		}
+		if _, err := lockApp(ctx, t, appID); err != nil {
+			return err
+		}
+		tag, err := t.Exec(ctx, "DELETE FROM overrides WHERE app_id = $1 AND device_id = $2", appID, dev)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("device %q of app %q has no channel override: %w", deviceID, appID, store.ErrNotFound)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("delete override of device %s of %s: %w", deviceID, appID, err)
+	}
+	return nil
+}
+
+// listOverrides reads the overrides of app, or of every app when app is "".
+func listOverrides(ctx context.Context, db querier, app string) ([]store.DeviceOverride, error) {
+	sql, args := "SELECT app_id, device_id, channel FROM overrides ORDER BY app_id, device_id", []any(nil)
+	if app != "" {
+		sql, args = "SELECT app_id, device_id, channel FROM overrides WHERE app_id = $1 ORDER BY device_id", []any{app}
+	}
+	rows, err := db.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read overrides: %w", err)
+	}
+	out := []store.DeviceOverride{}
+	for rows.Next() {
+		var o store.DeviceOverride
+		if err := rows.Scan(&o.AppID, &o.DeviceID, &o.Channel); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// AppendStats stores device events with one COPY per batch. Each app
+// keeps its newest StatsMaxPerApp events: the count per app is kept in
+// stats_counts, so trimming needs no count of the rows. Events of apps
+// the store does not know are dropped: a device chooses the app_id it
+// sends, and keeping them would let anyone grow the database without
+// bound.
+func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([][]any, 0, len(events))
+	var apps []string
+	for i := range events {
+		ev := &events[i]
+		app := ev.Event.AppID
+		if app == "" || len(app) > maxNameLen || !storable(app) {
+			continue
+		}
+		raw, err := encodeStat(ev)
+		if err != nil {
+			return fmt.Errorf("append stats: %w", err)
+		}
+		rows = append(rows, []any{app, norm(ev.Received), raw})
+		if !slices.Contains(apps, app) {
+			apps = append(apps, app)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	// Counters are locked in one order, so two batches over the same apps
+	// cannot deadlock.
+	slices.Sort(apps)
+	err := s.write(ctx, func(t *txn) error {
+		known, err := knownApps(ctx, t, apps)
+		if err != nil {
+			return err
+		}
+		kept := rows
+		added := map[string]int64{}
+		if len(known) < len(apps) {
+			kept = make([][]any, 0, len(rows))
+			for _, r := range rows {
+				if known[r[0].(string)] {
+					kept = append(kept, r)
+				}
+			}
+		}
+		for _, r := range kept {
+			added[r[0].(string)]++
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		if _, err := t.CopyFrom(ctx, pgx.Identifier{"stats"}, []string{"app_id", "received", "event"}, pgx.CopyFromRows(kept)); err != nil {
+			return fmt.Errorf("copy %d events: %w", len(kept), err)
+		}
+		for _, app := range apps {
+			if added[app] == 0 {
+				continue
+			}
+			if err := s.trimStats(ctx, t, app, added[app]); err != nil {
+				return fmt.Errorf("trim stats of app %q: %w", app, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append stats: %w", err)
+	}
+	return nil
+}
+
+// trimStats adds n to the app's count and drops its oldest events beyond
+// the cap. The counter row stays locked to the commit, so concurrent
+// batches of one app trim one after the other.
+func (s *Store) trimStats(ctx context.Context, t *txn, app string, n int64) error {
+	var count int64
+	if err := t.QueryRow(ctx, `INSERT INTO stats_counts (app_id, n) VALUES ($1, $2)
+		ON CONFLICT (app_id) DO UPDATE SET n = stats_counts.n + excluded.n RETURNING n`, app, n).Scan(&count); err != nil {
+		return err
+	}
+	over := count - int64(s.statsMax)
+	if over <= 0 {
+		return nil
+	}
+	tag, err := t.Exec(ctx, `DELETE FROM stats WHERE app_id = $1 AND (received, id) IN (
+		SELECT received, id FROM stats WHERE app_id = $1 ORDER BY received, id LIMIT $2)`, app, over)
+	if err != nil {
+		return err
+	}
+	_, err = t.Exec(ctx, "UPDATE stats_counts SET n = n - $2 WHERE app_id = $1", app, tag.RowsAffected())
+	return err
+}
+
+// encodeStat is the event as JSON: the bytes the device sent when the
+// caller has them and PostgreSQL can store them as text, else encoded
+// again (json.Marshal writes valid UTF-8).
+func encodeStat(st *store.StoredStat) ([]byte, error) {
+	if st.Raw != nil && utf8.Valid(st.Raw) {
+		return st.Raw, nil
+	}
+	return json.Marshal(st.Event)
+}
+
+// Stats lists an app's events received at or after since, oldest first.
+// limit <= 0 means 1000; at most 10000 are returned.
+func (s *Store) Stats(ctx context.Context, appID string, since time.Time, limit int) ([]store.StoredStat, error) {
+	if limit <= 0 {
+		limit = defaultStatsLimit
+	}
+	limit = min(limit, maxStatsLimit)
+	out := []store.StoredStat{}
+	err := func(db querier) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := appExists(ctx, db, appID); err != nil {
+			return err
+		}
+		sql, args := "SELECT received, event FROM stats WHERE app_id = $1 ORDER BY received, id LIMIT $2", []any{appID, limit}
+		if !since.IsZero() {
+			sql = "SELECT received, event FROM stats WHERE app_id = $1 AND received >= $3 ORDER BY received, id LIMIT $2"
+			args = append(args, since.UTC())
+		}
+		rows, err := db.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				st  store.StoredStat
+				raw []byte
+			)
+			if err := rows.Scan(&st.Received, &raw); err != nil {
+				return err
+			}
+			st.Received = st.Received.UTC()
+			if err := decode("stats event", raw, &st.Event); err != nil {
+				return err
+			}
+			out = append(out, st)
+		}
+		return rows.Err()
+	}(s.db())
+	if err != nil {
+		return nil, fmt.Errorf("read stats: %w", dbErr(ctx, err))
+	}
+	return out, nil
+}
