@@ -54,6 +54,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Halt", testHalt},
 		{"Health", testHealth},
 		{"SafetyPolicy", testSafetyPolicy},
+		{"Tokens", testTokens},
+		{"Webhooks", testWebhooks},
+		{"BundleFields", testBundleFields},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1299,6 +1302,7 @@ func testReferencedBlobs(t *testing.T, f *fixture) {
 
 func testBackup(t *testing.T, f *fixture) {
 	f.web("a", "stable", "1.0.0")
+	f.fillAll()
 	var buf bytes.Buffer
 	n, err := f.s.Backup(t.Context(), &buf)
 	if err != nil {
@@ -1307,6 +1311,7 @@ func testBackup(t *testing.T, f *fixture) {
 	if n <= 0 || n != int64(buf.Len()) {
 		t.Errorf("backup reported %d bytes, wrote %d", n, buf.Len())
 	}
+	f.checkBackup(buf.Bytes())
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	if _, err := f.s.Backup(ctx, &bytes.Buffer{}); !errors.Is(err, context.Canceled) {

@@ -1,0 +1,85 @@
+package storetest
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/store/bolt"
+	"github.com/otaship/ota/internal/store/storecopy"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// fillAll gives the store some of every kind of record, next to whatever
+// the test published.
+func (f *fixture) fillAll() {
+	t, ctx := f.t, f.t.Context()
+	t.Helper()
+	f.web("fill", "stable", "1.0.0")
+	f.web("fill", "stable", "1.1.0")
+	f.apk("fill", ota.APKChannel, "1.0.0")
+	must := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+	_, err := f.s.Rollback(ctx, "fill", "stable", "", actor, f.tick())
+	must("rollback", err)
+	must("override", f.s.SetOverride(ctx, store.DeviceOverride{AppID: "fill", DeviceID: "Dev-1", Channel: "stable"}, actor, f.tick()))
+	now := f.tick()
+	must("user", f.s.CreateUser(ctx, store.User{Name: "carol", PasswordHash: []byte("hash"), CreatedAt: now, UpdatedAt: now}))
+	must("token", f.s.CreateToken(ctx, store.CIToken{ID: "t1", Name: "ci", SecretHash: []byte{9}, AppID: "fill",
+		CreatedBy: actor, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}))
+	must("webhook", f.s.CreateWebhook(ctx, store.StoredWebhook{Secret: "s", Webhook: ota.Webhook{ID: "w1", URL: "https://x.example/", CreatedAt: now}}))
+	for i := range 3 {
+		must("delivery", f.s.AppendDelivery(ctx, ota.WebhookDelivery{WebhookID: "w1", EventID: "1", EventType: ota.EventUpload,
+			Attempt: i + 1, Time: f.tick(), Status: 500}, 10))
+	}
+	must("health", f.s.SaveHealth(ctx, []store.VersionHealth{{AppID: "fill", Version: "1.0.0", Installed: []string{"d1", "d2"},
+		Failed: map[string][]string{"d3": {"update_fail", "set_fail"}}, UpdatedAt: f.tick()}}))
+	var stats []store.StoredStat
+	for i := range 5 {
+		stats = append(stats, store.StoredStat{Received: now.Add(time.Duration(i) * time.Second), Event: ota.StatsEvent{
+			DeviceInfo: ota.DeviceInfo{AppID: "fill", DeviceID: "d1", VersionName: "1.0.0", Platform: "ios"}, Action: "set"}})
+	}
+	must("stats", f.s.AppendStats(ctx, stats))
+}
+
+// checkBackup holds every store's Backup to one format: a file of the
+// embedded store (store/bolt), which otad backup archives and otad
+// restore unpacks, holding every record the store holds.
+func (f *fixture) checkBackup(raw []byte) {
+	t := f.t
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	copied, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("the backup does not open as the embedded store's file: %v", err)
+	}
+	defer copied.Close()
+	want, got := readAll(t, f.s), readAll(t, copied)
+	if want != got {
+		t.Errorf("the backup holds other records than the store:\n%s\nwant\n%s", got, want)
+	}
+}
+
+// readAll is every record of s as JSON.
+func readAll(t *testing.T, s store.Store) string {
+	t.Helper()
+	r, err := storecopy.Read(t.Context(), s)
+	if err != nil {
+		t.Fatalf("read every record: %v", err)
+	}
+	raw, err := json.MarshalIndent(r, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
+}
