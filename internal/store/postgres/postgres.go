@@ -55,7 +55,7 @@ var ErrSchemaTooNew = errors.New("database schema is from a newer otad")
 
 // ErrUnreachable wraps the error of an Open that could not reach the
 // server (refused, timed out, authentication failed).
-var ErrUnreachable = errors.New("database unreachable")
+var ErrUnreachable = errors.New("cannot connect")
 
 // Options tune Open. The zero value is usable.
 type Options struct {
@@ -127,7 +127,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, fmt.Errorf("connect to database %s: %w: %s (is PostgreSQL running there, and are the user, password and database name right?)",
+		return nil, fmt.Errorf("database %s: %w: %s (is PostgreSQL running there, and are the user, password and database name right?)",
 			red, ErrUnreachable, scrub(err, rawURL))
 	}
 	if err := s.migrate(ctx, migrations); err != nil {

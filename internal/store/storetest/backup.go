@@ -13,6 +13,20 @@ import (
 	"github.com/otaship/ota/pkg/ota"
 )
 
+// Fill gives s some of every kind of record (app "fill", user "carol",
+// token "t1", webhook "w1"), with times from start on: for tests of code
+// that copies or backs up a whole store.
+func Fill(t *testing.T, s store.Store, start time.Time) {
+	t.Helper()
+	(&fixture{t: t, s: s, now: &start}).fillAll()
+}
+
+// ReadAll is every record of s as indented JSON, for comparing stores.
+func ReadAll(t *testing.T, s store.Store) string {
+	t.Helper()
+	return readAll(t, s)
+}
+
 // fillAll gives the store some of every kind of record, next to whatever
 // the test published.
 func (f *fixture) fillAll() {
