@@ -73,6 +73,25 @@ func NewFS(dir string) (*FS, error) {
 	}, nil
 }
 
+// OpenFS opens an existing blob directory beside the otad that owns it
+// (for otad backup while otad runs on PostgreSQL): unlike NewFS it
+// creates nothing and leaves the uploads in dir/tmp alone.
+func OpenFS(dir string) (*FS, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("blob dir %s: %w", dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(abs, "sha256")); err != nil {
+		return nil, fmt.Errorf("open blob dir: %w", err)
+	}
+	return &FS{
+		dir: abs,
+		createTemp: func(dir, pattern string) (tempFile, error) {
+			return os.CreateTemp(dir, pattern)
+		},
+	}, nil
+}
+
 // Dir returns the directory the store lives in.
 func (s *FS) Dir() string { return s.dir }
 

@@ -27,6 +27,8 @@ import (
 	"github.com/otaship/ota/internal/blob"
 	"github.com/otaship/ota/internal/server"
 	"github.com/otaship/ota/internal/store/bolt"
+	"github.com/otaship/ota/internal/store/postgres"
+	"github.com/otaship/ota/internal/store/storecopy"
 	"github.com/otaship/ota/internal/version"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -65,6 +67,14 @@ after a restore (CI tokens keep working). --include-key adds it, read from
 --jwt-key-file (default <data-dir>/jwt.key) on this machine; then keep the
 backup as secret as the key.
 
+With --database-url (PostgreSQL), the records are read from the database
+in one snapshot, also while otad runs, and written in the same form (a
+bbolt file of every record, history numbers and times included), with the
+bundle files of the data dir. Such a backup restores into a data dir or,
+with --database-url, into an empty database. For the database alone, its
+own tools do more (pg_dump, or base backups with WAL archiving for
+point-in-time recovery): see docs/operations.md.
+
 Restore a backup with otad restore.`,
 		Example: `  otad backup /backup/otad-$(date +%F).tar.gz
   OTAD_ADMIN_USER=admin OTAD_ADMIN_PASSWORD=... otad backup --data-dir /var/lib/otad otad.tar
@@ -101,6 +111,10 @@ When the backup holds the token signing key it is written to --jwt-key-file
 (default <data-dir>/jwt.key), which must not exist. Without one, otad makes
 a new key at its next start and everyone logs in again.
 
+With --database-url (PostgreSQL), the records go into that database, which
+must hold none yet (a new database, or one otad only created its tables
+in), and the bundle files into the data dir, which must be empty too.
+
 Then start otad on the data dir as usual.`,
 		Example: "  otad restore --data-dir /var/lib/otad /backup/otad-2026-11-27.tar.gz",
 		Args:    exactArgs(1),
@@ -109,13 +123,23 @@ Then start otad on the data dir as usual.`,
 			if err != nil {
 				return &usageError{err}
 			}
-			sum, err := restore(cmd.Context(), cfg, args[0])
+			var sum restoreSummary
+			into := cfg.DataDir
+			if cfg.DatabaseURL != "" {
+				sum, err = restoreDatabase(cmd.Context(), cfg, args[0])
+				into = fmt.Sprintf("the database %s (bundle files into %s)", postgres.Redact(cfg.DatabaseURL), cfg.DataDir)
+			} else {
+				sum, err = restore(cmd.Context(), cfg, args[0])
+			}
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "Restored %s into %s: database of %s, %d bundle files (%s), made by otad %s at %s.\n",
-				args[0], cfg.DataDir, formatBytes(sum.manifest.DB.Size), len(sum.manifest.Blobs), formatBytes(sum.blobBytes),
+				args[0], into, formatBytes(sum.manifest.DB.Size), len(sum.manifest.Blobs), formatBytes(sum.blobBytes),
 				sum.manifest.OtadVersion, sum.manifest.CreatedAt.Format(time.RFC3339))
+			if sum.records != nil {
+				fmt.Fprintf(e.stdout, "Records: %s.\n", sum.records)
+			}
 			if sum.key {
 				fmt.Fprintf(e.stdout, "The token signing key was restored to %s.\n", cfg.JWTKeyFile)
 			} else {
@@ -154,7 +178,17 @@ func backup(ctx context.Context, e *env, cfg *config, file string, fl backupFlag
 		err error
 	)
 	online := fl.serverURL != ""
-	if !online {
+	how := "from the stopped data dir"
+	switch {
+	case online:
+	case cfg.DatabaseURL != "":
+		// The database can be read beside a running otad: no lock to
+		// wait for, no server to ask.
+		how = "from the database " + postgres.Redact(cfg.DatabaseURL) + " and the data dir"
+		if m, err = backupDatabase(ctx, cfg, file, key); err != nil {
+			return err
+		}
+	default:
 		m, err = backupOffline(ctx, cfg, file, key)
 		var le *lockedError
 		if errors.As(err, &le) {
@@ -172,7 +206,6 @@ func backup(ctx context.Context, e *env, cfg *config, file string, fl backupFlag
 	for _, b := range m.Blobs {
 		total += b.Size
 	}
-	how := "from the stopped data dir"
 	if online {
 		how = "from the running otad"
 	}
@@ -232,6 +265,31 @@ func backupOffline(ctx context.Context, cfg *config, file string, key []byte) (s
 	if err := db.Close(); err != nil {
 		return server.BackupManifest{}, fmt.Errorf("close database: %w", err)
 	}
+	err = writeArchive(file, key, func(tw *tar.Writer) error { return b.WriteTar(ctx, tw) })
+	return b.Manifest(), err
+}
+
+// backupDatabase backs up the PostgreSQL store of cfg, read in one
+// snapshot, with the bundle files of the data dir it refers to. The blob
+// directory is opened without clearing the uploads of an otad running on
+// it.
+func backupDatabase(ctx context.Context, cfg *config, file string, key []byte) (server.BackupManifest, error) {
+	st, err := openDatabase(ctx, cfg.DatabaseURL, false)
+	if err != nil {
+		return server.BackupManifest{}, err
+	}
+	defer st.Close()
+	bl, err := blob.OpenFS(cfg.BlobDir())
+	if err != nil {
+		return server.BackupManifest{}, fmt.Errorf("bundle files of %s: %w (back up on the machine whose --data-dir holds them)", cfg.DataDir, err)
+	}
+	b, err := server.PrepareBackup(ctx, st.Backup, bl, server.BackupOptions{
+		TempDir: filepath.Dir(file), Version: version.Info().Version,
+	})
+	if err != nil {
+		return server.BackupManifest{}, err
+	}
+	defer b.Close()
 	err = writeArchive(file, key, func(tw *tar.Writer) error { return b.WriteTar(ctx, tw) })
 	return b.Manifest(), err
 }
@@ -632,6 +690,71 @@ type restoreSummary struct {
 	manifest  server.BackupManifest
 	blobBytes int64
 	key       bool
+	// records counts what went into the database (restoreDatabase).
+	records *storecopy.Counts
+}
+
+// restoreDatabase restores a backup into the PostgreSQL store of cfg,
+// which must hold no records, and the bundle files into the data dir,
+// which must be empty: the archive is unpacked as restore does, the
+// unpacked database copied into PostgreSQL in one transaction, then
+// removed. On failure the data dir is left empty and the database as it
+// was.
+func restoreDatabase(ctx context.Context, cfg *config, file string) (sum restoreSummary, err error) {
+	st, err := openDatabase(ctx, cfg.DatabaseURL, true)
+	if err != nil {
+		return sum, err
+	}
+	defer st.Close()
+	have, err := st.Counts(ctx)
+	if err != nil {
+		return sum, err
+	}
+	if what := storecopy.Describe(have); what != "" {
+		return sum, fmt.Errorf("the database %s is not empty (it holds %s); restore only into a new database", st.URL(), what)
+	}
+	createdDir := false
+	if _, err := os.Stat(cfg.DataDir); errors.Is(err, fs.ErrNotExist) {
+		createdDir = true
+	}
+	if sum, err = restore(ctx, cfg, file); err != nil {
+		return sum, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		_ = os.Remove(cfg.DBPath())
+		_ = os.RemoveAll(cfg.BlobDir())
+		if sum.key {
+			_ = os.Remove(cfg.JWTKeyFile)
+		}
+		if createdDir {
+			_ = os.Remove(cfg.DataDir)
+		}
+	}()
+	src, err := bolt.Open(cfg.DBPath(), bolt.Options{Timeout: openTimeout})
+	if err != nil {
+		return sum, fmt.Errorf("open the restored records: %w", err)
+	}
+	defer src.Close()
+	im, err := st.Import(ctx)
+	if err != nil {
+		return sum, err
+	}
+	defer im.Rollback(ctx) //nolint:errcheck // after Finish this does nothing
+	c, err := storecopy.Copy(ctx, src, im, nil)
+	if err != nil {
+		return sum, fmt.Errorf("restore %s into the database: %w", file, err)
+	}
+	sum.records = &c
+	if err := src.Close(); err != nil {
+		return sum, err
+	}
+	if err := os.Remove(cfg.DBPath()); err != nil {
+		return sum, fmt.Errorf("the records are in the database, but the unpacked copy %s stays: %w", cfg.DBPath(), err)
+	}
+	return sum, nil
 }
 
 // restore unpacks the archive at file into cfg's data dir, which must be

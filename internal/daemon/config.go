@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+
+	"github.com/otaship/ota/internal/store/postgres"
 )
 
 // Configuration keys. They are the flag names, the keys of otad.yaml and,
@@ -36,6 +38,7 @@ const (
 	keyDeviceRate    = "device-rate-limit"
 	keyTLSCert       = "tls-cert"
 	keyTLSKey        = "tls-key"
+	keyDatabaseURL   = "database-url"
 )
 
 // Defaults of the settings that have one.
@@ -57,7 +60,7 @@ const (
 var fileKeys = []string{
 	keyAddr, keyDataDir, keyPublicURL, keyDefaultApp, keyTokenTTL,
 	keyMaxUploadSize, keyJWTKeyFile, keyLogLevel, keyLogFormat, keyTrustProxy,
-	keyMetricsAddr, keyMetricsToken, keyDeviceRate, keyTLSCert, keyTLSKey,
+	keyMetricsAddr, keyMetricsToken, keyDeviceRate, keyTLSCert, keyTLSKey, keyDatabaseURL,
 }
 
 // envName is the environment variable of a configuration key.
@@ -89,6 +92,10 @@ type config struct {
 	// TLSCert and TLSKey are PEM files; with both set otad serves HTTPS.
 	TLSCert string
 	TLSKey  string
+	// DatabaseURL, when set, is the PostgreSQL database holding the
+	// metadata instead of the bbolt file in the data dir. It may hold a
+	// password: log it only through postgres.Redact.
+	DatabaseURL string
 }
 
 // minMetricsToken is the shortest accepted --metrics-token: it guards the
@@ -166,6 +173,7 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 		MetricsToken: v.GetString(keyMetricsToken),
 		TLSCert:      v.GetString(keyTLSCert),
 		TLSKey:       v.GetString(keyTLSKey),
+		DatabaseURL:  strings.TrimSpace(v.GetString(keyDatabaseURL)),
 	}
 	var errs []error
 	if c.Addr == "" {
@@ -216,6 +224,10 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	c.DeviceRateLimit = rate
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("%s and %s go together: set both for HTTPS, or neither for plain HTTP", keyTLSCert, keyTLSKey))
+	}
+	if u := c.DatabaseURL; u != "" && !strings.HasPrefix(u, "postgres://") && !strings.HasPrefix(u, "postgresql://") {
+		errs = append(errs, fmt.Errorf("%s %s: want postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave it unset for the bbolt file in the data dir",
+			keyDatabaseURL, postgres.Redact(u)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)

@@ -119,6 +119,21 @@ trust-proxy: true
 			},
 		},
 		{
+			name: "database url: flag beats env beats file",
+			args: []string{"--config", writeFile(t, dir, "db.yaml", "database-url: postgres://file@db/otad\n")},
+			env:  map[string]string{"OTAD_DATABASE_URL": " postgres://env@db/otad "},
+			check: func(t *testing.T, c *config) {
+				if c.DatabaseURL != "postgres://env@db/otad" {
+					t.Errorf("DatabaseURL = %q, want the environment's, trimmed", c.DatabaseURL)
+				}
+				cmd := parseServeFlags(t, "--database-url", "postgresql://flag@db/otad")
+				c, err := loadConfig(cmd.Flags(), mapEnv(map[string]string{"OTAD_DATABASE_URL": "postgres://env@db/otad"}))
+				if err != nil || c.DatabaseURL != "postgresql://flag@db/otad" {
+					t.Errorf("DatabaseURL = %q, %v; want the flag's", c.DatabaseURL, err)
+				}
+			},
+		},
+		{
 			name: "jwt key file and public url",
 			args: []string{"--public-url", "https://ota.example.com/"},
 			env:  map[string]string{"OTAD_JWT_KEY_FILE": "/secrets/jwt.key", "OTAD_LOG_LEVEL": "DEBUG", "OTAD_ADDR_FILE": "/tmp/a", "OTAD_TRUST_PROXY": "1"},
@@ -161,6 +176,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad level", []string{"--log-level", "loud"}, nil, []string{"log-level", "loud"}},
 		{"bad format", nil, map[string]string{"OTAD_LOG_FORMAT": "xml"}, []string{"log-format", "xml"}},
 		{"bad bool", nil, map[string]string{"OTAD_TRUST_PROXY": "sometimes"}, []string{"trust-proxy", "sometimes"}},
+		{"not a postgres url", nil, map[string]string{"OTAD_DATABASE_URL": "mysql://u:hunter2@db/otad"}, []string{"database-url", "postgres://", "xxxxx"}},
 		{"every problem at once", []string{"--log-level", "loud", "--max-upload-size", "0"}, nil, []string{"log-level", "more than zero"}},
 	}
 	for _, tt := range tests {
@@ -174,6 +190,9 @@ func TestLoadConfigErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q shows a password", err)
 			}
 		})
 	}

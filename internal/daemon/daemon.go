@@ -103,14 +103,15 @@ Exit status: 0 success, 1 error, 2 usage error.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.SetVersionTemplate("otad {{.Version}}\n")
-	// The data dir and config file matter to every command that opens the
-	// store, so they are on the root.
+	// The data dir, database URL and config file matter to every command
+	// that opens the store, so they are on the root.
 	pf := root.PersistentFlags()
 	pf.String(keyDataDir, defaultDataDir, "directory of the database, bundles and signing key ($OTAD_DATA_DIR)")
 	pf.String(keyConfig, "", "YAML file with settings, keyed like the flags ($OTAD_CONFIG)")
+	pf.String(keyDatabaseURL, "", "keep the metadata in PostgreSQL, postgres://USER:PASSWORD@HOST:PORT/DATABASE, instead of the bbolt file in the data dir ($OTAD_DATABASE_URL)")
 
 	root.AddCommand(newServeCmd(e), newUserCmd(e), newHealthcheckCmd(e), newVersionCmd(e))
-	root.AddCommand(newBackupCmd(e), newRestoreCmd(e))
+	root.AddCommand(newBackupCmd(e), newRestoreCmd(e), newMigrateCmd(e))
 	return root
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/otaship/ota/internal/blob"
 	"github.com/otaship/ota/internal/server"
 	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/store/postgres"
 	"github.com/otaship/ota/internal/version"
 )
 
@@ -43,10 +44,17 @@ func newServeCmd(e *env) *cobra.Command {
 On the first start otad creates the data directory, the database, the token
 signing key and, when there are no users, the user "admin" with a random
 password that it prints once on the terminal. Set OTAD_ADMIN_USER and
-OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).`,
+OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).
+
+With --database-url (OTAD_DATABASE_URL) the metadata (apps, channels,
+bundle records, history, users, tokens, webhooks, device stats) lives in
+that PostgreSQL database instead of the data dir's bbolt file; otad creates
+or migrates its tables at start. The data dir still holds the bundle files
+and the signing key. Move an existing data dir there with otad migrate.`,
 		Example: `  otad serve
   otad serve --addr :8080 --public-url https://ota.example.com --data-dir /var/lib/otad
-  OTAD_ADMIN_USER=ci OTAD_ADMIN_PASSWORD=... otad serve --config /etc/otad.yaml`,
+  OTAD_ADMIN_USER=ci OTAD_ADMIN_PASSWORD=... otad serve --config /etc/otad.yaml
+  OTAD_DATABASE_URL=postgres://otad:...@db.internal:5432/otad otad serve --data-dir /var/lib/otad`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd.Flags(), e.getenv)
@@ -85,7 +93,12 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(cfg.DataDir, true)
+	// The data dir holds the bundle files and the signing key in either
+	// configuration; made here, before anything is written into it.
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	st, err := openConfiguredStore(ctx, cfg, true)
 	if err != nil {
 		return err
 	}
@@ -198,7 +211,7 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		}
 	}
 	log.Info("otad listening", "addr", ln.Addr().String(), "public_url", publicURL,
-		"data_dir", cfg.DataDir, "version", version.Info().Version)
+		"data_dir", cfg.DataDir, "database", databaseName(cfg), "version", version.Info().Version)
 
 	select {
 	case err := <-served:
@@ -221,6 +234,15 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// databaseName says where the metadata is, for the log: never the
+// database URL's password.
+func databaseName(cfg *config) string {
+	if cfg.DatabaseURL == "" {
+		return cfg.DBPath()
+	}
+	return postgres.Redact(cfg.DatabaseURL)
 }
 
 // warnIfShared warns when other users can read the data dir, which holds

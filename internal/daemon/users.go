@@ -20,6 +20,7 @@ import (
 	"github.com/otaship/ota/internal/auth"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/store/bolt"
+	"github.com/otaship/ota/internal/store/postgres"
 )
 
 // Environment variables that create a user without a terminal, for
@@ -79,6 +80,27 @@ func openStore(dataDir string, create bool) (*bolt.Store, error) {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return st, nil
+}
+
+// openConfiguredStore opens the store cfg names: the PostgreSQL database
+// of --database-url when set, else the bbolt file in the data dir (see
+// openStore for create).
+func openConfiguredStore(ctx context.Context, cfg *config, create bool) (store.Store, error) {
+	if cfg.DatabaseURL == "" {
+		return openStore(cfg.DataDir, create)
+	}
+	return openDatabase(ctx, cfg.DatabaseURL, create)
+}
+
+// openDatabase opens the PostgreSQL store at url, migrating its schema.
+// Without create, a database otad never used is an error, so a mistyped
+// URL is not mistaken for an empty server.
+func openDatabase(ctx context.Context, url string, create bool) (*postgres.Store, error) {
+	st, err := postgres.Open(ctx, url, postgres.Options{MustExist: !create})
+	if errors.Is(err, postgres.ErrNoSchema) {
+		return nil, fmt.Errorf("%w: check --database-url, or run otad serve, otad migrate or otad user add first", err)
+	}
+	return st, err
 }
 
 // lockedError reports a data dir held by another process. Its text is
@@ -188,8 +210,9 @@ func newUserCmd(e *env) *cobra.Command {
 		Short: "Manage the users of the admin API (offline)",
 		Long: `Manage the users who may log in to the admin API.
 
-These commands open the database directly, so otad must not be running on
-the same data directory: stop it first.`,
+These commands open the database directly. With the bbolt file in the data
+dir, otad must not be running on it: stop it first. With --database-url
+(PostgreSQL) they work while otad runs.`,
 	}
 	var add, passwd passwordFlags
 	addCmd := &cobra.Command{
@@ -246,7 +269,7 @@ func withStore(e *env, cmd *cobra.Command, create bool, fn func(st store.Store) 
 	if err != nil {
 		return &usageError{err}
 	}
-	st, err := openStore(cfg.DataDir, create)
+	st, err := openConfiguredStore(cmd.Context(), cfg, create)
 	if err != nil {
 		return err
 	}

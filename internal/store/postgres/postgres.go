@@ -53,6 +53,10 @@ import (
 // newer otad than this one: running old code over it could lose data.
 var ErrSchemaTooNew = errors.New("database schema is from a newer otad")
 
+// ErrNoSchema is returned by Open with Options.MustExist when the
+// database holds no otad schema.
+var ErrNoSchema = errors.New("the database holds no otad schema")
+
 // ErrUnreachable wraps the error of an Open that could not reach the
 // server (refused, timed out, authentication failed).
 var ErrUnreachable = errors.New("cannot connect")
@@ -70,6 +74,10 @@ type Options struct {
 	// TempDir holds the file Backup builds before writing it out ("": the
 	// system's temp dir).
 	TempDir string
+	// MustExist refuses a database otad never used (ErrNoSchema) instead
+	// of creating the schema in it: commands that only read should not
+	// take a mistyped URL for an empty server.
+	MustExist bool
 }
 
 const (
@@ -129,6 +137,17 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("database %s: %w: %s (is PostgreSQL running there, and are the user, password and database name right?)",
 			red, ErrUnreachable, scrub(err, rawURL))
+	}
+	if opts.MustExist {
+		var ok bool
+		if err := pool.QueryRow(ctx, "SELECT to_regclass('otad_schema') IS NOT NULL").Scan(&ok); err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("database %s: %w", red, dbErr(ctx, err))
+		}
+		if !ok {
+			pool.Close()
+			return nil, fmt.Errorf("database %s: %w", red, ErrNoSchema)
+		}
 	}
 	if err := s.migrate(ctx, migrations); err != nil {
 		pool.Close()

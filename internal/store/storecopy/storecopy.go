@@ -303,33 +303,8 @@ func copyStats(ctx context.Context, src store.Store, dst Sink, appID string) (in
 	}
 }
 
-// IsEmpty reports whether s holds no users, apps, events, tokens or
-// webhooks.
-func IsEmpty(ctx context.Context, s store.Store) (bool, error) {
-	users, err := s.ListUsers(ctx)
-	if err != nil {
-		return false, err
-	}
-	apps, err := s.ListApps(ctx)
-	if err != nil {
-		return false, err
-	}
-	evs, _, err := s.History(ctx, store.HistoryQuery{Limit: 1})
-	if err != nil {
-		return false, err
-	}
-	tokens, err := s.ListTokens(ctx)
-	if err != nil {
-		return false, err
-	}
-	hooks, err := s.ListWebhooks(ctx)
-	if err != nil {
-		return false, err
-	}
-	return len(users)+len(apps)+len(evs)+len(tokens)+len(hooks) == 0, nil
-}
-
-// Describe names the kinds of records s holds, for a refusal's message.
+// Describe names the kinds of records c counts that make a store not
+// empty ("" when it is), for a refusal's message.
 func Describe(c Counts) string {
 	var parts []string
 	for _, p := range []struct {
