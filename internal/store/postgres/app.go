@@ -44,8 +44,9 @@ func lockApp(ctx context.Context, t *txn, appID string) (*appTx, error) {
 // the same app meet at the insert: the second waits for the first to
 // commit, then locks the row it made.
 func ensureApp(ctx context.Context, t *txn, appID string, now time.Time) (*appTx, error) {
-	if err := checkName("app id", appID); err != nil {
-		return nil, err
+	a, err := lockApp(ctx, t, appID)
+	if err == nil || !isNotFound(err) {
+		return a, err
 	}
 	raw, err := encode("app", ota.App{ID: appID, CreatedAt: now})
 	if err != nil {

@@ -146,10 +146,25 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 	// Counters are locked in one order, so two batches over the same apps
 	// cannot deadlock.
 	slices.Sort(apps)
+	known := map[string]bool{}
+	var ask []string
+	for _, app := range apps {
+		if _, ok := s.apps.Load(app); ok {
+			known[app] = true
+		} else {
+			ask = append(ask, app)
+		}
+	}
 	err := s.write(ctx, func(t *txn) error {
-		known, err := knownApps(ctx, t, apps)
-		if err != nil {
-			return err
+		if len(ask) > 0 {
+			found, err := knownApps(ctx, t, ask)
+			if err != nil {
+				return err
+			}
+			for app := range found {
+				known[app] = true
+				s.apps.Store(app, true)
+			}
 		}
 		kept := rows
 		added := map[string]int64{}

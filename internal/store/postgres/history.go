@@ -43,29 +43,26 @@ func (t *txn) flushEvents(ctx context.Context) error {
 	if n == 0 {
 		return nil
 	}
-	var last int64
-	if err := t.QueryRow(ctx, "UPDATE history_counter SET seq = seq + $1 RETURNING seq", n).Scan(&last); err != nil {
-		return fmt.Errorf("number events: %w", err)
-	}
+	apps, channels, records := make([]string, n), make([]string, n), make([]string, n)
 	for i, p := range t.events {
-		seq := last - int64(n) + int64(i) + 1
-		p.ev.Seq = uint64(seq)
-		raw, err := encode("event", p.ev)
-		if err != nil {
-			return err
-		}
-		if _, err := t.Exec(ctx, "INSERT INTO events (seq, app_id, channel, record) VALUES ($1, $2, $3, $4)",
-			seq, p.ev.AppID, p.ev.Channel, raw); err != nil {
-			return fmt.Errorf("write event %d: %w", seq, err)
-		}
+		apps[i], channels[i], records[i] = p.ev.AppID, p.ev.Channel, string(p.raw)
+	}
+	// One statement: the counter moves by n and the events take the
+	// numbers it moved over, each written into its record too.
+	if _, err := t.Exec(ctx, `WITH c AS (UPDATE history_counter SET seq = seq + $1 RETURNING seq)
+		INSERT INTO events (seq, app_id, channel, record)
+		SELECT c.seq - $1 + e.ord, e.app_id, e.channel, jsonb_set(e.record::jsonb, '{seq}', to_jsonb(c.seq - $1 + e.ord))
+		FROM c, unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS e (app_id, channel, record, ord)`,
+		n, apps, channels, records); err != nil {
+		return fmt.Errorf("write %d events: %w", n, err)
 	}
 	t.events = nil
 	return nil
 }
 
 // History returns a page of events, newest first. Each filter has an
-// index ending in seq, so a page is a short backward index scan however
-// long the history is.
+// index ending in seq, so a page is a short index scan however long the
+// history is.
 func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]ota.Event, uint64, error) {
 	limit := q.Limit
 	if limit <= 0 {
@@ -97,8 +94,9 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]ota.Event,
 			if err := appExists(ctx, db, q.AppID); err != nil {
 				return err
 			}
-			sql = "SELECT seq, record FROM events WHERE app_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
-			args = []any{q.AppID, before, limit + 1}
+			// -seq: see the indexes in migrations/0001_initial.sql.
+			sql = "SELECT seq, record FROM events WHERE app_id = $1 AND -seq > $2 ORDER BY -seq LIMIT $3"
+			args = []any{q.AppID, -before, limit + 1}
 		default:
 			if err := appExists(ctx, db, q.AppID); err != nil {
 				return err
@@ -109,8 +107,8 @@ func (s *Store) History(ctx context.Context, q store.HistoryQuery) ([]ota.Event,
 			if _, err := loadChannel(ctx, db, q.AppID, q.Channel); err != nil {
 				return err
 			}
-			sql = "SELECT seq, record FROM events WHERE app_id = $1 AND channel = $2 AND seq < $3 ORDER BY seq DESC LIMIT $4"
-			args = []any{q.AppID, q.Channel, before, limit + 1}
+			sql = "SELECT seq, record FROM events WHERE app_id = $1 AND channel = $2 AND -seq > $3 ORDER BY -seq LIMIT $4"
+			args = []any{q.AppID, q.Channel, -before, limit + 1}
 		}
 		rows, err := db.Query(ctx, sql, args...)
 		if err != nil {

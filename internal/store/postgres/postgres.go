@@ -39,6 +39,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -99,6 +100,9 @@ type Store struct {
 	// the consistent view Backup copies from. Writes are refused.
 	snap   pgx.Tx
 	closed atomic.Bool
+	// apps caches the ids of apps known to exist, for device stats: apps
+	// are never removed, so an id once seen stays true.
+	apps sync.Map
 }
 
 var _ store.Store = (*Store)(nil)

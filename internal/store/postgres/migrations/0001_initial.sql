@@ -47,8 +47,13 @@ CREATE TABLE events (
     channel text COLLATE "C" NOT NULL,
     record  jsonb NOT NULL
 );
-CREATE INDEX events_app ON events (app_id, seq);
-CREATE INDEX events_app_channel ON events (app_id, channel, seq);
+-- Pages of one app's or channel's history scan these forward, ordered by
+-- -seq (newest first). Ordering by -seq, not seq DESC, is on purpose:
+-- the primary key cannot give that order, so the planner never walks it
+-- backwards filtering on app_id, which for an app with few events (or
+-- none before a deep page) reads the whole history.
+CREATE INDEX events_app ON events (app_id, (-seq));
+CREATE INDEX events_app_channel ON events (app_id, channel, (-seq));
 
 CREATE TABLE history_counter (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
