@@ -57,7 +57,7 @@ func TestImport(t *testing.T) {
 	}
 
 	// The source moves on: the new records come over, the old stay once.
-	mustPublish(t, src, "fill", "stable", "2.0.0")
+	mustPublish(t, src, "fill", "stable", "5.0.0")
 	if err := src.AppendStats(t.Context(), []store.StoredStat{{Received: epoch.Add(time.Hour), Event: ota.StatsEvent{
 		DeviceInfo: ota.DeviceInfo{AppID: "fill", DeviceID: "late"}, Action: "set"}}}); err != nil {
 		t.Fatal(err)

@@ -69,8 +69,9 @@ type Options struct {
 	StatsMaxPerApp int
 	// ConnectTimeout bounds the first connection at Open (default 10s).
 	ConnectTimeout time.Duration
-	// MaxConns caps the pool (default: pgxpool's, the larger of 4 and the
-	// number of CPUs).
+	// MaxConns caps the pool (default: pool_max_conns of the URL, else
+	// 10: device stats batches from many requests at once share it with
+	// admin writes).
 	MaxConns int32
 	// TempDir holds the file Backup builds before writing it out ("": the
 	// system's temp dir).
@@ -84,6 +85,7 @@ type Options struct {
 const (
 	defaultStatsMaxPerApp = 100000
 	defaultConnectTimeout = 10 * time.Second
+	defaultMaxConns       = 10
 	// maxAttempts bounds the runs of a transaction that keeps failing with
 	// serialisation failures or deadlocks.
 	maxAttempts = 8
@@ -121,8 +123,11 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = defaultConnectTimeout
 	}
-	if opts.MaxConns > 0 {
+	switch {
+	case opts.MaxConns > 0:
 		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(rawURL, "pool_max_conns"):
+		cfg.MaxConns = defaultMaxConns
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 || cfg.ConnConfig.ConnectTimeout > opts.ConnectTimeout {
 		cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout

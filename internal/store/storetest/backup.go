@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -43,6 +44,22 @@ func (f *fixture) fillAll() {
 	}
 	_, err := f.s.Rollback(ctx, "fill", "stable", "", actor, f.tick())
 	must("rollback", err)
+	// A bundle with every field set, in a staged rollout on a channel
+	// with a policy of its own.
+	full := ota.Bundle{AppID: "fill", Version: "2.0.0", Kind: ota.KindWeb, SHA256: Sum("fill full")}
+	v := reflect.ValueOf(&full).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		switch name := v.Type().Field(i).Name; name {
+		case "AppID", "Version", "Kind", "SHA256", "UploadedAt", "URL", "Deleted":
+		default:
+			fill(t, name, v.Field(i), i)
+		}
+	}
+	_, err = f.s.Publish(ctx, store.PublishInput{Bundle: full, Channel: "beta", Actor: actor, Time: f.tick(), Rollout: 20})
+	must("staged publish", err)
+	off := false
+	_, err = f.s.UpdateChannel(ctx, "fill", "beta", ota.ChannelPolicyPatch{IOS: &off, AllowSelfSet: ptr(true)}, actor, f.tick())
+	must("policy", err)
 	must("override", f.s.SetOverride(ctx, store.DeviceOverride{AppID: "fill", DeviceID: "Dev-1", Channel: "stable"}, actor, f.tick()))
 	now := f.tick()
 	must("user", f.s.CreateUser(ctx, store.User{Name: "carol", PasswordHash: []byte("hash"), CreatedAt: now, UpdatedAt: now}))
