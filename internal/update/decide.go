@@ -22,6 +22,22 @@ const (
 	SourceDefault = "default"
 )
 
+// Plugin is the updater plugin an update check comes from. The release
+// rules (channel, rollout cohort, native range, failure memory, channel
+// policies) are the same for every plugin; what differs is what a plugin
+// can be sent.
+type Plugin uint8
+
+const (
+	// PluginCapgo is @capgo/capacitor-updater, which /updates serves.
+	PluginCapgo Plugin = iota
+	// PluginCapawesome is @capawesome/capacitor-live-update
+	// (internal/capawesome, docs/protocol-capawesome.md). It cannot decrypt
+	// Capgo's encrypted bundles, and no server answer sends it back to its
+	// builtin bundle.
+	PluginCapawesome
+)
+
 // Decision is the answer to one update check and what led to it.
 type Decision struct {
 	// Response is the body to send, always with HTTP 200.
@@ -37,6 +53,9 @@ type Decision struct {
 	// final newline), prepared with the snapshot; nil when the answer is
 	// not a prepared offer. It is shared: nobody may modify it.
 	Body []byte
+	// Bundle is the bundle Response offers, nil when it offers none. It
+	// points into the snapshot: nobody may modify it.
+	Bundle *ota.Bundle
 }
 
 // Decide answers an update check (protocol §8, in order: request sanity,
@@ -47,13 +66,20 @@ type Decision struct {
 // trace, and a success allocates nothing: it copies the channel's prepared
 // answer.
 func Decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string) Decision {
-	return decide(s, req, defaultApp, nil, nil)
+	return decide(s, req, defaultApp, nil, PluginCapgo, nil)
 }
 
 // DecideWith is Decide that also keeps versions from devices that reported
 // them failing (mem may be nil).
 func DecideWith(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureMemory) Decision {
-	return decide(s, req, defaultApp, mem, nil)
+	return decide(s, req, defaultApp, mem, PluginCapgo, nil)
+}
+
+// DecideFor is DecideWith for a check that plugin p sent, its query put in
+// the updater plugin's terms (version_build the native version,
+// version_name the running bundle, defaultChannel the channel it names).
+func DecideFor(s *Snapshot, p Plugin, req *ota.UpdateRequest, defaultApp string, mem FailureMemory) Decision {
+	return decide(s, req, defaultApp, mem, p, nil)
 }
 
 // Explain is Decide with a step-by-step trace in Decision.Steps, for
@@ -64,8 +90,13 @@ func Explain(s *Snapshot, req *ota.UpdateRequest, defaultApp string) Decision {
 
 // ExplainWith is Explain with the failure memory DecideWith uses.
 func ExplainWith(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureMemory) Decision {
+	return ExplainFor(s, PluginCapgo, req, defaultApp, mem)
+}
+
+// ExplainFor is ExplainWith for a check that plugin p sent (see DecideFor).
+func ExplainFor(s *Snapshot, p Plugin, req *ota.UpdateRequest, defaultApp string, mem FailureMemory) Decision {
 	tr := &tracer{}
-	d := decide(s, req, defaultApp, mem, tr)
+	d := decide(s, req, defaultApp, mem, p, tr)
 	d.Steps = tr.steps
 	return d
 }
@@ -91,7 +122,8 @@ func KindOf(code string) string {
 		ota.UpdDisableUnderNative, ota.UpdDisableProdBuild, ota.UpdDisableDevBuild,
 		ota.UpdDisableDevice, ota.UpdDisableEmulator, ota.UpdKeyIDMismatch,
 		ota.UpdVersionFailedOnDevice, ota.UpdIncompatibleNative,
-		ota.UpdBundleNotEncrypted, ota.UpdEncryptionKeyRequired:
+		ota.UpdBundleNotEncrypted, ota.UpdEncryptionKeyRequired,
+		ota.UpdBuiltinUnsupported, ota.UpdEncryptionUnsupported:
 		return ota.KindBlocked
 	}
 	return ota.KindFailed
@@ -119,7 +151,7 @@ func refusal(code, msg string) ota.UpdateResponse {
 	return ota.UpdateResponse{Error: code, Message: msg, Kind: KindOf(code)}
 }
 
-func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureMemory, tr *tracer) Decision {
+func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureMemory, p Plugin, tr *tracer) Decision {
 	var d Decision
 	// The old worker's /check body carried only version_build and channel.
 	// Such a body has no device identity to check; its version_build is
@@ -198,7 +230,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 
 	// G. Builtin target.
 	if cv.Builtin {
-		d.Response = builtinAnswer(cv, req, name, build, tr)
+		d.Response = builtinAnswer(cv, req, name, build, p, tr)
 		return d
 	}
 	// D. Bundle.
@@ -260,7 +292,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 		d.Response = refusal(ota.UpdNoNewVersion, msgNoNewVersion)
 		return d
 	case o.builtin:
-		d.Response = builtinAnswer(cv, req, name, build, tr)
+		d.Response = builtinAnswer(cv, req, name, build, p, tr)
 		return d
 	case o.version == name:
 		if tr != nil {
@@ -279,7 +311,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 		return d
 	}
 	// The offer's bytes must be what the device can open (§6).
-	if r, ok := checkEncryption(o, req, name, tr); !ok {
+	if r, ok := checkEncryption(o, req, name, p, tr); !ok {
 		d.Response = r
 		return d
 	}
@@ -288,13 +320,26 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 	}
 	d.Response = o.success
 	d.Body = o.body
+	d.Bundle = o.bundle
 	return d
 }
 
 // builtinAnswer sends a device back to its builtin bundle (§8-G). The plugin
 // resets on a bare {"version":"builtin"} (§2.3 step 3), which a v8 device
-// does not do for already_on_builtin.
-func builtinAnswer(cv *ChannelView, req *ota.UpdateRequest, name, build string, tr *tracer) ota.UpdateResponse {
+// does not do for already_on_builtin. No answer resets a Capawesome
+// device (docs/protocol-capawesome.md §3.4): it is refused, and keeps
+// what it runs.
+func builtinAnswer(cv *ChannelView, req *ota.UpdateRequest, name, build string, p Plugin, tr *tracer) ota.UpdateResponse {
+	if p == PluginCapawesome && name != build {
+		if tr != nil {
+			tr.add("channel %q points at builtin, which @capawesome/capacitor-live-update cannot be sent back to: the device keeps %q", cv.Channel.Name, name)
+		}
+		r := refusal(ota.UpdBuiltinUnsupported, fmt.Sprintf(
+			"Channel %s sends devices back to their builtin bundle, which no server answer can ask of @capawesome/capacitor-live-update; the device keeps bundle %s (LiveUpdate.reset() in the app goes back)",
+			cv.Channel.Name, clip(name)))
+		r.Version, r.Old = ota.VersionBuiltin, clip(name)
+		return r
+	}
 	if name != build && !canRevertToBuiltin(req.PluginVersion) {
 		if tr != nil {
 			tr.add("channel %q points at builtin, but plugin %q is older than 6.2.0 and cannot revert", cv.Channel.Name, req.PluginVersion)
@@ -516,9 +561,11 @@ func checkPolicies(cv *ChannelView, o *offer, req *ota.UpdateRequest, source, na
 // well have the key, and Capgo serves it too. Only a plugin that would
 // have sent key_id is known to lack the key; it is refused with
 // encryption_key_required rather than sent bytes whose checksum must fail.
-func checkEncryption(o *offer, req *ota.UpdateRequest, name string, tr *tracer) (ota.UpdateResponse, bool) {
+//
+// A Capawesome device decrypts nothing: an encrypted bundle is refused.
+func checkEncryption(o *offer, req *ota.UpdateRequest, name string, p Plugin, tr *tracer) (ota.UpdateResponse, bool) {
 	enc := o.bundle.Encryption
-	if enc == nil && req.KeyID == "" {
+	if enc == nil && (req.KeyID == "" || p == PluginCapawesome) {
 		return ota.UpdateResponse{}, true
 	}
 	refuse := func(code, msg string) (ota.UpdateResponse, bool) {
@@ -530,6 +577,10 @@ func checkEncryption(o *offer, req *ota.UpdateRequest, name string, tr *tracer) 
 		return r, false
 	}
 	switch {
+	case p == PluginCapawesome:
+		return refuse(ota.UpdEncryptionUnsupported, fmt.Sprintf(
+			"Bundle %s is encrypted for @capgo/capacitor-updater, which @capawesome/capacitor-live-update cannot decrypt; deploy it unencrypted (signed with otactl deploy web --sign-key)",
+			o.version))
 	case enc == nil:
 		return refuse(ota.UpdBundleNotEncrypted, fmt.Sprintf(
 			"Bundle %s is not encrypted, but this device has a public key (key_id %s) and only installs encrypted bundles; deploy with otactl deploy web --encrypt-key",

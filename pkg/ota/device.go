@@ -122,6 +122,14 @@ const (
 	// the device, whose plugin would send key_id if it had a public key,
 	// sent none, so it cannot decrypt it.
 	UpdEncryptionKeyRequired = "encryption_key_required"
+	// UpdBuiltinUnsupported is otad's own: the channel sends devices back to
+	// their builtin bundle, which no server answer can ask of
+	// @capawesome/capacitor-live-update.
+	UpdBuiltinUnsupported = "revert_to_builtin_unsupported"
+	// UpdEncryptionUnsupported is otad's own: the bundle is encrypted for
+	// @capgo/capacitor-updater, and the device's plugin
+	// (@capawesome/capacitor-live-update) cannot decrypt it.
+	UpdEncryptionUnsupported = "encryption_unsupported"
 )
 
 // StatsEvent is one event posted to /stats (protocol §3.1). The body is an
