@@ -59,6 +59,9 @@ var uploadFields = map[string]bool{
 	"uploaded_at": true,
 	// An encrypted bundle's keys (see checkEncryption).
 	"session_key": true, "encrypted_checksum": true, "key_id": true,
+	// The base64 SHA256withRSA signature of the file, for
+	// @capawesome/capacitor-live-update (bundle.CheckSignature).
+	"signature": true,
 }
 
 func (s *Server) maxUpload() int64 {
@@ -208,7 +211,7 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 			f.fields[name] = strings.TrimSpace(string(b))
 		default:
 			part.Close()
-			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced, session_key, encrypted_checksum, key_id", clip(name))
+			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced, session_key, encrypted_checksum, key_id, signature", clip(name))
 		}
 	}
 }
@@ -326,6 +329,15 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 	if err != nil {
 		return in, err
 	}
+	sig := f.fields["signature"]
+	if sig != "" {
+		if kind != ota.KindWeb {
+			return in, badRequest("only web bundles are signed; devices never download %s files", kind)
+		}
+		if err := bundle.CheckSignature(sig); err != nil {
+			return in, badRequest("%v", err)
+		}
+	}
 	if sum := f.fields["checksum"]; sum != "" {
 		if err := checkChecksum(sum, f.file.SHA256); err != nil {
 			var ae *apiError
@@ -348,7 +360,7 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 	in.Bundle = ota.Bundle{
 		AppID: app, Version: version, Kind: kind, SHA256: f.file.SHA256, Size: f.file.Size,
 		Notes: f.fields["notes"], MinNative: f.fields["min_native"], MaxNative: f.fields["max_native"],
-		Encryption: enc,
+		Encryption: enc, Signature: sig,
 	}
 	in.Channel = channel
 	if err := checkSafetyFields(f.fields, kind, &in); err != nil {

@@ -111,7 +111,7 @@ type State struct {
 	Channels []ota.Channel // ActiveBundle filled in
 	// Bundles holds every non-deleted web bundle, with the fields the device
 	// endpoints use (AppID, Version, Kind, SHA256, Size, MinNative,
-	// MaxNative); a store may leave the others zero so that loading a
+	// MaxNative, Encryption, Signature); a store may leave the others zero so that loading a
 	// million of them stays cheap.
 	Bundles   []ota.Bundle
 	Overrides []DeviceOverride
@@ -136,6 +136,10 @@ type Store interface {
 	// becomes its default. The same version with the same SHA-256 is an
 	// idempotent retry (created=false); with another SHA-256 it is
 	// ErrConflict. A deleted bundle keeps its name reserved the same way.
+	// A retry may add a Signature to a bundle stored without one (the
+	// bytes are the same; devices that verify need it); a retry without
+	// one keeps the stored one, and one with another signature is
+	// ErrConflict.
 	Publish(ctx context.Context, in PublishInput) (res ota.UploadResult, err error)
 	// Rollback points the channel at the release before the active one, or at
 	// version to when it is non-empty (any stored bundle of the app of the

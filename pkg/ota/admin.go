@@ -78,6 +78,11 @@ type Bundle struct {
 	// (protocol §6); devices need it to decrypt and verify them. A pointer
 	// keeps the million plain bundles of a big store small.
 	Encryption *BundleEncryption `json:"encryption,omitempty"`
+	// Signature is the base64 SHA256withRSA (PKCS#1 v1.5) signature of the
+	// stored bytes, made by otactl with the team's private key, which
+	// @capawesome/capacitor-live-update devices configured with the public
+	// key require (docs/protocol-capawesome.md §5). Empty: unsigned.
+	Signature string `json:"signature,omitempty"`
 	// URL is the absolute download URL, filled in by the server from its
 	// configured public URL.
 	URL string `json:"url,omitempty"`

@@ -81,7 +81,10 @@ type UploadRequest struct {
 	// devices need to decrypt it; Checksum is then that of the encrypted
 	// bytes.
 	Encryption *BundleEncryption
-	File       io.Reader
+	// Signature, when set, is the base64 SHA256withRSA signature of File's
+	// bytes for @capawesome/capacitor-live-update devices (Bundle.Signature).
+	Signature string
+	File      io.Reader
 	// Size is File's length in bytes. When > 0 the request carries a
 	// Content-Length (servers reject oversized uploads before reading);
 	// otherwise it is sent chunked.
@@ -140,6 +143,7 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (UploadResult, err
 		fields = append(fields, [2]string{"session_key", e.SessionKey},
 			[2]string{"encrypted_checksum", e.EncryptedChecksum}, [2]string{"key_id", e.KeyID})
 	}
+	fields = append(fields, [2]string{"signature", r.Signature})
 
 	// The form fields come first so the server knows what it receives
 	// before the bytes arrive; the file part follows and streams.

@@ -93,6 +93,7 @@ type bundleRecord struct {
 	MaxNative  string                 `json:"max_native,omitempty"`
 	Native     *ota.NativeFingerprint `json:"native,omitempty"`
 	Encryption *encryptionRecord      `json:"encryption,omitempty"`
+	Signature  string                 `json:"signature,omitempty"`
 	Deleted    bool                   `json:"deleted,omitempty"`
 }
 
@@ -149,7 +150,7 @@ func (b bundleRecord) wire(appID string) ota.Bundle {
 		AppID: appID, Version: b.Version, Kind: b.Kind, SHA256: b.SHA256, Size: b.Size,
 		UploadedAt: b.UploadedAt, UploadedBy: b.UploadedBy, Notes: b.Notes,
 		MinNative: b.MinNative, MaxNative: b.MaxNative, Deleted: b.Deleted,
-		Native: b.Native, Encryption: b.Encryption.wire(),
+		Native: b.Native, Encryption: b.Encryption.wire(), Signature: b.Signature,
 	}
 }
 

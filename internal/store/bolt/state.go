@@ -112,6 +112,7 @@ type stateBundle struct {
 	MaxNative string `json:"max_native"`
 	// Encryption is a pointer, as in ota.Bundle: most bundles have none.
 	Encryption *encryptionRecord `json:"encryption"`
+	Signature  string            `json:"signature"`
 	Deleted    bool              `json:"deleted"`
 }
 
@@ -138,6 +139,7 @@ func (a *appTx) addStateBundles(st *store.State) error {
 		st.Bundles = append(st.Bundles, ota.Bundle{
 			AppID: appID, Version: r.Version, Kind: r.Kind, SHA256: r.SHA256, Size: r.Size,
 			MinNative: r.MinNative, MaxNative: r.MaxNative, Encryption: (*ota.BundleEncryption)(r.Encryption),
+			Signature: r.Signature,
 		})
 	}
 	return nil

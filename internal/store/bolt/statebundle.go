@@ -60,6 +60,8 @@ func fastStateBundle(v []byte, r *stateBundle) error {
 			r.MinNative, err = p.strField()
 		case "max_native":
 			r.MaxNative, err = p.strField()
+		case "signature":
+			r.Signature, err = p.strField()
 		case "size":
 			r.Size, err = p.int()
 		case "deleted":
@@ -93,7 +95,7 @@ func fastStateBundle(v []byte, r *stateBundle) error {
 var stateBundleFields = [][]byte{
 	[]byte("version"), []byte("kind"), []byte("sha256"), []byte("size"),
 	[]byte("min_native"), []byte("max_native"), []byte("deleted"),
-	[]byte("encryption"),
+	[]byte("encryption"), []byte("signature"),
 }
 
 // encryption reads the object of an encrypted bundle's keys. Like the

@@ -41,6 +41,12 @@ var stateBundleCases = []string{
 	`{"encryption":{"key_id":"a","other":1}}`,
 	`{"encryption":{"key_id":"a"},"ENCRYPTION":{"session_key":"b"}}`,
 	`{"encryption":[]}`,
+	mustJSON(bundleRecord{Version: "4.0.0", Kind: ota.KindWeb, SHA256: "d", Size: 8, Signature: "c2lnbmF0dXJl+/=="}),
+	`{"signature":null}`,
+	`{"signature":"a","signature":"b"}`,
+	`{"Signature":"a"}`,
+	`{"signature":"a\u002bb"}`,
+	`{"signature":7}`,
 }
 
 func mustJSON(v any) string {
@@ -80,6 +86,11 @@ func TestDecodeStateBundle(t *testing.T) {
 	var e stateBundle
 	if err := fastStateBundle([]byte(stateBundleCases[16]), &e); err != nil || e.Encryption == nil || e.Encryption.KeyID != "MIIBCgKCAQEAqJikYizo" {
 		t.Errorf("fast path on an encrypted record = %+v, %v", e, err)
+	}
+	// And a signed one.
+	var sg stateBundle
+	if err := fastStateBundle([]byte(stateBundleCases[26]), &sg); err != nil || sg.Signature != "c2lnbmF0dXJl+/==" {
+		t.Errorf("fast path on a signed record = %+v, %v", sg, err)
 	}
 	if err := decodeStateBundle([]byte(`{"version":1}`), &r); err == nil {
 		t.Error("a number for the version decoded without error")
