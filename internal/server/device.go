@@ -134,7 +134,7 @@ func (s *Server) handleUpdates(c echo.Context) error {
 		return err
 	}
 	d := update.DecideWith(snap, &req, s.cfg.DefaultApp, s.health)
-	s.observeUpdate(snap, &d)
+	s.observeCheck(snap, &req, &d)
 	// An offer's answer is encoded once, when the snapshot is built; c.JSON
 	// would encode the same bytes again. A query (?pretty) or debug mode
 	// asks echo for indented output, which only c.JSON writes.

@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/otaship/ota/internal/capawesome"
 	"github.com/otaship/ota/internal/metrics"
 	"github.com/otaship/ota/internal/update"
 	"github.com/otaship/ota/pkg/ota"
@@ -73,6 +74,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 // device on every launch.
 var devicePollRoutes = map[string]bool{
 	"/updates": true, "/check": true, "/stats": true, "/channel_self": true,
+	capawesome.RouteLatest: true, capawesome.RouteChannels: true, capawesome.RouteFiles: true,
 }
 
 // reqLog is the logger of a request: the server's, with the request id,
@@ -102,6 +104,13 @@ func (s *Server) handleMetrics(c echo.Context) error {
 	}
 	s.metrics.Handler().ServeHTTP(c.Response(), c.Request())
 	return nil
+}
+
+// observeCheck records an answered update check, from either plugin
+// (/updates, internal/capawesome): the one place for what otad learns
+// from checks.
+func (s *Server) observeCheck(snap *update.Snapshot, _ *ota.UpdateRequest, d *update.Decision) {
+	s.observeUpdate(snap, d)
 }
 
 // observeUpdate counts an update answer. Labels come from the snapshot

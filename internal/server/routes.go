@@ -5,6 +5,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/otaship/ota/internal/capawesome"
 )
 
 // newRouter lists every route once, grouped by who may call it. Reviewing
@@ -42,6 +44,10 @@ func (s *Server) newRouter() *echo.Echo {
 	e.PUT("/channel_self", s.handleChannelSelfPut, s.limitDevices(dl.channel))
 	e.GET("/channel_self", s.handleChannelSelfGet, s.limitDevices(dl.channel))
 	e.DELETE("/channel_self", s.handleChannelSelfDelete, s.limitDevices(dl.channel))
+	// The other plugin, @capawesome/capacitor-live-update, from the same
+	// release state (internal/capawesome): GET /v1/apps/:app/bundles/latest
+	// and /v1/apps/:app/channels, sharing these rate limits.
+	capawesome.Register(e, s.capawesomeOptions(dl))
 
 	// Bundle download: public, keyed by content address (or the old
 	// worker's <channel>-<version>.zip for the default app).

@@ -1,0 +1,35 @@
+package server
+
+import (
+	"context"
+
+	"github.com/otaship/ota/internal/capawesome"
+	"github.com/otaship/ota/internal/update"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// The device endpoints of @capawesome/capacitor-live-update live in
+// internal/capawesome; this is what they need of the server: the same
+// release state, failure memory, rate limits and check bookkeeping as
+// /updates.
+
+func (s *Server) capawesomeOptions(dl *deviceLimits) capawesome.Options {
+	return capawesome.Options{
+		Backend:      capawesomeBackend{s},
+		PublicURL:    s.cfg.PublicURL,
+		CheckLimit:   s.limitDevices(dl.updates),
+		ChannelLimit: s.limitDevices(dl.channel),
+	}
+}
+
+type capawesomeBackend struct{ s *Server }
+
+func (b capawesomeBackend) Snapshot(ctx context.Context, appID string) (*update.Snapshot, error) {
+	return b.s.snapFor(ctx, appID)
+}
+
+func (b capawesomeBackend) Failures() update.FailureMemory { return b.s.health }
+
+func (b capawesomeBackend) Checked(snap *update.Snapshot, req *ota.UpdateRequest, d *update.Decision) {
+	b.s.observeCheck(snap, req, d)
+}
