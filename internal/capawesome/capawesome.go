@@ -156,7 +156,10 @@ func (h *handlers) answer(appID string, d *update.Decision) *ota.LatestBundle {
 }
 
 // Bounds of the channel listing's paging (§6).
-const maxChannelPage = 1000
+const (
+	defaultChannelPage = 50 // the plugin's documented default
+	maxChannelPage     = 1000
+)
 
 // channels answers GET /v1/apps/{appId}/channels: the channels a device may
 // name (public or self-settable), as the plugin's bare array with string
@@ -168,7 +171,7 @@ func (h *handlers) channels(c echo.Context) error {
 	if !checkApp(appID) {
 		return badRequest(c, "app id "+strconv.Quote(clip(appID))+" is invalid")
 	}
-	var limit, offset = -1, 0
+	var limit, offset = defaultChannelPage, 0
 	var search string
 	err := walkQuery(c.Request().URL.RawQuery, func(key, value string) error {
 		var err error

@@ -50,7 +50,7 @@ type env struct {
 	logsMu *sync.Mutex
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*server.Config)) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,10 +73,14 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{t: t, base: base, store: st, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
 	log := slog.New(slog.NewTextHandler(lockedWriter{e.logsMu, e.logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := server.New(t.Context(), server.Config{
+	cfg := server.Config{
 		PublicURL: base, TokenTTL: time.Hour, MaxUploadBytes: 8 << 20,
 		Version: ota.VersionInfo{Version: "test"},
-	}, st, bl, iss, log)
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := server.New(t.Context(), cfg, st, bl, iss, log)
 	if err != nil {
 		t.Fatal(err)
 	}

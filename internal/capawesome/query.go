@@ -191,14 +191,13 @@ func walkQuery(raw string, fn func(key, value string) error) error {
 // unescape percent-decodes s, leaving '+' as it is. The result must be
 // UTF-8. A string without escapes is returned as it is, not copied.
 func unescape(s string) (string, error) {
-	n := strings.Count(s, "%")
-	if n == 0 {
+	if strings.IndexByte(s, '%') < 0 {
 		if !utf8.ValidString(s) {
 			return "", queryErrorf("query string is not UTF-8")
 		}
 		return s, nil
 	}
-	b := make([]byte, 0, len(s)-2*n)
+	b := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c != '%' {
