@@ -19,14 +19,16 @@ var (
 	ErrNoNotifyAppReady = errors.New("notifyAppReady not found in the web build")
 )
 
-// marker is the call every bundle must make once it has started, or the
-// plugin rolls the update back (protocol §7).
-const marker = "notifyAppReady"
+// markers show that a build tells its plugin it started, or the plugin
+// rolls the update back: @capgo/capacitor-updater's notifyAppReady
+// (protocol §7), or @capawesome/capacitor-live-update, registered under
+// the name LiveUpdate, whose ready() does the same (protocol-capawesome
+// §7). Minifiers keep both: a method name and a string literal.
+var markers = [][]byte{[]byte("notifyAppReady"), []byte("LiveUpdate")}
 
 // CheckWebDir runs the checks @capgo/cli runs before zipping a web build:
-// index.html at the root, and the string notifyAppReady in at least one
-// .js or .mjs file. Files are streamed and the search stops at the first
-// hit.
+// index.html at the root, and one of the markers in at least one .js or
+// .mjs file. Files are streamed and the search stops at the first hit.
 func CheckWebDir(dir string) error {
 	if fi, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("web folder %s does not exist: build the web app first, or fix webDir in the Capacitor config", dir)
@@ -56,7 +58,7 @@ func CheckWebDir(dir string) error {
 		if d.IsDir() || (ext != ".js" && ext != ".mjs") {
 			return nil
 		}
-		ok, err := fileContains(p, []byte(marker), buf)
+		ok, err := fileContains(p, markers, buf)
 		if err != nil {
 			return err
 		}
@@ -72,25 +74,32 @@ func CheckWebDir(dir string) error {
 		return fmt.Errorf("check web folder: %w", err)
 	}
 	return fmt.Errorf("%w (no .js or .mjs file in %s contains it): the app must call CapacitorUpdater.notifyAppReady() "+
-		"once it has started, or every device rolls the update back after appReadyTimeout; "+
+		"(@capgo/capacitor-updater) or LiveUpdate.ready() (@capawesome/capacitor-live-update) once it has started, "+
+		"or every device rolls the update back after appReadyTimeout (readyTimeout); "+
 		"use --no-code-check to skip this check", ErrNoNotifyAppReady, dir)
 }
 
-// fileContains streams the file through buf, keeping len(needle)-1 bytes
+// fileContains streams the file through buf and reports whether it holds
+// one of needles, keeping the longest needle's length minus one bytes
 // between reads so a match across two reads is found.
-func fileContains(path string, needle, buf []byte) (bool, error) {
+func fileContains(path string, needles [][]byte, buf []byte) (bool, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	keep := len(needle) - 1
+	keep := 0
+	for _, n := range needles {
+		keep = max(keep, len(n)-1)
+	}
 	n := 0 // bytes of buf in use
 	for {
 		m, err := f.Read(buf[n:])
 		n += m
-		if bytes.Contains(buf[:n], needle) {
-			return true, nil
+		for _, needle := range needles {
+			if bytes.Contains(buf[:n], needle) {
+				return true, nil
+			}
 		}
 		if err == io.EOF {
 			return false, nil

@@ -19,6 +19,8 @@ func TestCheckWebDir(t *testing.T) {
 	}{
 		{name: "ok", files: map[string]string{"index.html": "x", "assets/app.js": "CapacitorUpdater.notifyAppReady()"}},
 		{name: "mjs counts", files: map[string]string{"index.html": "x", "a/b/c.mjs": "await notifyAppReady()"}},
+		{name: "capawesome's plugin", files: map[string]string{"index.html": "x", "assets/index-x.js": `const t=registerPlugin("LiveUpdate");t.ready()`}},
+		{name: "capawesome's marker straddles reads", files: map[string]string{"index.html": "x", "a.js": strings.Repeat("x", 64<<10-4) + "LiveUpdate.ready()"}},
 		{name: "upper-case extension", files: map[string]string{"index.html": "x", "APP.JS": "notifyAppReady"}},
 		{name: "across reads", files: map[string]string{"index.html": "x", "big.js": straddle}},
 		{name: "marker at the very end", files: map[string]string{"index.html": "x", "a.js": strings.Repeat("y", 200000) + "notifyAppReady"}},

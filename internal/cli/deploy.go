@@ -198,7 +198,12 @@ type DeployResult struct {
 	// Encryption is set for an encrypted web bundle; SHA256 and Size are
 	// then those of the encrypted file.
 	Encryption *ota.BundleEncryption `json:"encryption,omitempty"`
-	Upload     *ota.UploadResult     `json:"upload,omitempty"`
+	// Signature is the base64 signature of the zip for
+	// @capawesome/capacitor-live-update, when signed; SignKeyID names the
+	// key (this deploy's; empty when the server kept an earlier one).
+	Signature string            `json:"signature,omitempty"`
+	SignKeyID string            `json:"sign_key_id,omitempty"`
+	Upload    *ota.UploadResult `json:"upload,omitempty"`
 }
 
 // printDeploy reports a deploy (or a dry run) on stdout.
@@ -215,6 +220,12 @@ func printDeploy(f *Factory, r DeployResult) error {
 	fmt.Fprintf(tw, "size:\t%s (%d bytes)\n", humanBytes(r.Size), r.Size)
 	if r.Encryption != nil {
 		fmt.Fprintf(tw, "encrypted:\tkey id %s\n", r.Encryption.KeyID)
+	}
+	switch {
+	case r.SignKeyID != "":
+		fmt.Fprintf(tw, "signed:\tkey %s\n", r.SignKeyID)
+	case r.Signature != "":
+		fmt.Fprintf(tw, "signed:\tby an earlier upload of the same bytes\n")
 	}
 	if r.Upload != nil {
 		fmt.Fprintf(tw, "previous:\t%s\n", orDash(r.Upload.Previous))

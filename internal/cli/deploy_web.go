@@ -32,6 +32,12 @@ type DeployWebOptions struct {
 	// EncryptKeySet is true when --encrypt-key was given, even empty: it
 	// then beats the environment.
 	EncryptKeySet bool
+	// SignKey is the private key file to sign the bundle with (--sign-key,
+	// else the sign_key setting); empty uploads it unsigned.
+	SignKey string
+	// SignKeySet is true when --sign-key was given, even empty ("" turns
+	// a configured key off).
+	SignKeySet bool
 }
 
 // NewCmdDeployWeb builds `otactl deploy web`.
@@ -65,13 +71,25 @@ with otactl rollout.
 whose updater config has a publicKey (npx @capgo/cli key create makes the
 pair): the zip is then AES-encrypted and its checksum signed, as @capgo/cli
 bundle encrypt does, and checked to decrypt before it is uploaded. Devices
-with that public key only install encrypted bundles.`,
+with that public key only install encrypted bundles.
+
+--sign-key (or the sign_key setting, or OTACTL_SIGN_KEY) names the RSA
+private key of an app that uses @capawesome/capacitor-live-update with a
+publicKey in its LiveUpdate config (otactl key create makes the pair): the
+zip is signed (SHA256withRSA over its bytes), the signature checked with
+the public key and uploaded with the bundle. The key itself is never sent.
+Devices with that public key refuse unsigned bundles; devices of
+@capgo/capacitor-updater ignore the signature, so one deploy serves both
+plugins. Encrypted bundles are for @capgo/capacitor-updater only: a
+configured sign_key is skipped with --encrypt-key, and the two flags
+cannot be combined.`,
 		Example: `  otactl deploy web
   otactl deploy web 1.2.0 --channel beta --notes "fix login"
   otactl deploy web --skip-build --dry-run
   otactl deploy web --build-cmd "vite build --mode production"
   otactl deploy web 1.3.0 --rollout 10 --min-native 1.4.0
-  otactl deploy web --encrypt-key .capgo_key_v2`,
+  otactl deploy web --encrypt-key .capgo_key_v2
+  otactl deploy web --sign-key keys/live-update.pem`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -84,6 +102,7 @@ with that public key only install encrypted bundles.`,
 				return flagErrorf("--skip-build cannot be combined with --build-cmd or --no-sync")
 			}
 			opts.EncryptKeySet = cmd.Flags().Changed("encrypt-key")
+			opts.SignKeySet = cmd.Flags().Changed("sign-key")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -100,6 +119,7 @@ with that public key only install encrypted bundles.`,
 	cmd.Flags().IntVar(&opts.Rollout, "rollout", 0, "offer the bundle to this percent of devices only (1-99; default all)")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "upload even if the bundle needs native plugins the newest APK lacks")
 	cmd.Flags().StringVar(&opts.EncryptKey, "encrypt-key", "", encryptKeyUsage+" (env "+encryptKeyEnv+")")
+	cmd.Flags().StringVar(&opts.SignKey, "sign-key", "", signKeyUsage)
 	return cmd
 }
 
@@ -129,6 +149,10 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		keyPath = f.Getenv(encryptKeyEnv)
 	}
 	priv, err := loadEncryptKey(f, keyPath)
+	if err != nil {
+		return err
+	}
+	signer, err := deploySigner(f, opts, cfg.SignKey, priv != nil)
 	if err != nil {
 		return err
 	}
@@ -191,6 +215,14 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		upload.Checksum, upload.Size, upload.Encryption = e.SHA256, e.Size, e.wire()
 		zipPath = e.Path
 	}
+	if signer != nil {
+		fmt.Fprintf(f.IO.ErrOut, "==> signing with key %s (%s)\n", signer.id, signer.path)
+		sig, err := signer.signZip(zipPath)
+		if err != nil {
+			return err
+		}
+		r.Signature, r.SignKeyID, upload.Signature = sig, signer.id, sig
+	}
 	if opts.DryRun {
 		r.DryRun = true
 		return printDeploy(f, r)
@@ -208,5 +240,29 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 	if res.Channel != "" {
 		r.Chan = res.Channel
 	}
+	if s := res.Bundle.Signature; upload.Signature == "" && s != "" {
+		r.Signature = s // signed before, kept by the server
+	}
 	return printDeploy(f, r)
+}
+
+// deploySigner loads the signing key of a deploy: --sign-key, else the
+// sign_key setting. Encryption and signing exclude each other: an
+// encrypted bundle only serves @capgo/capacitor-updater, which does not
+// look at signatures.
+func deploySigner(f *Factory, opts *DeployWebOptions, configured string, encrypting bool) (*signingKey, error) {
+	path := configured
+	if opts.SignKeySet {
+		path = opts.SignKey
+	}
+	switch {
+	case path == "":
+		return nil, nil
+	case encrypting && opts.SignKeySet:
+		return nil, flagErrorf("--sign-key and --encrypt-key cannot be combined: encrypted bundles are for @capgo/capacitor-updater, signed ones for @capawesome/capacitor-live-update")
+	case encrypting:
+		fmt.Fprintf(f.IO.ErrOut, "note: not signing with %s: an encrypted bundle only serves @capgo/capacitor-updater devices\n", path)
+		return nil, nil
+	}
+	return loadSignKey(f, path)
 }

@@ -69,6 +69,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdChannels(f, nil),
 		NewCmdStatus(f, nil),
 		NewCmdBundle(f),
+		NewCmdKey(f),
 		NewCmdToken(f),
 		NewCmdImport(f, nil),
 		NewCmdWebhook(f),

@@ -25,6 +25,10 @@ const (
 	KeyServer = "server"
 	KeyAppID  = "app_id"
 	KeyOutput = "output"
+	// KeySignKey names the RSA private key otactl deploy web signs bundles
+	// with for @capawesome/capacitor-live-update (OTACTL_SIGN_KEY). A
+	// relative path in a settings file is relative to that file.
+	KeySignKey = "sign_key"
 )
 
 // Output formats.
@@ -41,6 +45,8 @@ type Config struct {
 	Server string `mapstructure:"server"`
 	AppID  string `mapstructure:"app_id"`
 	Output string `mapstructure:"output"`
+	// SignKey is the signing key's path, absolute once loaded; "" for none.
+	SignKey string `mapstructure:"sign_key"`
 
 	// Token is the bearer token for Server: OTACTL_TOKEN when set, else
 	// the one stored by otactl login. Empty when there is none.
@@ -89,12 +95,21 @@ func Load(o LoadOptions) (*Config, error) {
 	if p := FindProjectDir(o.WorkDir); p != "" {
 		files = append(files, filepath.Join(p, ProjectFile))
 	}
+	signBase := o.WorkDir // what a relative sign_key is relative to
 	for i, f := range files {
+		before := v.GetString(KeySignKey)
 		if err := mergeFile(v, f, mustExist && i == 0); err != nil {
 			return nil, err
 		} else if fileExists(f) {
 			cfg.Files = append(cfg.Files, f)
 		}
+		if v.GetString(KeySignKey) != before {
+			signBase = filepath.Dir(f)
+		}
+	}
+	if val := o.Getenv("OTACTL_" + strings.ToUpper(KeySignKey)); val != "" {
+		v.Set(KeySignKey, val)
+		signBase = o.WorkDir
 	}
 	// The environment and flags are applied by hand rather than through
 	// viper's AutomaticEnv/BindPFlag so both can be injected in tests.
@@ -110,6 +125,9 @@ func Load(o LoadOptions) (*Config, error) {
 		return nil, fmt.Errorf("read settings: %w", err)
 	}
 	cfg.Server = strings.TrimRight(strings.TrimSpace(cfg.Server), "/")
+	if cfg.SignKey != "" && !filepath.IsAbs(cfg.SignKey) {
+		cfg.SignKey = filepath.Join(signBase, cfg.SignKey)
+	}
 	switch cfg.Output {
 	case OutputTable, OutputJSON:
 	default:

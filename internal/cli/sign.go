@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+
+	"github.com/otaship/ota/internal/bundle"
+)
+
+// Bundle signing for @capawesome/capacitor-live-update: apps whose
+// LiveUpdate config has a publicKey install only bundles with a
+// SHA256withRSA signature of the zip (docs/protocol-capawesome.md §5).
+// otactl signs with the team's private key, which never leaves the
+// machine; the signature is uploaded with the bundle.
+
+const signKeyUsage = "RSA private key (PEM) to sign the bundle with, for apps whose LiveUpdate config (@capawesome/capacitor-live-update) has a publicKey (setting sign_key, env OTACTL_SIGN_KEY)"
+
+// signingKey is a loaded signing key and how to name it to people.
+type signingKey struct {
+	priv *rsa.PrivateKey
+	path string
+	// id is the first 16 hex digits of the SHA-256 of the public key's
+	// DER, the same on every machine.
+	id string
+}
+
+// loadSignKey reads the private key at path (already absolute or
+// relative to the working directory). A key others may read is used, with
+// a warning: CI systems often mount secrets 0644.
+func loadSignKey(f *Factory, path string) (*signingKey, error) {
+	path = resolve(f.WorkDir, path)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	if block, _ := pem.Decode(b); block != nil && strings.HasSuffix(block.Type, "PUBLIC KEY") {
+		return nil, fmt.Errorf("signing key %s is the public key, which belongs in the publicKey of the app's LiveUpdate config; pass the private key (otactl key create writes FILE and FILE.pub)", path)
+	}
+	priv, err := bundle.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	if fi, err := os.Stat(path); err == nil && runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+		fmt.Fprintf(f.IO.ErrOut, "warning: signing key %s can be read by other users (mode %04o); chmod 600 %s\n",
+			path, fi.Mode().Perm(), path)
+	}
+	if bits := priv.N.BitLen(); bits != bundle.SignKeyBits {
+		return nil, flagErrorf("signing key %s is a %d-bit key; the plugin's iOS side reads %d-bit RSA keys only (otactl key create makes one)",
+			path, bits, bundle.SignKeyBits)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", path, err)
+	}
+	sum := sha256.Sum256(der)
+	return &signingKey{priv: priv, path: path, id: hex.EncodeToString(sum[:8])}, nil
+}
+
+// signZip signs the file at path and proves the signature verifies with
+// the public key alone, as a device would check it.
+func (k *signingKey) signZip(path string) (string, error) {
+	sig, err := bundle.SignFile(path, k.priv)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("check signature of %s: %w", path, err)
+	}
+	if err := bundle.Verify(bytes.NewReader(b), &k.priv.PublicKey, sig); err != nil {
+		return "", fmt.Errorf("check signature of %s: %w", path, err)
+	}
+	return sig, nil
+}
