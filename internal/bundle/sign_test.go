@@ -162,3 +162,80 @@ func TestSignatureOpenSSL(t *testing.T) {
 		t.Errorf("Verify rejects openssl's signature: %v", err)
 	}
 }
+
+// androidVerifier is the plugin's Android verification
+// (docs/protocol-capawesome.md §5.3) in plain Java: the publicKey setting
+// with its markers and newlines stripped, decoded as X.509
+// SubjectPublicKeyInfo, and SHA256withRSA over the file's bytes.
+// java.util.Base64's MIME decoder stands in for android.util.Base64.
+const androidVerifier = `
+import java.nio.file.*;
+import java.security.*;
+import java.security.spec.X509EncodedKeySpec;
+import java.util.Base64;
+
+public class Verify {
+    public static void main(String[] args) throws Exception {
+        String value = new String(Files.readAllBytes(Paths.get(args[0])), "UTF-8");
+        value = value.replace("-----BEGIN PUBLIC KEY-----", "").replace("-----END PUBLIC KEY-----", "").replace("\n", "");
+        PublicKey key = KeyFactory.getInstance("RSA").generatePublic(new X509EncodedKeySpec(Base64.getMimeDecoder().decode(value)));
+        byte[] sig = Base64.getMimeDecoder().decode(new String(Files.readAllBytes(Paths.get(args[2])), "UTF-8"));
+        Signature s = Signature.getInstance("SHA256withRSA");
+        s.initVerify(key);
+        s.update(Files.readAllBytes(Paths.get(args[1])));
+        if (!s.verify(sig)) {
+            System.out.println("REJECTED");
+            System.exit(3);
+        }
+        System.out.println("VERIFIED");
+    }
+}
+`
+
+// TestSignatureJavaVerifier checks a signature and the one-line public
+// key the way the plugin's Android code does, with a real JVM.
+func TestSignatureJavaVerifier(t *testing.T) {
+	java, err := exec.LookPath("java")
+	if err != nil {
+		t.Skip("java is not installed")
+	}
+	javac, err := exec.LookPath("javac")
+	if err != nil {
+		t.Skip("javac is not installed")
+	}
+	key := testSignKey(t)
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	src := write("Verify.java", []byte(androidVerifier))
+	if out, err := exec.Command(javac, "-d", dir, src).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v: %s", err, out)
+	}
+	run := func(args ...string) ([]byte, error) {
+		return exec.Command(java, append([]string{"-cp", dir, "Verify"}, args...)...).CombinedOutput()
+	}
+	line, err := ConfigPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := write("publicKey.txt", []byte(line))
+	zip := write("bundle.zip", bytes.Repeat([]byte("PK zip bytes "), 4000))
+	sig, err := SignFile(zip, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := write("good.sig", []byte(sig))
+	if out, err := run(pub, zip, good); err != nil || !strings.Contains(string(out), "VERIFIED") {
+		t.Fatalf("the Android verifier rejects otactl's signature: %v: %s", err, out)
+	}
+	// And it is a real check: another file fails.
+	other := write("other.zip", []byte("other bytes"))
+	if out, err := run(pub, other, good); err == nil || !strings.Contains(string(out), "REJECTED") {
+		t.Fatalf("the Android verifier accepts the signature for other bytes: %v: %s", err, out)
+	}
+}
