@@ -29,7 +29,7 @@ type confEnv struct {
 	prod ota.Bundle
 }
 
-func newConfEnv(t *testing.T, opts ...func(*server.Config)) *confEnv {
+func newConfEnv(t testing.TB, opts ...func(*server.Config)) *confEnv {
 	t.Helper()
 	e := newEnv(t, opts...)
 	e.deploy("production", "1.0.1", deployOpts{})

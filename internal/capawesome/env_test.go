@@ -40,7 +40,7 @@ const (
 // t.TempDir(), served over HTTPS on loopback (the plugin speaks nothing
 // else), with an admin API client logged in as a user.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	base   string // https://127.0.0.1:PORT, otad's public URL
 	https  *http.Client
 	admin  *ota.Client
@@ -50,7 +50,7 @@ type env struct {
 	logsMu *sync.Mutex
 }
 
-func newEnv(t *testing.T, opts ...func(*server.Config)) *env {
+func newEnv(t testing.TB, opts ...func(*server.Config)) *env {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -280,7 +280,7 @@ var (
 )
 
 // signKey is the team's signing key for the package's tests.
-func signKey(t *testing.T) *rsa.PrivateKey {
+func signKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
 	keyOnce.Do(func() {
 		k, err := bundle.GenerateSigningKey()
