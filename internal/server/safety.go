@@ -63,11 +63,20 @@ func (s *Server) handleRollout(c echo.Context) error {
 
 // handleExplain answers what a device would get and why, with the same
 // code and state that answer /updates. The body is an update request; the
-// app comes from the path.
+// app comes from the path; ?plugin=capawesome explains the check of a
+// @capawesome/capacitor-live-update device given in the same terms.
 func (s *Server) handleExplain(c echo.Context) error {
 	app, err := s.appParam(c)
 	if err != nil {
 		return err
+	}
+	plugin := update.PluginCapgo
+	switch p := c.QueryParam("plugin"); p {
+	case "", "capgo":
+	case "capawesome":
+		plugin = update.PluginCapawesome
+	default:
+		return badRequest("plugin %q is not capgo or capawesome", clip(p))
 	}
 	var req ota.UpdateRequest
 	if err := s.decodeDeviceJSON(c, &req); err != nil {
@@ -87,7 +96,7 @@ func (s *Server) handleExplain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d := update.ExplainWith(snap, &req, s.cfg.DefaultApp, s.health)
+	d := update.ExplainFor(snap, plugin, &req, s.cfg.DefaultApp, s.health)
 	steps := d.Steps
 	if steps == nil {
 		steps = []string{}

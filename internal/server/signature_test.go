@@ -60,3 +60,31 @@ func TestUploadSignature(t *testing.T) {
 	rec = env.upload(v1, apk, "version", "1.0.0", "kind", ota.KindAPK, "signature", sig)
 	wantStatus(t, rec, http.StatusBadRequest, ota.ErrCodeBadRequest)
 }
+
+// TestExplainCapawesome: ?plugin=capawesome explains with that plugin's
+// limits (no reset to builtin), other values are refused.
+func TestExplainCapawesome(t *testing.T) {
+	env := newTestEnv(t)
+	env.publish(testApp, "production", "1.0.1", nil)
+	if _, err := env.store.Rollback(t.Context(), testApp, "production", ota.VersionBuiltin, testUser, env.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.srv.refreshApp(t.Context(), testApp); err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"platform": "ios", "device_id": "dev-1", "version_build": "1.0.0", "version_name": "1.0.1"}
+	for plugin, want := range map[string]string{"": "", "capgo": "", "capawesome": ota.UpdBuiltinUnsupported} {
+		path := "/api/v1/apps/" + testApp + "/explain"
+		if plugin != "" {
+			path += "?plugin=" + plugin
+		}
+		rec := env.do(http.MethodPost, path, body)
+		wantStatus(t, rec, http.StatusOK, "")
+		res := decode[ota.ExplainResponse](t, rec)
+		if res.Response.Error != want || (want == "" && res.Response.Version != ota.VersionBuiltin) {
+			t.Errorf("plugin %q: %+v, want error %q", plugin, res.Response, want)
+		}
+	}
+	rec := env.do(http.MethodPost, "/api/v1/apps/"+testApp+"/explain?plugin=other", body)
+	wantStatus(t, rec, http.StatusBadRequest, ota.ErrCodeBadRequest)
+}
