@@ -18,6 +18,7 @@ import (
 
 	"github.com/otaship/ota/internal/auth"
 	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/capawesome"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -166,6 +167,8 @@ var publicRoutes = map[string]bool{
 	"POST /channel_self": true, "PUT /channel_self": true, "GET /channel_self": true, "DELETE /channel_self": true,
 	"GET /api/ota/bundle/:key": true, "HEAD /api/ota/bundle/:key": true,
 	"POST /api/auth/login": true, "POST /api/v1/auth/login": true,
+	// @capawesome/capacitor-live-update's device endpoints (internal/capawesome).
+	"GET " + capawesome.RouteLatest: true, "GET " + capawesome.RouteChannels: true, "GET " + capawesome.RouteFiles: true,
 }
 
 // protectedRoutes lists every registered route that is not public, so a
