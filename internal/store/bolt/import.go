@@ -351,6 +351,6 @@ func bundleFromWire(b ota.Bundle) bundleRecord {
 	return bundleRecord{
 		Version: b.Version, Kind: b.Kind, SHA256: b.SHA256, Size: b.Size, UploadedAt: b.UploadedAt,
 		UploadedBy: b.UploadedBy, Notes: b.Notes, MinNative: b.MinNative, MaxNative: b.MaxNative,
-		Native: b.Native, Encryption: newEncryptionRecord(b.Encryption), Deleted: b.Deleted,
+		Native: b.Native, Encryption: newEncryptionRecord(b.Encryption), Signature: b.Signature, Deleted: b.Deleted,
 	}
 }

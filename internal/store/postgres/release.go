@@ -51,9 +51,21 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 				return fmt.Errorf("version %s is already stored with sha256 %s…, this upload has %s…; publish it under a new version: %w",
 					bn.Version, short(rec.SHA256), short(bn.SHA256), store.ErrConflict)
 			}
+			dirty := false
+			switch sig := bn.Signature; {
+			case sig == "" || sig == rec.Signature:
+			case rec.Signature == "":
+				// Signing what was uploaded unsigned changes no byte.
+				rec.Signature, dirty = sig, true
+			default:
+				return fmt.Errorf("version %s is already stored with another signature (signed with another key?); publish it under a new version: %w",
+					bn.Version, store.ErrConflict)
+			}
 			if rec.Deleted {
 				// The same bytes bring a deleted version back.
-				rec.Deleted = false
+				rec.Deleted, dirty = false, true
+			}
+			if dirty {
 				if err := a.putBundle(ctx, rec); err != nil {
 					return err
 				}

@@ -97,7 +97,8 @@ func addState(ctx context.Context, db querier, a ota.App, st *store.State) error
 	// out of the record by the database.
 	rows, err := db.Query(ctx, `SELECT version, sha256, coalesce((record->>'size')::bigint, 0),
 			coalesce(record->>'min_native', ''), coalesce(record->>'max_native', ''),
-			record->'encryption'->>'session_key', record->'encryption'->>'encrypted_checksum', record->'encryption'->>'key_id'
+			record->'encryption'->>'session_key', record->'encryption'->>'encrypted_checksum', record->'encryption'->>'key_id',
+			coalesce(record->>'signature', '')
 		FROM bundles WHERE app_id = $1 AND kind = $2 AND NOT deleted ORDER BY version`, a.ID, ota.KindWeb)
 	if err != nil {
 		return err
@@ -105,7 +106,7 @@ func addState(ctx context.Context, db querier, a ota.App, st *store.State) error
 	for rows.Next() {
 		b := ota.Bundle{AppID: a.ID, Kind: ota.KindWeb}
 		var key, sum, id *string
-		if err := rows.Scan(&b.Version, &b.SHA256, &b.Size, &b.MinNative, &b.MaxNative, &key, &sum, &id); err != nil {
+		if err := rows.Scan(&b.Version, &b.SHA256, &b.Size, &b.MinNative, &b.MaxNative, &key, &sum, &id, &b.Signature); err != nil {
 			rows.Close()
 			return err
 		}
