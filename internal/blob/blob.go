@@ -2,8 +2,8 @@
 // stored once. Writes are crash-safe: a blob is either absent or complete
 // and verified.
 //
-// Store is an interface so an S3-compatible backend can replace the local
-// directory (FS) without handlers changing.
+// Store is an interface so that the S3-compatible backend (package
+// blob/s3) can replace the local directory (FS) without handlers changing.
 package blob
 
 import (
@@ -41,7 +41,8 @@ type Store interface {
 	// Put streams r into the store while hashing it, and returns the hash and
 	// size. At most limit bytes are read (limit <= 0: no limit); past it Put
 	// fails with ErrTooLarge and keeps nothing. Nothing partial is ever
-	// visible under a key.
+	// visible under a key. Storing bytes that are there already renews
+	// their ModTime, which garbage collection's grace period counts from.
 	Put(ctx context.Context, r io.Reader, limit int64) (Info, error)
 	// Open returns the blob's bytes. The key must be 64 lowercase hex digits;
 	// anything else is ErrNotFound.
@@ -52,4 +53,13 @@ type Store interface {
 	Delete(ctx context.Context, sha256 string) error
 	// List calls fn for every stored blob.
 	List(ctx context.Context, fn func(Info) error) error
+}
+
+// Sweeper is a Store that a killed process can leave debris in which the
+// next start may not simply remove, because other processes share the
+// store (S3: temporary objects and incomplete multipart uploads of
+// uploads running on other replicas). Sweep removes what is older than
+// olderThan and reports how many items went.
+type Sweeper interface {
+	Sweep(ctx context.Context, olderThan time.Duration) (int, error)
 }

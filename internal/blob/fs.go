@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // FS is a Store in a local directory:
@@ -171,7 +172,14 @@ func (s *FS) commit(tmpName, key string, size int64) (Info, error) {
 		if err := os.Remove(tmpName); err != nil {
 			return Info{}, fmt.Errorf("store blob %s: remove duplicate temp file: %w", key, err)
 		}
-		return Info{SHA256: key, Size: size, ModTime: fi.ModTime()}, nil
+		// The upload renews the blob's time: garbage collection spares
+		// blobs younger than its grace period, and this one is about to
+		// be referenced again.
+		now := time.Now()
+		if err := os.Chtimes(final, now, now); err != nil {
+			return Info{}, fmt.Errorf("store blob %s: renew its time: %w", key, err)
+		}
+		return Info{SHA256: key, Size: size, ModTime: now}, nil
 	}
 	// Absent, or damaged (wrong size): the rename below replaces it.
 

@@ -1,5 +1,5 @@
 // Package blobtest is a conformance suite for blob.Store implementations:
-// every backend (the local directory now, S3 later) must pass Run.
+// every backend (the local directory, S3) must pass Run.
 package blobtest
 
 import (
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/otaship/ota/internal/blob"
 )
@@ -40,6 +41,9 @@ func Run(t *testing.T, newStore func(t *testing.T) blob.Store) {
 		{"ReaderError", testReaderError},
 		{"Cancelled", testCancelled},
 		{"ConcurrentSameContent", testConcurrent},
+		{"Large", testLarge},
+		{"ModTime", testModTime},
+		{"SeekPastEnd", testSeekPastEnd},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,5 +398,100 @@ func testConcurrent(t *testing.T, s blob.Store) {
 	got, _ := readAll(t, s, Key(data))
 	if !bytes.Equal(got, data) {
 		t.Error("blob after concurrent Puts differs from the data")
+	}
+}
+
+// testLarge stores a stream longer than a backend's upload part (S3 sends
+// 8 MiB parts) that is not a multiple of it, read in small pieces.
+func testLarge(t *testing.T, s blob.Store) {
+	data := Data(12, 17<<20+5)
+	info, err := s.Put(t.Context(), io.MultiReader(bytes.NewReader(data[:1000]), bytes.NewReader(data[1000:])), int64(len(data)))
+	if err != nil {
+		t.Fatalf("Put(%d bytes): %v", len(data), err)
+	}
+	if info.SHA256 != Key(data) || info.Size != int64(len(data)) {
+		t.Fatalf("Put = %+v, want key %s size %d", info, Key(data), len(data))
+	}
+	got, _ := readAll(t, s, info.SHA256)
+	if !bytes.Equal(got, data) {
+		t.Errorf("Open returned %d bytes that differ from the %d put", len(got), len(data))
+	}
+	// One byte over the limit, found only in the last part.
+	_ = s.Delete(t.Context(), info.SHA256)
+	if _, err := s.Put(t.Context(), bytes.NewReader(data), int64(len(data))-1); !errors.Is(err, blob.ErrTooLarge) {
+		t.Fatalf("Put one byte over the limit: %v, want ErrTooLarge", err)
+	}
+	if got := keys(t, s); len(got) != 0 {
+		t.Errorf("rejected large Put left blobs %v", got)
+	}
+}
+
+// timeSlack absorbs clock resolution: S3 reports times in whole seconds,
+// from the server's clock.
+const timeSlack = 2 * time.Second
+
+// testModTime checks the time garbage collection's grace period counts
+// from: a Put reports and stores the time it was made, and a Put of bytes
+// stored already renews it.
+func testModTime(t *testing.T, s blob.Store) {
+	data := Data(13, 1000)
+	before := time.Now()
+	first := mustPut(t, s, data)
+	after := time.Now()
+	if first.ModTime.Before(before.Add(-timeSlack)) || first.ModTime.After(after.Add(timeSlack)) {
+		t.Errorf("Put ModTime = %v, want between %v and %v", first.ModTime, before, after)
+	}
+	st, err := s.Stat(t.Context(), first.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := st.ModTime.Sub(first.ModTime); d < -timeSlack || d > timeSlack {
+		t.Errorf("Stat ModTime = %v, Put said %v", st.ModTime, first.ModTime)
+	}
+	// Past one whole second, so that a renewed time differs even where
+	// times are in seconds.
+	time.Sleep(1100 * time.Millisecond)
+	again := mustPut(t, s, data)
+	if again.New {
+		t.Error("second Put: New = true")
+	}
+	st2, err := s.Stat(t.Context(), first.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st2.ModTime.After(st.ModTime) {
+		t.Errorf("ModTime after a second Put of the same bytes = %v, want later than %v: a collection could delete the blob this upload is about to reference", st2.ModTime, st.ModTime)
+	}
+	var listed time.Time
+	if err := s.List(t.Context(), func(i blob.Info) error { listed = i.ModTime; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if d := listed.Sub(st2.ModTime); d < -timeSlack || d > timeSlack {
+		t.Errorf("List ModTime = %v, Stat says %v", listed, st2.ModTime)
+	}
+}
+
+// testSeekPastEnd reads nothing, and no error but EOF, past the end.
+func testSeekPastEnd(t *testing.T, s blob.Store) {
+	data := Data(14, 5000)
+	info := mustPut(t, s, data)
+	c, _, err := s.Open(t.Context(), info.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Seek(-100, io.SeekEnd); err != nil {
+		t.Fatalf("Seek(-100, End): %v", err)
+	}
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, data[len(data)-100:]) {
+		t.Errorf("read after Seek(-100, End) = %d bytes, %v; want the last 100", len(got), err)
+	}
+	if _, err := c.Seek(0, io.SeekStart); err != nil {
+		t.Fatalf("Seek back to the start: %v", err)
+	}
+	head := make([]byte, 10)
+	if _, err := io.ReadFull(c, head); err != nil || !bytes.Equal(head, data[:10]) {
+		t.Errorf("read after seeking back = %q, %v", head, err)
 	}
 }
