@@ -38,7 +38,13 @@ type confFixture struct {
 
 func newConfFixture(t *testing.T) *confFixture {
 	t.Helper()
-	env := newTestEnv(t)
+	return newConfFixtureWith(t)
+}
+
+// newConfFixtureWith is newConfFixture with Config changes.
+func newConfFixtureWith(t *testing.T, opts ...func(*Config)) *confFixture {
+	t.Helper()
+	env := newTestEnv(t, opts...)
 	f := &confFixture{env: env, ctx: context.Background()}
 	// Big enough for a meaningful Range request (T14).
 	f.prodContent = zipOf(map[string]string{"index.html": "<html>1.0.1</html>", "app.js": strings.Repeat("notifyAppReady();\n", 200)})

@@ -135,6 +135,9 @@ func (s *Server) handleUpdates(c echo.Context) error {
 	}
 	d := update.DecideWith(snap, &req, s.cfg.DefaultApp, s.health)
 	s.observeCheck(snap, &req, &d)
+	if d.Bundle != nil && !s.links.Fresh(d.URLRenew) {
+		return s.answerFresh(c, &d)
+	}
 	// An offer's answer is encoded once, when the snapshot is built; c.JSON
 	// would encode the same bytes again. A query (?pretty) or debug mode
 	// asks echo for indented output, which only c.JSON writes.

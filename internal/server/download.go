@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/otaship/ota/internal/blob"
+	downloads "github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -54,6 +55,9 @@ func (s *Server) handleBundleDownload(c echo.Context) error {
 		sha, kind = b.SHA256, b.Kind
 	}
 
+	if s.links.Redirects() {
+		return s.redirectDownload(c, sha, kind)
+	}
 	content, info, err := s.blobs.Open(ctx, sha)
 	if errors.Is(err, blob.ErrNotFound) {
 		return errNoBundle
@@ -94,6 +98,31 @@ func (s *Server) handleBundleDownload(c echo.Context) error {
 	// next request on a kept-alive connection does not inherit it.
 	http.ServeContent(w, c.Request(), "", info.ModTime, content)
 	return nil
+}
+
+// redirectDownload sends the client to where the bytes are when they are
+// not in otad's directory: the CDN, or a presigned URL made now. A
+// presigned redirect must not be cached past its lifetime; a CDN one may
+// be, briefly (the CDN base could be reconfigured).
+func (s *Server) redirectDownload(c echo.Context, sha, kind string) error {
+	if _, err := s.blobs.Stat(c.Request().Context(), sha); err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
+			return errNoBundle
+		}
+		return err
+	}
+	to, err := s.links.Redirect(bundleObject(&ota.Bundle{SHA256: sha, Kind: kind}))
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("X-Checksum-Sha256", sha)
+	if s.links.Mode() == downloads.ModePresigned {
+		h.Set("Cache-Control", "no-store")
+	} else {
+		h.Set("Cache-Control", "public, max-age=3600")
+	}
+	return c.Redirect(http.StatusFound, to)
 }
 
 // defaultDownloadIdle and downloadChunk bound how slowly a download may

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	downloads "github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/update"
 	"github.com/otaship/ota/pkg/ota"
@@ -51,7 +52,7 @@ func FuzzHealthRecord(f *testing.F) {
 	snap := update.Build(store.State{
 		Apps:    []ota.App{{ID: testApp}},
 		Bundles: []ota.Bundle{{AppID: testApp, Version: "1.0.0", Kind: ota.KindWeb, SHA256: strings.Repeat("a", 64)}},
-	}, func(*ota.Bundle) string { return "https://ota.example.com/b.zip" })
+	}, func(*ota.Bundle) downloads.Link { return downloads.Link{URL: "https://ota.example.com/b.zip"} })
 	f.Fuzz(func(t *testing.T, action, version, device, plugin string) {
 		h := newHealthTracker(10)
 		ev := ota.StatsEvent{DeviceInfo: ota.DeviceInfo{AppID: testApp, DeviceID: device, VersionName: version, PluginVersion: plugin}, Action: action}

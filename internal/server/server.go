@@ -22,6 +22,7 @@ import (
 
 	"github.com/otaship/ota/internal/auth"
 	"github.com/otaship/ota/internal/blob"
+	downloads "github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/metrics"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/update"
@@ -64,6 +65,9 @@ type Config struct {
 	MetricsToken string
 	// Webhooks tunes webhook delivery (tests shorten its waits).
 	Webhooks webhook.Options
+	// Downloads says where devices download bundles from (a CDN, presigned
+	// URLs of the bucket); nil is otad's own route at PublicURL.
+	Downloads *downloads.Locator
 }
 
 // Server serves otad's HTTP API.
@@ -99,6 +103,13 @@ type Server struct {
 	// it, guarded by writeMu (see emitEvents).
 	hooks   *webhook.Dispatcher
 	hookSeq uint64
+
+	// links makes download URLs; relinkNow asks relinkLoop to renew the
+	// snapshot's expiring ones at once, stopRelink ends it (relink.go).
+	links      *downloads.Locator
+	relinkNow  chan struct{}
+	stopRelink chan struct{}
+	relinkDone chan struct{}
 }
 
 // New builds a server over an open store and blob store and loads the
@@ -122,6 +133,12 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 		log = slog.Default()
 	}
 	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log, admin: newAdminState(cfg.Now, cfg.BcryptCost)}
+	s.links = cfg.Downloads
+	if s.links == nil {
+		if s.links, err = downloads.New(downloads.Config{PublicURL: cfg.PublicURL, Log: log}); err != nil {
+			return nil, err
+		}
+	}
 	// Apps are listed, not loaded: their views are built on first use or
 	// by WarmUp (lazyload.go), so start-up does not grow with the bundles.
 	apps, err := st.ListApps(ctx)
@@ -143,6 +160,7 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 		return nil, err
 	}
 	s.e = s.newRouter()
+	s.startRelink()
 	s.ready.Store(true)
 	return s, nil
 }
@@ -157,15 +175,26 @@ func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 // are in its Unloaded set (see WarmUp).
 func (s *Server) Snapshot() *update.Snapshot { return s.snap.Load() }
 
-// bundleURL is the absolute download URL of a bundle. The key is the
-// content address, so the URL is immutable and cacheable forever.
-func (s *Server) bundleURL(b *ota.Bundle) string {
+// bundleObject names a bundle's bytes for package download. The route's
+// key is the content address, so every URL but a presigned one is
+// immutable and cacheable forever.
+func bundleObject(b *ota.Bundle) downloads.Object {
 	ext := ".zip"
 	if b.Kind == ota.KindAPK {
 		ext = ".apk"
 	}
-	return s.cfg.PublicURL + "/api/ota/bundle/" + b.SHA256 + ext
+	name := b.SHA256 + ext
+	return downloads.Object{Key: b.SHA256, Name: name, Route: "/api/ota/bundle/" + name}
 }
+
+// bundleLink is where devices download a bundle now: the snapshot's
+// URLFunc.
+func (s *Server) bundleLink(b *ota.Bundle) downloads.Link { return s.links.Link(bundleObject(b)) }
+
+// bundleURL is the absolute download URL of a bundle in admin answers: one
+// that never expires (otad's route, which redirects to the bucket, or the
+// CDN's).
+func (s *Server) bundleURL(b *ota.Bundle) string { return s.links.Permanent(bundleObject(b)) }
 
 // refreshApp reloads one app's device-facing state after a write. It must
 // be called after every successful write that changes release state.
@@ -179,6 +208,6 @@ func (s *Server) refreshApp(ctx context.Context, appID string) error {
 	if err != nil {
 		return fmt.Errorf("refresh snapshot of %s: %w", appID, err)
 	}
-	s.snap.Store(s.snap.Load().WithApp(appID, st, s.bundleURL))
+	s.snap.Store(s.snap.Load().WithApp(appID, st, s.bundleLink))
 	return nil
 }

@@ -84,18 +84,28 @@ type testEnv struct {
 	cfg    Config
 	dir    string // holds ota.db and blobs/
 	store  *bolt.Store
-	blobs  *blob.FS
+	blobs  blob.Store
 	tokens *auth.Issuer
 	srv    *Server
 	clock  *testClock
 	logs   *syncBuffer
 	// token is a valid bearer token of testUser.
 	token string
+	// openBlobs, when set, opens the blob store instead of a directory in
+	// dir (s3_test.go: a bucket).
+	openBlobs func() (blob.Store, error)
 }
 
 // newTestEnv builds a test environment. opts may change the Config before
 // the server is built (for example the default app or the upload limit).
 func newTestEnv(t testing.TB, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	return newTestEnvBlobs(t, nil, opts...)
+}
+
+// newTestEnvBlobs is newTestEnv with bundles in the blob store openBlobs
+// opens (nil: a directory in t.TempDir()).
+func newTestEnvBlobs(t testing.TB, openBlobs func() (blob.Store, error), opts ...func(*Config)) *testEnv {
 	t.Helper()
 	clock := &testClock{now: testEpoch}
 	cfg := Config{
@@ -110,7 +120,7 @@ func newTestEnv(t testing.TB, opts ...func(*Config)) *testEnv {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	env := &testEnv{t: t, cfg: cfg, dir: t.TempDir(), clock: clock, logs: &syncBuffer{}}
+	env := &testEnv{t: t, cfg: cfg, dir: t.TempDir(), clock: clock, logs: &syncBuffer{}, openBlobs: openBlobs}
 	env.open()
 	t.Cleanup(func() {
 		if env.store != nil {
@@ -142,9 +152,14 @@ func (e *testEnv) open() {
 		e.t.Fatalf("open store: %v", err)
 	}
 	e.store = st
-	bl, err := blob.NewFS(filepath.Join(e.dir, "blobs"))
+	var bl blob.Store
+	if e.openBlobs != nil {
+		bl, err = e.openBlobs()
+	} else {
+		bl, err = blob.NewFS(filepath.Join(e.dir, "blobs"))
+	}
 	if err != nil {
-		e.t.Fatalf("open blob dir: %v", err)
+		e.t.Fatalf("open blob store: %v", err)
 	}
 	e.blobs = bl
 	iss, err := auth.NewIssuer(testKey, auth.Options{Issuer: "otad-test", Audience: "otactl", TTL: e.cfg.TokenTTL, Now: e.clock.Now})

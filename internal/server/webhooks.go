@@ -47,6 +47,7 @@ func (s *Server) initWebhooks(ctx context.Context, o webhook.Options) error {
 // Close stops webhook delivery; deliveries still queued are abandoned.
 // It saves the device health not saved yet.
 func (s *Server) Close() {
+	s.stopRelinking()
 	s.hooks.Close()
 	s.closeHealth()
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/otaship/ota/pkg/ota"
@@ -53,9 +54,13 @@ type Decision struct {
 	// final newline), prepared with the snapshot; nil when the answer is
 	// not a prepared offer. It is shared: nobody may modify it.
 	Body []byte
-	// Bundle is the bundle Response offers, nil when it offers none. It
-	// points into the snapshot: nobody may modify it.
+	// Bundle is the bundle Response offers, nil when it offers none.
+	// Shared: nobody may modify it.
 	Bundle *ota.Bundle
+	// URLRenew is when Response.URL, prepared with the snapshot, must stop
+	// being handed out (a presigned URL, see download.Link); zero: never.
+	// Past it the caller asks for a fresh link for Bundle.
+	URLRenew time.Time
 }
 
 // Decide answers an update check (protocol §8, in order: request sanity,
@@ -320,7 +325,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 	}
 	d.Response = o.success
 	d.Body = o.body
-	d.Bundle = o.bundle
+	d.Bundle, d.URLRenew = o.bundle, o.renew
 	return d
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -17,8 +18,8 @@ const (
 
 func sha(c byte) string { return strings.Repeat(string(c), 64) }
 
-func testURL(b *ota.Bundle) string {
-	return "https://ota.example.com/api/ota/bundle/" + b.SHA256 + ".zip"
+func testURL(b *ota.Bundle) download.Link {
+	return download.Link{URL: "https://ota.example.com/api/ota/bundle/" + b.SHA256 + ".zip"}
 }
 
 // fixtureState is protocol §9's fixture: production (public) → 1.0.1,

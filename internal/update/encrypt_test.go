@@ -34,8 +34,8 @@ func encryptedState() store.State {
 
 func TestDecideEncryption(t *testing.T) {
 	snap := Build(encryptedState(), testURL)
-	encSuccess := ota.UpdateResponse{Version: "1.0.1", URL: testURL(&ota.Bundle{SHA256: sha('1')}), Checksum: encChecksum, SessionKey: ptr(sessionKey)}
-	plainSuccess := ota.UpdateResponse{Version: "1.1.0", URL: testURL(&ota.Bundle{SHA256: sha('2')}), Checksum: sha('2'), SessionKey: ptr("")}
+	encSuccess := ota.UpdateResponse{Version: "1.0.1", URL: testURL(&ota.Bundle{SHA256: sha('1')}).URL, Checksum: encChecksum, SessionKey: ptr(sessionKey)}
+	plainSuccess := ota.UpdateResponse{Version: "1.1.0", URL: testURL(&ota.Bundle{SHA256: sha('2')}).URL, Checksum: sha('2'), SessionKey: ptr("")}
 	blocked := func(code, version string) ota.UpdateResponse {
 		return ota.UpdateResponse{Error: code, Kind: ota.KindBlocked, Version: version, Old: "1.0.0"}
 	}

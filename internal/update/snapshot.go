@@ -10,7 +10,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -58,6 +60,9 @@ type ChannelView struct {
 	Builtin bool
 	// URL is the absolute download URL of Active, "" without one.
 	URL string
+	// URLRenew is when URL must stop being handed out (a presigned URL;
+	// see download.Link), zero when never. Snapshot.Relink renews it.
+	URLRenew time.Time
 	// Success is the answer offering Active. Its SessionKey points into this
 	// view, so copies share it; nobody may write through it.
 	Success ota.UpdateResponse
@@ -109,6 +114,7 @@ type offer struct {
 	success    ota.UpdateResponse
 	body       []byte // success encoded; see Decision.Body
 	sessionKey string
+	renew      time.Time // when success.URL must stop being handed out
 
 	target       Version
 	targetOK     bool
@@ -120,12 +126,12 @@ type offer struct {
 	maxNativeBad bool
 }
 
-// newOffer prepares the offer of bundle b, downloaded from url.
-func newOffer(b *ota.Bundle, url string) *offer {
-	o := &offer{version: b.Version, bundle: b}
+// newOffer prepares the offer of bundle b, downloaded from link.
+func newOffer(b *ota.Bundle, link download.Link) *offer {
+	o := &offer{version: b.Version, bundle: b, renew: link.Renew}
 	o.success = ota.UpdateResponse{
 		Version:    b.Version,
-		URL:        url,
+		URL:        link.URL,
 		Checksum:   b.SHA256,
 		SessionKey: &o.sessionKey,
 	}
@@ -170,8 +176,8 @@ func (o *offer) fitsNative(v Version) bool {
 		(!o.maxNativeOK || v.Compare(o.maxNative) <= 0)
 }
 
-// URLFunc builds the absolute download URL of a bundle.
-type URLFunc func(b *ota.Bundle) string
+// URLFunc gives the download link of a bundle (see package download).
+type URLFunc func(b *ota.Bundle) download.Link
 
 // Build makes a snapshot from stored state. The snapshot points into
 // st.Bundles rather than copying a million records, so the caller must not
@@ -224,6 +230,35 @@ func (s *Snapshot) WithApp(appID string, st store.State, url URLFunc) *Snapshot 
 	for id, av := range buildApps(st, url) {
 		n.Apps[id] = av
 		delete(n.Unloaded, id)
+	}
+	return n
+}
+
+// Relink returns a copy of s in which every loaded app's channel views are
+// built again from their own records with the links url gives now, so
+// that expiring download URLs (presigned ones) are renewed without reading
+// the store. Apps share everything else (bundles, overrides) with s.
+// Every field newChannelView derives is derived again; a view must hold
+// nothing that only buildApps computes.
+func (s *Snapshot) Relink(url URLFunc) *Snapshot {
+	if s == nil {
+		return nil
+	}
+	n := &Snapshot{Apps: make(map[string]*AppView, len(s.Apps)), Unloaded: s.Unloaded}
+	for id, av := range s.Apps {
+		nv := &AppView{
+			App:       av.App,
+			Channels:  make(map[string]*ChannelView, len(av.Channels)),
+			List:      make([]*ChannelView, 0, len(av.List)),
+			Overrides: av.Overrides,
+			Bundles:   av.Bundles,
+		}
+		for _, cv := range av.List {
+			c := newChannelView(cv.Channel, av.Bundles, url)
+			nv.Channels[c.Channel.Name] = c
+			nv.List = append(nv.List, c)
+		}
+		n.Apps[id] = nv
 	}
 	return n
 }
@@ -286,19 +321,22 @@ func buildApps(st store.State, url URLFunc) map[string]*AppView {
 
 func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc) *ChannelView {
 	cv := &ChannelView{Channel: ch}
+	var link download.Link
 	switch {
 	case ch.Active == ota.VersionBuiltin:
 		cv.Builtin = true
 	case ch.Active == "":
 	case ch.ActiveBundle != nil && ch.ActiveBundle.Version == ch.Active:
 		b := *ch.ActiveBundle
-		b.URL = url(&b)
+		link = url(&b)
+		b.URL = link.URL
 		cv.Active = &b
 	default:
 		// The store did not fill ActiveBundle; the bundle list has it.
 		if b := bundles[ch.Active]; b != nil {
 			c := *b
-			c.URL = url(&c)
+			link = url(&c)
+			c.URL = link.URL
 			cv.Active = &c
 		}
 	}
@@ -314,8 +352,8 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 		return cv
 	}
 	b := cv.Active
-	cv.URL = b.URL
-	cv.active = *newOffer(b, b.URL)
+	cv.URL, cv.URLRenew = link.URL, link.Renew
+	cv.active = *newOffer(b, link)
 	// Success must point at the view's own session key, not the
 	// temporary offer's.
 	cv.active.success.SessionKey = &cv.active.sessionKey

@@ -274,7 +274,10 @@ func (s *Store) Config() Config { return s.cfg }
 func (s *Store) ObjectKey(key string) string { return s.prefix + ObjectPath(key) }
 
 // ObjectPath is the key's place below the prefix, sha256/ab/<key>: what
-// a CDN whose origin is the bucket's prefix sees.
+// a CDN whose origin is the bucket's prefix sees (download.Bucket).
+func (s *Store) ObjectPath(key string) string { return ObjectPath(key) }
+
+// ObjectPath is the key's place below any prefix: sha256/ab/<key>.
 func ObjectPath(key string) string { return "sha256/" + key[:2] + "/" + key }
 
 // tmpKey names a new upload: the time first, so a listing shows the
