@@ -85,6 +85,9 @@ Restore a backup with otad restore.`,
 			if err != nil {
 				return &usageError{err}
 			}
+			if err := refuseBucket(cfg, "backup"); err != nil {
+				return err
+			}
 			return backup(cmd.Context(), e, cfg, args[0], backupFlags{serverURL: serverURL, includeKey: includeKey, force: force})
 		},
 	}
@@ -122,6 +125,9 @@ Then start otad on the data dir as usual.`,
 			cfg, err := loadConfig(cmd.Flags(), e.getenv)
 			if err != nil {
 				return &usageError{err}
+			}
+			if err := refuseBucket(cfg, "restore"); err != nil {
+				return err
 			}
 			var sum restoreSummary
 			into := cfg.DataDir

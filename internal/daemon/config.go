@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 
+	"github.com/otaship/ota/internal/blob/s3"
+	downloads "github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/store/postgres"
 )
 
@@ -39,6 +42,14 @@ const (
 	keyTLSCert       = "tls-cert"
 	keyTLSKey        = "tls-key"
 	keyDatabaseURL   = "database-url"
+	// Bundles on S3-compatible storage and downloads that bypass otad
+	// (issue 11).
+	keyBlobURL         = "blob-url"
+	keyS3Endpoint      = "s3-endpoint"
+	keyS3Region        = "s3-region"
+	keyS3PathStyle     = "s3-path-style"
+	keyDownloadBaseURL = "download-base-url"
+	keyPresignTTL      = "presign-ttl"
 )
 
 // Defaults of the settings that have one.
@@ -61,6 +72,7 @@ var fileKeys = []string{
 	keyAddr, keyDataDir, keyPublicURL, keyDefaultApp, keyTokenTTL,
 	keyMaxUploadSize, keyJWTKeyFile, keyLogLevel, keyLogFormat, keyTrustProxy,
 	keyMetricsAddr, keyMetricsToken, keyDeviceRate, keyTLSCert, keyTLSKey, keyDatabaseURL,
+	keyBlobURL, keyS3Endpoint, keyS3Region, keyS3PathStyle, keyDownloadBaseURL, keyPresignTTL,
 }
 
 // envName is the environment variable of a configuration key.
@@ -96,6 +108,22 @@ type config struct {
 	// metadata instead of the bbolt file in the data dir. It may hold a
 	// password: log it only through postgres.Redact.
 	DatabaseURL string
+
+	// BlobURL is s3://BUCKET/PREFIX, "" for the local blob directory;
+	// S3Bucket and S3Prefix are its parts.
+	BlobURL     string
+	S3Bucket    string
+	S3Prefix    string
+	S3Endpoint  string // full URL, "" for AWS
+	S3Region    string // "" asks the server
+	S3PathStyle bool
+	// DownloadBaseURL is a CDN devices download bundles from, "".
+	DownloadBaseURL string
+	// PresignTTL is the lifetime of presigned download URLs;
+	// PresignTTLSet says whether it was configured (it only matters with
+	// the bucket and no CDN).
+	PresignTTL    time.Duration
+	PresignTTLSet bool
 }
 
 // minMetricsToken is the shortest accepted --metrics-token: it guards the
@@ -125,6 +153,9 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	v.SetDefault(keyLogFormat, defaultLogFormat)
 	v.SetDefault(keyTrustProxy, "false")
 	v.SetDefault(keyDeviceRate, strconv.Itoa(defaultDeviceRate))
+	v.SetDefault(keyS3PathStyle, "false")
+	v.SetDefault(keyPresignTTL, downloads.DefaultTTL.String())
+	fileSettings := map[string]any{}
 
 	for _, key := range append(slices.Clone(fileKeys), keyAddrFile, keyConfig) {
 		if f := flags.Lookup(key); f != nil {
@@ -143,6 +174,7 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 		if err != nil {
 			return nil, err
 		}
+		fileSettings = settings
 		if err := v.MergeConfigMap(settings); err != nil {
 			return nil, fmt.Errorf("apply config file %s: %w", cfgFile, err)
 		}
@@ -174,7 +206,21 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 		TLSCert:      v.GetString(keyTLSCert),
 		TLSKey:       v.GetString(keyTLSKey),
 		DatabaseURL:  strings.TrimSpace(v.GetString(keyDatabaseURL)),
+
+		BlobURL:         strings.TrimSpace(v.GetString(keyBlobURL)),
+		S3Endpoint:      strings.TrimRight(strings.TrimSpace(v.GetString(keyS3Endpoint)), "/"),
+		S3Region:        strings.TrimSpace(v.GetString(keyS3Region)),
+		DownloadBaseURL: strings.TrimRight(strings.TrimSpace(v.GetString(keyDownloadBaseURL)), "/"),
 	}
+	// Whether the operator set it, not its flag's default.
+	isSet := func(key string) bool {
+		if f := flags.Lookup(key); f != nil && f.Changed {
+			return true
+		}
+		_, inFile := fileSettings[key]
+		return inFile || getenv(envName(key)) != ""
+	}
+	c.PresignTTLSet = isSet(keyPresignTTL)
 	var errs []error
 	if c.Addr == "" {
 		errs = append(errs, fmt.Errorf("%s must not be empty", keyAddr))
@@ -229,10 +275,53 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 		errs = append(errs, fmt.Errorf("%s %s: want postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave it unset for the bbolt file in the data dir",
 			keyDatabaseURL, postgres.Redact(u)))
 	}
+	errs = append(errs, c.checkStorage(v)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return c, nil
+}
+
+// checkStorage resolves the blob store and download settings.
+func (c *config) checkStorage(v *viper.Viper) []error {
+	var errs []error
+	if c.BlobURL != "" {
+		var err error
+		if c.S3Bucket, c.S3Prefix, err = s3.ParseURL(c.BlobURL); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", keyBlobURL, err))
+		}
+	} else {
+		for _, k := range []string{keyS3Endpoint, keyS3Region} {
+			if strings.TrimSpace(v.GetString(k)) != "" {
+				errs = append(errs, fmt.Errorf("%s is a setting of the S3 backend: set %s s3://BUCKET/PREFIX too, or drop it", k, keyBlobURL))
+			}
+		}
+	}
+	var err error
+	if c.S3PathStyle, err = strconv.ParseBool(v.GetString(keyS3PathStyle)); err != nil {
+		errs = append(errs, fmt.Errorf("%s %q: want true or false", keyS3PathStyle, v.GetString(keyS3PathStyle)))
+	}
+	if c.S3Endpoint != "" {
+		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want the server's full URL with no path, e.g. http://127.0.0.1:9000 or https://s3.eu-west-1.amazonaws.com", keyS3Endpoint, c.S3Endpoint))
+		}
+	}
+	if c.DownloadBaseURL != "" {
+		if err := downloads.CheckURL(keyDownloadBaseURL, c.DownloadBaseURL); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	raw := v.GetString(keyPresignTTL)
+	ttl, err := time.ParseDuration(raw)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("%s %q: want a duration such as 1h or 30m", keyPresignTTL, raw))
+	case ttl < downloads.MinTTL || ttl > downloads.MaxTTL:
+		errs = append(errs, fmt.Errorf("%s %s: want between %s and %s (168h, the longest an S3 signature lasts)", keyPresignTTL, ttl, downloads.MinTTL, downloads.MaxTTL))
+	}
+	c.PresignTTL = ttl
+	return errs
 }
 
 // readConfigFile loads otad.yaml (or .json/.toml, by extension) and refuses

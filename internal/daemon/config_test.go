@@ -61,7 +61,7 @@ trust-proxy: true
 			check: func(t *testing.T, c *config) {
 				want := config{Addr: defaultAddr, DataDir: defaultDataDir, TokenTTL: 12 * time.Hour,
 					MaxUploadBytes: 512 << 20, JWTKeyFile: filepath.Join(defaultDataDir, "jwt.key"),
-					LogLevel: "info", LogFormat: "auto", DeviceRateLimit: defaultDeviceRate}
+					LogLevel: "info", LogFormat: "auto", DeviceRateLimit: defaultDeviceRate, PresignTTL: time.Hour}
 				if *c != want {
 					t.Errorf("config = %+v\nwant     %+v", *c, want)
 				}
@@ -258,4 +258,84 @@ func FuzzParseSize(f *testing.F) {
 			t.Fatalf("parseSize(formatSize(%d)) = %d, %v", n, back, err)
 		}
 	})
+}
+
+// TestLoadConfigStorage: the bucket and download settings from flags,
+// environment and file, with their errors.
+func TestLoadConfigStorage(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "otad.yaml", `
+blob-url: s3://file-bucket/otad/blobs
+s3-endpoint: http://127.0.0.1:9000/
+s3-region: eu-west-1
+s3-path-style: true
+download-base-url: https://cdn.example.com/ota/
+presign-ttl: 30m
+`)
+	ok := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(c *config) bool
+	}{
+		{"unset is the local directory", nil, nil, func(c *config) bool {
+			return c.BlobURL == "" && c.S3Bucket == "" && c.DownloadBaseURL == "" && c.PresignTTL == time.Hour && !c.PresignTTLSet
+		}},
+		{"file", []string{"--config", file}, nil, func(c *config) bool {
+			return c.S3Bucket == "file-bucket" && c.S3Prefix == "otad/blobs" && c.S3Endpoint == "http://127.0.0.1:9000" &&
+				c.S3Region == "eu-west-1" && c.S3PathStyle && c.DownloadBaseURL == "https://cdn.example.com/ota" &&
+				c.PresignTTL == 30*time.Minute && c.PresignTTLSet
+		}},
+		{"environment", nil, map[string]string{"OTAD_BLOB_URL": "s3://env-bucket", "OTAD_S3_PATH_STYLE": "1", "OTAD_PRESIGN_TTL": "2h"}, func(c *config) bool {
+			return c.S3Bucket == "env-bucket" && c.S3Prefix == "" && c.S3PathStyle && c.PresignTTL == 2*time.Hour && c.PresignTTLSet
+		}},
+		{"flags beat the file", []string{"--config", file, "--blob-url", "s3://flag-bucket/p", "--s3-path-style=false", "--presign-ttl", "10m"}, nil, func(c *config) bool {
+			return c.S3Bucket == "flag-bucket" && c.S3Prefix == "p" && !c.S3PathStyle && c.PresignTTL == 10*time.Minute && c.S3Region == "eu-west-1"
+		}},
+		{"a CDN in front of the local directory", []string{"--download-base-url", "https://cdn.example.com"}, nil, func(c *config) bool {
+			return c.BlobURL == "" && c.DownloadBaseURL == "https://cdn.example.com"
+		}},
+	}
+	for _, tt := range ok {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(parseServeFlags(t, tt.args...).Flags(), mapEnv(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.want(c) {
+				t.Errorf("config = %+v", *c)
+			}
+		})
+	}
+	bad := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"not s3", []string{"--blob-url", "gs://bucket"}, nil, "blob-url"},
+		{"bad bucket", nil, map[string]string{"OTAD_BLOB_URL": "s3://UPPER"}, "blob-url"},
+		{"credentials in the URL", []string{"--blob-url", "s3://AKID:topsecret@bucket"}, nil, "no credentials"},
+		{"endpoint without bucket", []string{"--s3-endpoint", "http://127.0.0.1:9000"}, nil, "set blob-url"},
+		{"region without bucket", nil, map[string]string{"OTAD_S3_REGION": "eu-west-1"}, "set blob-url"},
+		{"endpoint not a URL", []string{"--blob-url", "s3://bucket", "--s3-endpoint", "127.0.0.1:9000"}, nil, "s3-endpoint"},
+		{"endpoint with a path", []string{"--blob-url", "s3://bucket", "--s3-endpoint", "http://h:9000/bucket"}, nil, "no path"},
+		{"path style not a bool", nil, map[string]string{"OTAD_S3_PATH_STYLE": "maybe"}, "s3-path-style"},
+		{"base not absolute", []string{"--download-base-url", "cdn.example.com/ota"}, nil, "download-base-url"},
+		{"base with a query", []string{"--download-base-url", "https://cdn.example.com/?a=1"}, nil, "no query"},
+		{"ttl not a duration", nil, map[string]string{"OTAD_PRESIGN_TTL": "a while"}, "presign-ttl"},
+		{"ttl too short", []string{"--presign-ttl", "30s"}, nil, "presign-ttl"},
+		{"ttl too long", []string{"--presign-ttl", "169h"}, nil, "168h"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadConfig(parseServeFlags(t, tt.args...).Flags(), mapEnv(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want one saying %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "topsecret") {
+				t.Errorf("error %q repeats a secret", err)
+			}
+		})
+	}
 }

@@ -60,7 +60,7 @@ func TestCollectBlobs(t *testing.T) {
 	if err := touch(bl, youngGarbage.SHA256, later.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	collectBlobs(ctx, st, bl, later, log)
+	collectBlobs(ctx, st, bl, later, blobGrace, log)
 
 	for _, tt := range []struct {
 		name string

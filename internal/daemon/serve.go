@@ -17,6 +17,7 @@ import (
 
 	"github.com/otaship/ota/internal/auth"
 	"github.com/otaship/ota/internal/blob"
+	downloads "github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/server"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/store/postgres"
@@ -31,8 +32,17 @@ const (
 	idleTimeout       = 2 * time.Minute
 	shutdownTimeout   = 30 * time.Second
 	// blobGrace keeps unreferenced blobs this young: they may belong to an
-	// upload whose metadata is not committed yet.
+	// upload whose metadata is not committed yet, here or on another
+	// replica sharing the bucket (a Put of bytes stored already renews
+	// their time, see blob.Store).
 	blobGrace = time.Hour
+	// blobCollectEvery is how often unreferenced blobs are collected after
+	// the one at start.
+	blobCollectEvery = 6 * time.Hour
+	// tmpGrace keeps what interrupted uploads left in a shared store (a
+	// bucket) this long: an upload on another replica may still be
+	// sending its parts, over a slow link.
+	tmpGrace = 24 * time.Hour
 )
 
 func newServeCmd(e *env) *cobra.Command {
@@ -80,6 +90,12 @@ and the signing key. Move an existing data dir there with otad migrate.`,
 	f.String(keyTLSCert, "", "PEM certificate (chain) file; with --tls-key otad serves HTTPS itself, and picks up files renewed in place within 10 s ($OTAD_TLS_CERT)")
 	f.String(keyTLSKey, "", "PEM private key file of --tls-cert ($OTAD_TLS_KEY)")
 	f.String(keyAddrFile, "", "write the bound address to this file once listening, for --addr 127.0.0.1:0 ($OTAD_ADDR_FILE)")
+	f.String(keyBlobURL, "", "keep bundles in this bucket of S3-compatible storage, s3://BUCKET/PREFIX, instead of <data-dir>/blobs; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials ($OTAD_BLOB_URL)")
+	f.String(keyS3Endpoint, "", "S3 server's full URL, e.g. http://127.0.0.1:9000 (default AWS) ($OTAD_S3_ENDPOINT)")
+	f.String(keyS3Region, "", "bucket's region (default: asked from the server at start) ($OTAD_S3_REGION)")
+	f.Bool(keyS3PathStyle, false, "address the bucket as ENDPOINT/BUCKET, as MinIO and most self-hosted servers want ($OTAD_S3_PATH_STYLE)")
+	f.String(keyDownloadBaseURL, "", "CDN devices download bundles from: its base plus the bundle's content address (sha256/ab/<sha256> under the bucket prefix, or otad's /api/ota/bundle/… route without a bucket) ($OTAD_DOWNLOAD_BASE_URL)")
+	f.Duration(keyPresignTTL, downloads.DefaultTTL, "lifetime of the presigned URLs devices download from with --blob-url and no --download-base-url; devices always get one with over half of it left ($OTAD_PRESIGN_TTL)")
 	return cmd
 }
 
@@ -108,9 +124,9 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		}
 	}()
 	warnIfShared(cfg.DataDir, log)
-	blobs, err := blob.NewFS(cfg.BlobDir())
+	blobs, bucket, err := openBlobs(ctx, cfg, e.getenv)
 	if err != nil {
-		return fmt.Errorf("open bundle directory: %w", err)
+		return err
 	}
 	key, err := auth.LoadOrCreateKey(cfg.JWTKeyFile)
 	if err != nil {
@@ -143,6 +159,10 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	if err := ensureUsers(ctx, e, st, cost, publicURL, log); err != nil {
 		return err
 	}
+	links, err := newLocator(cfg, publicURL, bucket, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(ctx, server.Config{
 		PublicURL:       publicURL,
 		DefaultApp:      cfg.DefaultApp,
@@ -153,6 +173,7 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		MetricsToken:    cfg.MetricsToken,
 		DeviceRateLimit: cfg.DeviceRateLimit,
 		BcryptCost:      cost,
+		Downloads:       links,
 	}, st, blobs, issuer, log)
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)
@@ -162,8 +183,9 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	defer srv.Close()
 	// Collecting unreferenced bundle files reads every bundle record (a
 	// million on a big store) and only frees disk, so it runs while the
-	// server already answers instead of delaying the start. blobGrace
-	// keeps the files of uploads running meanwhile.
+	// server already answers instead of delaying the start, and then every
+	// blobCollectEvery (replicas sharing a bucket may run for months).
+	// blobGrace keeps the files of uploads running meanwhile.
 	// Apps' release state loads in the background too (server.WarmUp):
 	// until an app is loaded its first request reads it from the store.
 	// Then, hourly, device health nobody needs any more is pruned.
@@ -178,7 +200,7 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	gcDone := make(chan struct{})
 	go func() {
 		defer close(gcDone)
-		collectBlobs(ctx, st, blobs, time.Now(), log)
+		collectBlobsEvery(ctx, st, blobs, blobCollectEvery, log)
 	}()
 	defer func() { <-gcDone }() // before the store closes
 	_, stopMetrics, err := serveMetrics(cfg.MetricsAddr, srv.MetricsHandler(), log)
@@ -276,14 +298,14 @@ func derivePublicURL(addr net.Addr, log *slog.Logger) string {
 }
 
 // collectBlobs deletes bundle files no bundle record refers to any more,
-// keeping those younger than blobGrace. It only logs failures: a leftover
+// keeping those younger than grace. It only logs failures: a leftover
 // file costs disk, not correctness.
-func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.Time, log *slog.Logger) {
+func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.Time, grace time.Duration, log *slog.Logger) {
 	// Files old enough first: without any, the bundle records (a million
 	// on a big store) need not be read at all.
 	var old []blob.Info
 	err := bl.List(ctx, func(i blob.Info) error {
-		if now.Sub(i.ModTime) > blobGrace {
+		if now.Sub(i.ModTime) > grace {
 			old = append(old, i)
 		}
 		return nil
@@ -305,6 +327,12 @@ func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.T
 		if refs[i.SHA256] {
 			continue
 		}
+		// Asked again just before deleting: a Put since the listing (an
+		// upload of the same bytes, perhaps on another replica, about to
+		// publish them) renewed the time.
+		if cur, err := bl.Stat(ctx, i.SHA256); err != nil || now.Sub(cur.ModTime) <= grace {
+			continue
+		}
 		if err := bl.Delete(ctx, i.SHA256); err != nil {
 			log.Warn("delete unreferenced bundle", "sha256", i.SHA256, "err", err)
 			continue
@@ -314,6 +342,31 @@ func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.T
 	}
 	if n > 0 {
 		log.Info("collected unreferenced bundles", "count", n, "bytes", size)
+	}
+}
+
+// collectBlobsEvery collects unreferenced blobs now and then every
+// interval until ctx ends, and sweeps what interrupted uploads left in a
+// shared store.
+func collectBlobsEvery(ctx context.Context, st store.Store, bl blob.Store, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		collectBlobs(ctx, st, bl, time.Now(), blobGrace, log)
+		if sw, ok := bl.(blob.Sweeper); ok {
+			n, err := sw.Sweep(ctx, tmpGrace)
+			if err != nil && ctx.Err() == nil {
+				log.Warn("sweep interrupted uploads", "err", err)
+			}
+			if n > 0 {
+				log.Info("removed what interrupted uploads left", "count", n, "older_than", tmpGrace.String())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
