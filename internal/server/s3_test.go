@@ -463,3 +463,25 @@ func BenchmarkCDNDownloads(b *testing.B) {
 	b.ReportMetric(float64(s.served.otherBytes.Load())/float64(b.N), "updates-bytes/op")
 	b.ReportMetric(float64(cdn.fetches.Load()), "origin-fetches")
 }
+
+// TestS3RejectedUploadLeftForGC: bytes of an upload refused after they
+// were stored stay in a bucket that other replicas share (one of them may
+// be uploading the same bytes right now); garbage collection removes them
+// once past its grace period. Nothing refers to them.
+func TestS3RejectedUploadLeftForGC(t *testing.T) {
+	s := newS3Server(t, testengine.S3(t), presigned(time.Hour, nil, nil))
+	notAZip := blobtest.Data(70, 5000)
+	resp := curlUpload(t, s.base+"/api/v1/apps/"+testApp+"/bundles", s.env.token, "bundle.zip", notAZip,
+		[][2]string{{"version", "1.2.0"}, {"channel", "stable"}})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("upload of a non-zip: status %d, want 422", resp.StatusCode)
+	}
+	if _, err := s.store.Stat(t.Context(), blobtest.Key(notAZip)); err != nil {
+		t.Errorf("the rejected bytes are gone from the shared bucket (%v); they are GC's to remove", err)
+	}
+	refs, err := s.env.store.ReferencedBlobs(t.Context())
+	if err != nil || refs[blobtest.Key(notAZip)] {
+		t.Errorf("the rejected upload is referenced: %v", err)
+	}
+}
