@@ -104,12 +104,14 @@ func (s *Server) handleBundleDownload(c echo.Context) error {
 // not in otad's directory: the CDN, or a presigned URL made now. A
 // presigned redirect must not be cached past its lifetime; a CDN one may
 // be, briefly (the CDN base could be reconfigured).
+//
+// An unknown bundle is a 404. When the bucket cannot say (it is down), the
+// client is sent on anyway: a CDN may still have the bytes cached.
 func (s *Server) redirectDownload(c echo.Context, sha, kind string) error {
-	if _, err := s.blobs.Stat(c.Request().Context(), sha); err != nil {
-		if errors.Is(err, blob.ErrNotFound) {
-			return errNoBundle
-		}
-		return err
+	if _, err := s.blobs.Stat(c.Request().Context(), sha); errors.Is(err, blob.ErrNotFound) {
+		return errNoBundle
+	} else if err != nil {
+		s.reqLog(c).Warn("redirecting a download without knowing the bundle is in the bucket", "sha256", sha, "err", err)
 	}
 	to, err := s.links.Redirect(bundleObject(&ota.Bundle{SHA256: sha, Kind: kind}))
 	if err != nil {

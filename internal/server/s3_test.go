@@ -485,3 +485,125 @@ func TestS3RejectedUploadLeftForGC(t *testing.T) {
 		t.Errorf("the rejected upload is referenced: %v", err)
 	}
 }
+
+// tcpProxy forwards a loopback port to the S3 server and can be cut and
+// restored, to play a bucket that goes away.
+type tcpProxy struct {
+	t      testing.TB
+	addr   string
+	to     string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func newTCPProxy(t testing.TB, to string) *tcpProxy {
+	p := &tcpProxy{t: t, to: to, conns: map[net.Conn]struct{}{}}
+	p.up("127.0.0.1:0")
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *tcpProxy) up(addr string) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatalf("proxy listen: %v", err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr, p.closed = ln, ln.Addr().String(), false
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", p.to)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns[c], p.conns[s] = struct{}{}, struct{}{}
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(s, c); s.Close() }()
+			go func() { _, _ = io.Copy(c, s); c.Close() }()
+		}
+	}()
+}
+
+// down closes the port and every connection through it.
+func (p *tcpProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.closed = true
+	p.ln.Close()
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+}
+
+// TestS3BucketDown: while the bucket cannot be reached, devices are still
+// answered from the snapshot (a presigned URL needs no request to make)
+// and otad's route still redirects; uploads fail cleanly with 500 and, once
+// the bucket is back, succeed, with nothing left of the failed ones.
+func TestS3BucketDown(t *testing.T) {
+	target := testengine.S3(t)
+	ep, _ := url.Parse(target.Endpoint)
+	proxy := newTCPProxy(t, ep.Host)
+	via := target
+	via.Endpoint = "http://" + proxy.addr
+	s := newS3Server(t, via, presigned(time.Hour, nil, nil))
+	up := s.uploadOverHTTP(t, "1.2.0", zipOf(map[string]string{"index.html": "<html>1.2.0</html>"}))
+
+	proxy.down()
+	for i := range 20 {
+		var ur ota.UpdateResponse
+		if code := postJSON(t, s.base+"/updates", device(fmt.Sprintf("00000000-0000-4000-8000-%012d", i)), &ur); code != 200 || ur.Version != "1.2.0" || ur.URL == "" {
+			t.Fatalf("/updates with the bucket down: %d %+v", code, ur)
+		}
+	}
+	resp, err := noRedirects.Get(s.base + "/api/ota/bundle/" + up.Bundle.SHA256 + ".zip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Errorf("otad's route with the bucket down: %d, want the redirect anyway", resp.StatusCode)
+	}
+	content := zipOf(map[string]string{"index.html": "<html>1.3.0</html>"})
+	sum := sha256.Sum256(content)
+	resp = curlUpload(t, s.base+"/api/v1/apps/"+testApp+"/bundles", s.env.token, "bundle.zip", content,
+		[][2]string{{"version", "1.3.0"}, {"channel", "stable"}, {"checksum", hex.EncodeToString(sum[:])}})
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("upload with the bucket down: %d %s, want 500", resp.StatusCode, raw)
+	}
+	if ch, err := s.env.store.GetChannel(t.Context(), testApp, "stable"); err != nil || ch.Active != "1.2.0" {
+		t.Fatalf("after a failed upload the channel serves %q (%v), want 1.2.0", ch.Active, err)
+	}
+
+	proxy.up(proxy.addr)
+	s.uploadOverHTTP(t, "1.3.0", content)
+	keys, _ := func() ([]string, error) {
+		var ks []string
+		for obj := range target.Client(t).ListObjects(t.Context(), target.Bucket, minio.ListObjectsOptions{Recursive: true}) {
+			ks = append(ks, obj.Key)
+		}
+		return ks, nil
+	}()
+	for _, k := range keys {
+		if strings.Contains(k, "/tmp/") {
+			t.Errorf("a temporary object is left: %s", k)
+		}
+	}
+	if len(keys) != 2 {
+		t.Errorf("bucket holds %v, want the two bundles", keys)
+	}
+}
