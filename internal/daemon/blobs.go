@@ -21,22 +21,38 @@ func openBlobs(ctx context.Context, cfg *config, getenv func(string) string) (bl
 		}
 		return fs, nil, nil
 	}
+	st, err := openBucket(ctx, cfg.BlobURL, cfg, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, st, nil
+}
+
+// openBucket opens the bucket at blobURL (s3://BUCKET/PREFIX) with the
+// configuration's --s3-* settings and the credentials of the environment.
+// It is also the way to a destination bucket of a migration
+// (otad migrate --to-bucket).
+func openBucket(ctx context.Context, blobURL string, cfg *config, getenv func(string) string) (*s3.Store, error) {
+	bucket, prefix, err := s3.ParseURL(blobURL)
+	if err != nil {
+		return nil, err
+	}
 	creds, err := s3.CredentialsFromEnv(getenv)
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundles in %s: %w", cfg.BlobURL, err)
+		return nil, fmt.Errorf("bundles in %s: %w", blobURL, err)
 	}
 	st, err := s3.Open(ctx, s3.Config{
-		Bucket:      cfg.S3Bucket,
-		Prefix:      cfg.S3Prefix,
+		Bucket:      bucket,
+		Prefix:      prefix,
 		Endpoint:    cfg.S3Endpoint,
 		Region:      cfg.S3Region,
 		PathStyle:   cfg.S3PathStyle,
 		Credentials: creds,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("bundles in %s: %w", cfg.BlobURL, err)
+		return nil, fmt.Errorf("bundles in %s: %w", blobURL, err)
 	}
-	return st, st, nil
+	return st, nil
 }
 
 // newLocator makes the download links of the configuration, and says in

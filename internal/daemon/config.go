@@ -282,6 +282,21 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	return c, nil
 }
 
+// checkS3WithoutBucket refuses --s3-* settings that no bucket uses, for
+// otad serve. (A migration names its bucket elsewhere, --to-bucket, and
+// needs them without --blob-url.)
+func (c *config) checkS3WithoutBucket() error {
+	if c.BlobURL != "" {
+		return nil
+	}
+	for k, v := range map[string]string{keyS3Endpoint: c.S3Endpoint, keyS3Region: c.S3Region} {
+		if v != "" {
+			return fmt.Errorf("invalid configuration: %s is a setting of the S3 backend: set %s s3://BUCKET/PREFIX too, or drop it", k, keyBlobURL)
+		}
+	}
+	return nil
+}
+
 // checkStorage resolves the blob store and download settings.
 func (c *config) checkStorage(v *viper.Viper) []error {
 	var errs []error
@@ -289,12 +304,6 @@ func (c *config) checkStorage(v *viper.Viper) []error {
 		var err error
 		if c.S3Bucket, c.S3Prefix, err = s3.ParseURL(c.BlobURL); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", keyBlobURL, err))
-		}
-	} else {
-		for _, k := range []string{keyS3Endpoint, keyS3Region} {
-			if strings.TrimSpace(v.GetString(k)) != "" {
-				errs = append(errs, fmt.Errorf("%s is a setting of the S3 backend: set %s s3://BUCKET/PREFIX too, or drop it", k, keyBlobURL))
-			}
 		}
 	}
 	var err error

@@ -316,8 +316,6 @@ presign-ttl: 30m
 		{"not s3", []string{"--blob-url", "gs://bucket"}, nil, "blob-url"},
 		{"bad bucket", nil, map[string]string{"OTAD_BLOB_URL": "s3://UPPER"}, "blob-url"},
 		{"credentials in the URL", []string{"--blob-url", "s3://AKID:topsecret@bucket"}, nil, "no credentials"},
-		{"endpoint without bucket", []string{"--s3-endpoint", "http://127.0.0.1:9000"}, nil, "set blob-url"},
-		{"region without bucket", nil, map[string]string{"OTAD_S3_REGION": "eu-west-1"}, "set blob-url"},
 		{"endpoint not a URL", []string{"--blob-url", "s3://bucket", "--s3-endpoint", "127.0.0.1:9000"}, nil, "s3-endpoint"},
 		{"endpoint with a path", []string{"--blob-url", "s3://bucket", "--s3-endpoint", "http://h:9000/bucket"}, nil, "no path"},
 		{"path style not a bool", nil, map[string]string{"OTAD_S3_PATH_STYLE": "maybe"}, "s3-path-style"},
@@ -326,6 +324,17 @@ presign-ttl: 30m
 		{"ttl not a duration", nil, map[string]string{"OTAD_PRESIGN_TTL": "a while"}, "presign-ttl"},
 		{"ttl too short", []string{"--presign-ttl", "30s"}, nil, "presign-ttl"},
 		{"ttl too long", []string{"--presign-ttl", "169h"}, nil, "168h"},
+	}
+	// otad serve refuses S3 settings without a bucket; other commands (a
+	// migration to a bucket) may need them.
+	for _, env := range []map[string]string{{"OTAD_S3_ENDPOINT": "http://127.0.0.1:9000"}, {"OTAD_S3_REGION": "eu-west-1"}} {
+		c, err := loadConfig(parseServeFlags(t).Flags(), mapEnv(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.checkS3WithoutBucket(); err == nil || !strings.Contains(err.Error(), "set blob-url") {
+			t.Errorf("%v without a bucket: %v", env, err)
+		}
 	}
 	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {

@@ -68,6 +68,9 @@ and the signing key. Move an existing data dir there with otad migrate.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd.Flags(), e.getenv)
+			if err == nil {
+				err = cfg.checkS3WithoutBucket()
+			}
 			if err != nil {
 				return &usageError{err}
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -437,31 +438,52 @@ func TestS3CDNDownloadsBypassOtad(t *testing.T) {
 	}
 }
 
-// BenchmarkCDNDownloads is issue 11's benchmark: devices downloading a
-// 25 MB bundle with a CDN base configured; each op is one device's check
-// and download. It reports the bytes otad itself served per download
-// (otad-bytes/op, the bundle routes; updates-bytes/op, the /updates
-// answer) and the CDN's fetches from the bucket. Run:
+// BenchmarkDownloads is issue 11's benchmark: devices downloading a 25 MB
+// bundle, each op one device's check and download, with a CDN base in
+// front of the bucket ("cdn") and, for comparison, from otad itself with
+// bundles in its directory ("origin"). It reports the bytes otad served
+// per op on its bundle route (otad-bytes/op) and for the /updates answer
+// (updates-bytes/op), and the CDN's fetches from the bucket. Run:
 //
 //	source /tmp/ota-engines/env
-//	go test -run '^$' -bench CDNDownloads -benchtime 1000x ./internal/server/
-func BenchmarkCDNDownloads(b *testing.B) {
-	target := testengine.S3(b)
-	cdn := newFakeCDN(b, target)
-	s := newS3Server(b, target, cdnLinks(cdn))
+//	go test -run '^$' -bench Downloads -benchtime 1000x ./internal/server/
+func BenchmarkDownloads(b *testing.B) {
 	// Random bytes do not compress: the zip is 25 MB.
 	content := zipOf(map[string]string{"index.html": "<html>1.2.0</html>", "app.bin": string(blobtest.Data(25, 25<<20))})
-	s.env.publish(testApp, "stable", "1.2.0", content)
-	b.SetBytes(int64(len(content)))
-	b.ResetTimer()
-	got := cdnDownloads(b, s.base, b.N)
-	b.StopTimer()
-	if got != int64(b.N)*int64(len(content)) {
-		b.Fatalf("devices received %d bytes, want %d", got, b.N*len(content))
+	run := func(b *testing.B, base string, served *counter) {
+		b.SetBytes(int64(len(content)))
+		b.ResetTimer()
+		got := cdnDownloads(b, base, b.N)
+		b.StopTimer()
+		if got != int64(b.N)*int64(len(content)) {
+			b.Fatalf("devices received %d bytes, want %d", got, b.N*len(content))
+		}
+		b.ReportMetric(float64(served.downloadBytes.Load())/float64(b.N), "otad-bytes/op")
+		b.ReportMetric(float64(served.otherBytes.Load())/float64(b.N), "updates-bytes/op")
 	}
-	b.ReportMetric(float64(s.served.downloadBytes.Load())/float64(b.N), "otad-bytes/op")
-	b.ReportMetric(float64(s.served.otherBytes.Load())/float64(b.N), "updates-bytes/op")
-	b.ReportMetric(float64(cdn.fetches.Load()), "origin-fetches")
+	b.Run("cdn", func(b *testing.B) {
+		target := testengine.S3(b)
+		cdn := newFakeCDN(b, target)
+		s := newS3Server(b, target, cdnLinks(cdn))
+		s.env.publish(testApp, "stable", "1.2.0", content)
+		run(b, s.base, s.served)
+		b.ReportMetric(float64(cdn.fetches.Load()), "origin-fetches")
+	})
+	b.Run("origin", func(b *testing.B) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		base := "http://" + ln.Addr().String()
+		env := newTestEnv(b, func(c *Config) { c.PublicURL = base })
+		env.srv.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		served := &counter{}
+		hs := &http.Server{Handler: served.wrap(env.srv.Handler()), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = hs.Serve(ln) }()
+		b.Cleanup(func() { _ = hs.Close() })
+		env.publish(testApp, "stable", "1.2.0", content)
+		run(b, base, served)
+	})
 }
 
 // TestS3RejectedUploadLeftForGC: bytes of an upload refused after they
