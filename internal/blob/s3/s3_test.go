@@ -557,3 +557,29 @@ func FuzzParseURL(f *testing.F) {
 		}
 	})
 }
+
+// TestServerChecksBodySHA256 checks what Put relies on: the server refuses
+// a body whose SHA-256 is not the one the signed request names, so a part
+// damaged on the way never becomes part of an object.
+func TestServerChecksBodySHA256(t *testing.T) {
+	target := testengine.S3(t)
+	core := minio.Core{Client: target.Client(t)}
+	body := []byte("the bytes that were hashed")
+	wrong := blobtest.Key([]byte("other bytes"))
+	opts := minio.PutObjectOptions{DisableContentSha256: true}
+	if _, err := core.PutObject(t.Context(), target.Bucket, "k", bytes.NewReader(body), int64(len(body)), "", wrong, opts); err == nil {
+		t.Fatal("the S3 server stored a body whose SHA-256 differs from the signed one")
+	}
+	id, err := core.NewMultipartUpload(t.Context(), target.Bucket, "m", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer core.AbortMultipartUpload(context.Background(), target.Bucket, "m", id)
+	if _, err := core.PutObjectPart(t.Context(), target.Bucket, "m", id, 1, bytes.NewReader(body), int64(len(body)),
+		minio.PutObjectPartOptions{Sha256Hex: wrong, DisableContentSha256: true}); err == nil {
+		t.Fatal("the S3 server took a part whose SHA-256 differs from the signed one")
+	}
+	if _, err := core.PutObject(t.Context(), target.Bucket, "k", bytes.NewReader(body), int64(len(body)), "", blobtest.Key(body), opts); err != nil {
+		t.Fatalf("the right SHA-256 is refused: %v", err)
+	}
+}
