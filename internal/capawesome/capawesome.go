@@ -42,6 +42,10 @@ type Backend interface {
 	// Checked records an answered check the way /updates records its own
 	// (metrics now; what a later check tells of the device, later).
 	Checked(snap *update.Snapshot, req *ota.UpdateRequest, d *update.Decision)
+	// OfferURL is where the device downloads d's bundle zip: the URL the
+	// snapshot prepared, or a fresh one when that is a presigned URL near
+	// its expiry.
+	OfferURL(d *update.Decision) string
 }
 
 // Options configure Register.
@@ -144,7 +148,7 @@ func (h *handlers) answer(appID string, d *update.Decision) *ota.LatestBundle {
 		ChannelName:  d.Channel,
 		Checksum:     b.SHA256,
 		Signature:    b.Signature,
-		URL:          d.Response.URL,
+		URL:          h.o.Backend.OfferURL(d),
 	}
 	if m := h.o.Manifests; m != nil && m.Has(b) {
 		// The files are verified one by one from their own headers; the

@@ -17,6 +17,7 @@ import (
 	"github.com/otaship/ota/internal/bundle"
 	"github.com/otaship/ota/internal/capawesome"
 	"github.com/otaship/ota/internal/capawesome/device"
+	"github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/update"
 	"github.com/otaship/ota/pkg/ota"
@@ -82,6 +83,8 @@ type snapBackend struct{ snap *update.Snapshot }
 
 func (b snapBackend) Snapshot(context.Context, string) (*update.Snapshot, error) { return b.snap, nil }
 func (b snapBackend) Failures() update.FailureMemory                             { return nil }
+func (b snapBackend) OfferURL(d *update.Decision) string                         { return d.Response.URL }
+
 func (b snapBackend) Checked(*update.Snapshot, *ota.UpdateRequest, *update.Decision) {
 }
 
@@ -107,7 +110,7 @@ func manifestServer(t *testing.T, m *memManifests, active string) (base string, 
 			Channels: []ota.Channel{{AppID: testApp, ID: 1, Name: "production", Kind: ota.KindWeb, Public: true,
 				Active: active, Releases: releases, Policy: ota.DefaultChannelPolicy()}},
 			Bundles: bundles,
-		}, func(b *ota.Bundle) string { return hs.URL + "/zip/" + b.SHA256 })
+		}, func(b *ota.Bundle) download.Link { return download.Link{URL: hs.URL + "/zip/" + b.SHA256} })
 	}
 	build(active)
 	capawesome.Register(e, capawesome.Options{Backend: &backend, PublicURL: hs.URL, Manifests: m})

@@ -33,3 +33,5 @@ func (b capawesomeBackend) Failures() update.FailureMemory { return b.s.health }
 func (b capawesomeBackend) Checked(snap *update.Snapshot, req *ota.UpdateRequest, d *update.Decision) {
 	b.s.observeCheck(snap, req, d)
 }
+
+func (b capawesomeBackend) OfferURL(d *update.Decision) string { return b.s.offerURL(d) }

@@ -72,11 +72,21 @@ func (s *Server) stopRelinking() {
 // renew the snapshot. Only this path encodes a success answer per
 // request.
 func (s *Server) answerFresh(c echo.Context, d *update.Decision) error {
+	resp := d.Response
+	resp.URL = s.offerURL(d)
+	return c.JSON(http.StatusOK, &resp)
+}
+
+// offerURL is the download URL of d's offer: the one the snapshot prepared
+// while it is fresh, else one made now (and relinkLoop is asked to renew
+// the snapshot).
+func (s *Server) offerURL(d *update.Decision) string {
+	if d.Bundle == nil || s.links.Fresh(d.URLRenew) {
+		return d.Response.URL
+	}
 	select {
 	case s.relinkNow <- struct{}{}:
 	default: // a renewal is asked for already
 	}
-	resp := d.Response
-	resp.URL = s.bundleLink(d.Bundle).URL
-	return c.JSON(http.StatusOK, &resp)
+	return s.bundleLink(d.Bundle).URL
 }

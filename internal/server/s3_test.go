@@ -629,3 +629,53 @@ func TestS3BucketDown(t *testing.T) {
 		t.Errorf("bucket holds %v, want the two bundles", keys)
 	}
 }
+
+// TestS3PresignedRenewalCapawesome: the other plugin's check is answered
+// from the same prepared link, and past its Renew time it gets a freshly
+// signed one too, never the stale URL.
+func TestS3PresignedRenewalCapawesome(t *testing.T) {
+	var counting *countingBucket
+	var clock *testClock
+	s := newS3Server(t, testengine.S3(t), func(publicURL string, st *s3blob.Store) *downloads.Locator {
+		counting = &countingBucket{Bucket: st}
+		clock = &testClock{now: time.Now()}
+		return presigned(time.Hour, clock.Now, counting)(publicURL, st)
+	})
+	s.uploadOverHTTP(t, "1.2.0", zipOf(map[string]string{"index.html": "<html>1.2.0</html>"}))
+	const dev = "6aa0b2a5-2c3e-4d5b-9a65-2f4f1a1e7c11"
+	latest := func() ota.LatestBundle {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, s.base+"/v1/apps/"+testApp+
+			"/bundles/latest?appVersionCode=1&appVersionName=1.0.0&deviceId="+dev+"&osVersion=14&platform=0&pluginVersion=8.4.1", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Capawesome-Device-Id", dev)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var lb ota.LatestBundle
+		if err := json.NewDecoder(resp.Body).Decode(&lb); err != nil || resp.StatusCode != http.StatusOK || lb.URL == "" {
+			t.Fatalf("bundles/latest: %d %+v %v", resp.StatusCode, lb, err)
+		}
+		return lb
+	}
+	first := latest()
+	signed := counting.n.Load()
+	if again := latest(); again.URL != first.URL || counting.n.Load() != signed {
+		t.Fatalf("a second check within the link's first half-life signed again or changed the URL")
+	}
+	clock.Advance(31 * time.Minute)
+	lb := latest()
+	// The signer keeps the real clock, so only the count tells a fresh
+	// signature from the prepared one.
+	if counting.n.Load() == signed {
+		t.Fatal("a check past the prepared URL's Renew time got the old URL: no new signature was made")
+	}
+	resp, body := download(t, lb.URL)
+	if resp.StatusCode != http.StatusOK || sha256Hex(body) != lb.Checksum {
+		t.Fatalf("download of the renewed URL: %d", resp.StatusCode)
+	}
+}
