@@ -169,7 +169,7 @@ func contentKey(key string) (sha, ext string, ok bool) {
 func (s *Server) resolveLegacyKey(ctx context.Context, key string) (ota.Bundle, error) {
 	app := s.cfg.DefaultApp
 	name, ok := strings.CutSuffix(key, ".zip")
-	if !ok || app == "" || len(name) > maxChannelLen+1+maxVersionLen {
+	if !ok || app == "" || len(name) > ota.MaxChannelLen+1+ota.MaxVersionLen {
 		return ota.Bundle{}, errNoBundle
 	}
 	splits := 0

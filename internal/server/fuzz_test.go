@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/otaship/ota/pkg/ota"
 )
 
 // FuzzContentKey checks that only "<64 lowercase hex>.zip|.apk" is taken
@@ -45,7 +47,7 @@ func FuzzNames(f *testing.F) {
 		}
 		if checkVersion(s, "") == nil {
 			safe("checkVersion")
-			if len(s) > maxVersionLen || s == "builtin" {
+			if len(s) > ota.MaxVersionLen || s == "builtin" {
 				t.Fatalf("checkVersion accepted %q", s)
 			}
 		}
@@ -54,7 +56,7 @@ func FuzzNames(f *testing.F) {
 		}
 		if checkChannel(s) == nil {
 			safe("checkChannel")
-			if strings.ToLower(s) != s || len(s) > maxChannelLen || s[0] == '.' || s[0] == '-' {
+			if strings.ToLower(s) != s || len(s) > ota.MaxChannelLen || s[0] == '.' || s[0] == '-' {
 				t.Fatalf("checkChannel accepted %q", s)
 			}
 		}

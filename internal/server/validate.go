@@ -13,45 +13,20 @@ import (
 // regexp because they run on every admin request and the rules are short.
 
 const (
-	maxVersionLen = 128
-	maxChannelLen = 64
-	maxAppLen     = 128
-	maxDeviceLen  = 128
-	maxNotesLen   = 2000
+	maxAppLen    = 128
+	maxDeviceLen = 128
+	maxNotesLen  = 2000
 )
 
 func isAlnum(r byte) bool {
 	return r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
 }
 
-// checkVersion validates a bundle version name: 1-128 of [0-9A-Za-z._+-],
-// starting with a letter or digit, not a name the plugin reserves. Web bundles must also start with a digit,
-// because channel policies compare versions as semver.
+// checkVersion validates a bundle version name by ota.ValidateVersion, the
+// rule otactl checks before it builds.
 func checkVersion(v, kind string) error {
-	if v == "" {
-		return newError(http.StatusBadRequest, ota.ErrCodeInvalidVersion, "version is required, e.g. 1.2.0")
-	}
-	if len(v) > maxVersionLen {
-		return newError(http.StatusBadRequest, ota.ErrCodeInvalidVersion, "version is %d characters long; the limit is %d", len(v), maxVersionLen)
-	}
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if !isAlnum(c) && c != '.' && c != '_' && c != '+' && c != '-' {
-			return newError(http.StatusBadRequest, ota.ErrCodeInvalidVersion,
-				"version %q contains %q; use only letters, digits and . _ + -", clip(v), c)
-		}
-	}
-	if !isAlnum(v[0]) {
-		return newError(http.StatusBadRequest, ota.ErrCodeInvalidVersion,
-			"version %q must start with a letter or digit", clip(v))
-	}
-	if strings.EqualFold(v, ota.VersionBuiltin) || strings.EqualFold(v, "unknown") {
-		return newError(http.StatusBadRequest, ota.ErrCodeInvalidVersion,
-			"version %q is reserved by the updater plugin; pick another name", v)
-	}
-	if kind == ota.KindWeb && (v[0] < '0' || v[0] > '9') {
-		return newError(http.StatusBadRequest, ota.ErrCodeInvalidVersion,
-			"web bundle version %q must be semver-like and start with a digit, e.g. 1.2.0", clip(v))
+	if err := ota.ValidateVersion(v, kind); err != nil {
+		return newError(http.StatusBadRequest, ota.ErrCodeInvalidVersion, "%s", err.Error())
 	}
 	return nil
 }
@@ -66,21 +41,10 @@ func checkVersionRef(v string, allowBuiltin bool) error {
 	return checkVersion(v, "")
 }
 
-// checkChannel validates a channel name: [a-z0-9][a-z0-9._-]{0,63}.
+// checkChannel validates a channel name by ota.ValidateChannel.
 func checkChannel(name string) error {
-	if name == "" {
-		return newError(http.StatusBadRequest, ota.ErrCodeInvalidName, "channel name is required")
-	}
-	if len(name) > maxChannelLen {
-		return newError(http.StatusBadRequest, ota.ErrCodeInvalidName, "channel name is %d characters long; the limit is %d", len(name), maxChannelLen)
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		ok := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || i > 0 && (c == '.' || c == '_' || c == '-')
-		if !ok {
-			return newError(http.StatusBadRequest, ota.ErrCodeInvalidName,
-				"channel name %q is invalid; use lowercase letters, digits and . _ - (starting with a letter or digit)", clip(name))
-		}
+	if err := ota.ValidateChannel(name); err != nil {
+		return newError(http.StatusBadRequest, ota.ErrCodeInvalidName, "%s", err.Error())
 	}
 	return nil
 }
