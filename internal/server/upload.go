@@ -18,6 +18,7 @@ import (
 	"github.com/otaship/ota/internal/blob"
 	"github.com/otaship/ota/internal/bundle"
 	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/update"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -147,6 +148,9 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 		return err
 	}
 	res.Bundle.URL = s.bundleURL(&res.Bundle)
+	if res.Created {
+		res.Warnings = s.sameBytesWarnings(ctx, in)
+	}
 	s.reqLog(c).Info("bundle uploaded", "app", in.Bundle.AppID, "channel", res.Channel, "release", in.Bundle.Version,
 		"kind", in.Bundle.Kind, "sha256", in.Bundle.SHA256, "size", in.Bundle.Size, "created", res.Created, "user", in.Actor)
 	status := http.StatusCreated
@@ -482,6 +486,67 @@ func (s *Server) publish(ctx context.Context, in store.PublishInput) (ota.Upload
 		return res, err
 	}
 	return res, nil
+}
+
+// maxSameBytesNamed bounds the versions one warning names.
+const maxSameBytesNamed = 5
+
+// sameBytesWarnings warns when a new version's bytes are those of another
+// version of the channel: the build did not change (say, the version never
+// reached it), and devices would download the same bundle again under a new
+// name. It is a warning, not an error, since re-deploying a build under a
+// new name can be deliberate. The upload is committed already, so a failed
+// read only costs the warning.
+func (s *Server) sameBytesWarnings(ctx context.Context, in store.PublishInput) []string {
+	b := in.Bundle
+	ch, err := s.store.GetChannel(ctx, b.AppID, in.Channel)
+	if err != nil {
+		s.log.Warn("check the upload for a duplicate of another version", "app", b.AppID, "channel", in.Channel, "err", err)
+		return nil
+	}
+	// Web bundles are in the device snapshot, which the publish has just
+	// refreshed: no store read per release.
+	var view *update.AppView
+	if b.Kind == ota.KindWeb {
+		view = s.snap.Load().App(b.AppID)
+	}
+	sha := func(version string) (string, error) {
+		if view != nil {
+			if vb, ok := view.Bundles[version]; ok {
+				return vb.SHA256, nil
+			}
+		}
+		vb, err := s.store.GetBundle(ctx, b.AppID, b.Kind, version)
+		return vb.SHA256, err
+	}
+	seen := map[string]bool{b.Version: true, ota.VersionBuiltin: true}
+	var same []string
+	for i := len(ch.Releases) - 1; i >= 0; i-- { // newest first
+		v := ch.Releases[i].Version
+		if seen[v] {
+			continue
+		}
+		seen[v] = true
+		got, err := sha(v)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("check the upload for a duplicate of another version", "app", b.AppID, "version", v, "err", err)
+			}
+			continue
+		}
+		if got == b.SHA256 {
+			same = append(same, v)
+		}
+	}
+	if len(same) == 0 {
+		return nil
+	}
+	names := strings.Join(same[:min(len(same), maxSameBytesNamed)], ", ")
+	if len(same) > maxSameBytesNamed {
+		names += fmt.Sprintf(" and %d more", len(same)-maxSameBytesNamed)
+	}
+	return []string{fmt.Sprintf("%s %s has the same bytes (sha256 %s) as %s on channel %s: the build did not change, and devices will download the same bundle again under the new name",
+		b.Kind, b.Version, b.SHA256[:min(12, len(b.SHA256))], names, in.Channel)}
 }
 
 // discardBlob removes the bytes of a rejected upload unless a stored

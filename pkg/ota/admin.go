@@ -233,6 +233,10 @@ type UploadResult struct {
 	Created bool `json:"created"`
 	// Previous is the version the channel served before, if any.
 	Previous string `json:"previous,omitempty"`
+	// Warnings tell the uploader what it likely did not mean, although the
+	// upload succeeded: a new version whose bytes equal another version of
+	// the channel (the build did not change) is one.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ChannelChange reports a re-pointing of a channel: rollback, promote or
@@ -260,6 +264,24 @@ type PromoteRequest struct {
 // DeviceOverrideRequest is the body of PUT .../devices/{device}/channel.
 type DeviceOverrideRequest struct {
 	Channel string `json:"channel"`
+}
+
+// ServerInfo is the JSON answer to GET / (a browser gets a page with the
+// same content): what this server is and where to read more, so a person
+// who opens the server's URL learns what to do with it.
+type ServerInfo struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Version     string `json:"version"`
+	// PublicURL is the server's configured public URL; the plugin's URLs
+	// below are built from it.
+	PublicURL  string `json:"public_url"`
+	UpdateURL  string `json:"update_url"`
+	StatsURL   string `json:"stats_url"`
+	ChannelURL string `json:"channel_url"`
+	// API is the root of the admin API (bearer token required).
+	API  string `json:"api"`
+	Docs string `json:"docs"`
 }
 
 // VersionInfo is the answer to GET /version.
