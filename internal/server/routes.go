@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/otaship/ota/internal/capawesome"
+	"github.com/otaship/ota/internal/landing"
 )
 
 // newRouter lists every route once, grouped by who may call it. Reviewing
@@ -21,6 +22,9 @@ func (s *Server) newRouter() *echo.Echo {
 	e.Use(middleware.RequestID())
 	e.Use(s.observe)
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
+
+	// What this server is, for a person who opens its URL (internal/landing).
+	e.GET("/", echo.WrapHandler(landing.Handler(landing.Info(s.cfg.PublicURL, s.cfg.Version.Version))))
 
 	// Probes and build information.
 	e.GET("/healthz", s.handleHealthz)
