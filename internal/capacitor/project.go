@@ -53,6 +53,9 @@ type Project struct {
 	PackageName, PackageVersion string
 	// Scripts are package.json's scripts.
 	Scripts map[string]string
+	// Dependencies are package.json's dependencies and devDependencies
+	// together, name to declared range.
+	Dependencies map[string]string
 }
 
 // WebPath returns the absolute web folder, or an error wrapping
@@ -190,7 +193,7 @@ func readPackageFile(path string) (*packageJSON, error) {
 func readPackageJSON(p *Project) error {
 	pkg, err := readPackageFile(filepath.Join(p.Dir, "package.json"))
 	if errors.Is(err, fs.ErrNotExist) {
-		p.Scripts = map[string]string{}
+		p.Scripts, p.Dependencies = map[string]string{}, map[string]string{}
 		return nil
 	}
 	if err != nil {
@@ -199,6 +202,13 @@ func readPackageJSON(p *Project) error {
 	p.PackageName, p.PackageVersion, p.Scripts = pkg.Name, pkg.Version, pkg.Scripts
 	if p.Scripts == nil {
 		p.Scripts = map[string]string{}
+	}
+	p.Dependencies = map[string]string{}
+	for name, spec := range pkg.DevDependencies {
+		p.Dependencies[name] = spec
+	}
+	for name, spec := range pkg.Dependencies {
+		p.Dependencies[name] = spec
 	}
 	return nil
 }

@@ -228,7 +228,7 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 	deviceID := strings.ToLower(req.DeviceID)
 	cv, source := app.resolve(deviceID, req.Platform, requested, tr)
 	if cv == nil {
-		d.Response = refusal(ota.UpdNoChannel, msgNoChannel)
+		d.Response = refusal(ota.UpdNoChannel, noChannelMessage(app, requested))
 		return d
 	}
 	d.Channel, d.Source = cv.Channel.Name, source
@@ -653,6 +653,19 @@ func orAny(s string) string {
 		return "any"
 	}
 	return s
+}
+
+// noChannelMessage is the message of a no_channel refusal: Capgo's words,
+// then why resolve found none, so the answer says what the trace of otactl
+// explain says.
+func noChannelMessage(a *AppView, requested string) string {
+	switch {
+	case requested == "":
+		return fmt.Sprintf("%s: app %s has no public channel", msgNoChannel, a.App.ID)
+	case a.Channels[requested] == nil:
+		return fmt.Sprintf("%s: channel %q does not exist", msgNoChannel, clip(requested))
+	}
+	return fmt.Sprintf("%s: channel %q is neither public nor self-settable", msgNoChannel, requested)
 }
 
 // Resolve picks the channel a device is served from (§8-C): its override,

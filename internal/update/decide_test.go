@@ -76,7 +76,9 @@ func TestDecide(t *testing.T) {
 		return ota.UpdateResponse{Version: v, URL: "https://ota.example.com/api/ota/bundle/" + sha(c) + ".zip", Checksum: sha(c), SessionKey: ptr("")}
 	}
 	upToDate := ota.UpdateResponse{Error: ota.UpdNoNewVersion, Message: "No new version available", Kind: ota.KindUpToDate}
-	noChannel := ota.UpdateResponse{Error: ota.UpdNoChannel, Message: "no default channel or override", Kind: ota.KindFailed}
+	noChannel := func(why string) ota.UpdateResponse {
+		return ota.UpdateResponse{Error: ota.UpdNoChannel, Message: "no default channel or override: " + why, Kind: ota.KindFailed}
+	}
 	setActive := func(name, v string) func(*store.State) {
 		return func(st *store.State) { c := channelOf(st, name); c.Active, c.ActiveBundle = v, nil }
 	}
@@ -115,9 +117,12 @@ func TestDecide(t *testing.T) {
 			want: upToDate},
 		{name: "T4 self-settable defaultChannel", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "beta" },
 			want: success("1.1.0", '2'), wantCh: "beta", wantSource: SourceDevice},
-		{name: "T5 private defaultChannel has no fallback", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "internal" }, want: noChannel},
-		{name: "unknown defaultChannel", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "nope" }, want: noChannel},
-		{name: "apk channel is not a channel", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "apk" }, want: noChannel},
+		{name: "T5 private defaultChannel has no fallback", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "internal" },
+			want: noChannel(`channel "internal" is neither public nor self-settable`)},
+		{name: "unknown defaultChannel", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "nope" },
+			want: noChannel(`channel "nope" does not exist`)},
+		{name: "apk channel is not a channel", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "apk" },
+			want: noChannel(`channel "apk" does not exist`)},
 		{name: "public channel named explicitly", req: func(r *ota.UpdateRequest) { r.DefaultChannel = "production" },
 			want: success("1.0.1", '1'), wantSource: SourceDevice},
 		{name: "T6 override beats defaultChannel",
@@ -297,7 +302,7 @@ func TestDecide(t *testing.T) {
 			want: success("1.0.1", '1')},
 		{name: "app without a public channel",
 			state: func(st *store.State) { channelOf(st, "production").Public = false },
-			want:  noChannel},
+			want:  noChannel("app " + appID + " has no public channel")},
 		{name: "non-semver bundle skips the semver rules",
 			state: func(st *store.State) {
 				st.Bundles = append(st.Bundles, ota.Bundle{AppID: appID, Version: "build-77", Kind: ota.KindWeb, SHA256: sha('7')})
