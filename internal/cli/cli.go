@@ -50,11 +50,15 @@ func Run(ctx context.Context, f *Factory, args []string) int {
 	root.SetIn(f.IO.In)
 	root.SetOut(f.IO.Out)
 	root.SetErr(f.IO.ErrOut)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
-	printError(f.IO.ErrOut, err)
+	ec := errorContext{tokenFromEnv: f.cfg != nil && f.cfg.TokenFromEnv}
+	if cmd != nil {
+		ec.command = cmd.CommandPath()
+	}
+	printError(f.IO.ErrOut, err, ec)
 	return ExitCode(err)
 }
 
@@ -88,13 +92,21 @@ type StepError struct {
 	Err     error
 	// Hint, when set, tells the user what to do about it.
 	Hint string
+	// NotStarted is set when a check before the step found it could not
+	// succeed, so it was not run.
+	NotStarted bool
+	// output is the tail of what the step printed.
+	output string
 }
 
 func (e *StepError) Error() string {
 	var s string
-	if e.Status >= 0 {
+	switch {
+	case e.NotStarted:
+		s = fmt.Sprintf("%s not started: %v", e.Step, e.Err)
+	case e.Status >= 0:
 		s = fmt.Sprintf("%s failed: %q exited with status %d", e.Step, e.Command, e.Status)
-	} else {
+	default:
 		s = fmt.Sprintf("%s failed: %q: %v", e.Step, e.Command, e.Err)
 	}
 	if e.Hint != "" {
@@ -159,8 +171,17 @@ func isNetworkError(err error) bool {
 	return errors.As(err, &ue) || errors.As(err, &ne) || errors.As(err, &oe)
 }
 
+// errorContext is what printError needs to point at the right fix.
+type errorContext struct {
+	// command is the path of the command that failed ("otactl rollback").
+	command string
+	// tokenFromEnv is set when the token came from OTACTL_TOKEN, which
+	// overrides the stored login: logging in again cannot help then.
+	tokenFromEnv bool
+}
+
 // printError writes err for a person, with a hint on what to do next.
-func printError(w io.Writer, err error) {
+func printError(w io.Writer, err error, ec errorContext) {
 	msg := err.Error()
 	var api *ota.APIError
 	var ae *AuthError
@@ -169,6 +190,10 @@ func printError(w io.Writer, err error) {
 	switch {
 	case errors.As(err, &ae), errors.As(err, &fe) && fe.explained:
 		// Its message says what to do already.
+	case errors.As(err, &api) && api.Status == 401 && ec.tokenFromEnv:
+		// otad's "run: otactl login" cannot help: the variable wins.
+		msg = strings.Replace(msg, "; run: otactl login", "", 1)
+		hint = "the token in OTACTL_TOKEN was refused (expired, revoked or mistyped); it overrides the login stored by otactl login: set OTACTL_TOKEN to a valid token, or unset it"
 	case errors.As(err, &api) && api.Status == 401:
 		if !strings.Contains(msg, "otactl login") {
 			hint = "run: otactl login"
@@ -176,7 +201,11 @@ func printError(w io.Writer, err error) {
 	case errors.As(err, &api) && api.Status == 409 && api.Code == ota.ErrCodeConflict && !strings.Contains(msg, "new version"):
 		hint = "version names are immutable: bump the version (package.json, or pass VERSION) and deploy again"
 	case ExitCode(err) == ExitUsage:
-		hint = "see: otactl <command> --help"
+		command := ec.command
+		if command == "" {
+			command = "otactl"
+		}
+		hint = "see: " + command + " --help"
 	case isNetworkError(err):
 		hint = "is otad running and is --server (OTACTL_SERVER) right?"
 	}

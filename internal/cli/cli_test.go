@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -35,12 +36,18 @@ type fakeRunner struct {
 	mu       sync.Mutex
 	calls    []string
 	handlers map[string]func(c Cmd) error
+	// env is the environment added to each call, by command line.
+	env map[string][]string
 }
 
 func (r *fakeRunner) Run(_ context.Context, c Cmd) error {
 	line := strings.Join(append([]string{c.Name}, c.Args...), " ")
 	r.mu.Lock()
 	r.calls = append(r.calls, line)
+	if r.env == nil {
+		r.env = map[string][]string{}
+	}
+	r.env[line] = c.Env
 	h := r.handlers[line]
 	r.mu.Unlock()
 	if h == nil {
@@ -62,6 +69,8 @@ type testEnv struct {
 	now func() time.Time
 	// ttyStderr makes the next runs' stderr count as a terminal.
 	ttyStderr bool
+	// version is what a test deploys, when it names one.
+	version string
 }
 
 func newTestEnv(t *testing.T) *testEnv {
@@ -169,7 +178,7 @@ func TestLogin(t *testing.T) {
 		{"no terminal, no --password-stdin", "", []string{"login", "-u", testUser}, ExitUsage, "--password-stdin"},
 		{"no terminal, no user", "", []string{"login", "--password-stdin"}, ExitUsage, "--username"},
 		{"empty stdin", "", []string{"login", "-u", testUser, "--password-stdin"}, ExitError, "stdin is empty"},
-		{"positional password refused", "", []string{"login", "admin", "secret"}, ExitUsage, "unknown command"},
+		{"positional password refused", "", []string{"login", "admin", "secret"}, ExitUsage, "otactl login takes no arguments, but got 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,13 +221,23 @@ func TestBadTokens(t *testing.T) {
 	e := newTestEnv(t)
 	for name, tok := range map[string]string{"expired": e.srv.Expired, "garbage": "not-a-jwt"} {
 		t.Run(name, func(t *testing.T) {
+			// OTACTL_TOKEN overrides the stored login, so "run: otactl
+			// login" cannot help: the variable is named instead.
 			e.env["OTACTL_TOKEN"] = tok
 			r := e.run("", "status")
-			if r.code != ExitAuth || !strings.Contains(r.err, "otactl login") {
-				t.Fatalf("exit %d, stderr %q; want %d and a login hint", r.code, r.err, ExitAuth)
+			if r.code != ExitAuth || !strings.Contains(r.err, "the token in OTACTL_TOKEN was refused") {
+				t.Fatalf("exit %d, stderr %q; want %d and a hint naming OTACTL_TOKEN", r.code, r.err, ExitAuth)
 			}
-			if strings.Count(r.err, "otactl login") != 1 {
-				t.Errorf("hint repeated: %q", r.err)
+			if strings.Contains(r.err, "run: otactl login") {
+				t.Errorf("stderr %q says to log in, which cannot help", r.err)
+			}
+			// The stored token, refused the same way, says to log in.
+			delete(e.env, "OTACTL_TOKEN")
+			writeFile(t, filepath.Join(e.env["XDG_CONFIG_HOME"], "otactl", "credentials.json"),
+				`{"current":"`+e.srv.URL+`","tokens":{"`+e.srv.URL+`":{"token":"`+tok+`","username":"admin"}}}`)
+			r = e.run("", "status")
+			if r.code != ExitAuth || strings.Count(r.err, "otactl login") != 1 || strings.Contains(r.err, "OTACTL_TOKEN") {
+				t.Errorf("stored token: exit %d, stderr %q; want %d and one login hint", r.code, r.err, ExitAuth)
 			}
 		})
 	}
@@ -297,7 +316,7 @@ func TestDeployWebSteps(t *testing.T) {
 		{"sync fails", nil, map[string]func(Cmd) error{"npx cap sync": func(Cmd) error { return fakeExit(2) }},
 			ExitBuild, "npm run generate; npx cap sync", `sync failed: "npx cap sync" exited with status 2`},
 		{"skip-build with build-cmd", []string{"--skip-build", "--build-cmd", "x"}, nil, ExitUsage, "", "cannot be combined"},
-		{"too many args", []string{"1.0.0", "extra"}, nil, ExitUsage, "", "accepts at most 1 arg"},
+		{"too many args", []string{"1.0.0", "extra"}, nil, ExitUsage, "", "otactl deploy web takes at most 1 argument(s) (VERSION), but got 2: usage: otactl deploy web [VERSION] [flags]\nsee: otactl deploy web --help\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,6 +333,105 @@ func TestDeployWebSteps(t *testing.T) {
 				t.Errorf("steps = %q, want %q", got, tt.wantCalls)
 			}
 		})
+	}
+}
+
+// TestDeployWebPreflight: what can fail fast fails before the build, with
+// the usage code for a bad version or channel.
+func TestDeployWebPreflight(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		setup    func(e *testEnv)
+		wantCode int
+		wantErr  string
+	}{
+		{"version with a trailing space", []string{"1.5.0 "}, nil, ExitUsage, `VERSION: version "1.5.0 " has white space around it; use "1.5.0"`},
+		{"version not semver-like", []string{"latest"}, nil, ExitUsage, `VERSION: web bundle version "latest" must be semver-like`},
+		{"reserved version", []string{"builtin"}, nil, ExitUsage, `is reserved by the updater plugin`},
+		{"bad version in package.json", nil, func(e *testEnv) {
+			writeFile(t, filepath.Join(e.project, "package.json"), `{"name":"capapp","version":"v1.0.0","scripts":{"generate":"x"}}`)
+		}, ExitUsage, `the version in package.json: web bundle version "v1.0.0" must be semver-like`},
+		{"bad channel", []string{"--channel", "Beta"}, nil, ExitUsage, `--channel: channel name "Beta" is invalid`},
+		{"token refused", nil, func(e *testEnv) { e.env["OTACTL_TOKEN"] = "not-a-jwt" }, ExitAuth, "the token in OTACTL_TOKEN was refused"},
+		{"server down", nil, func(e *testEnv) { e.env["OTACTL_SERVER"] = "http://127.0.0.1:1" }, ExitServer, "check the login to http://127.0.0.1:1 before building"},
+		{"packages not installed", nil, func(e *testEnv) {
+			writeFile(t, filepath.Join(e.project, "package.json"),
+				`{"name":"capapp","version":"1.0.0","scripts":{"generate":"x"},"dependencies":{"@capacitor/core":"^7"},"devDependencies":{"@capacitor/cli":"^7"}}`)
+		}, ExitBuild, "build not started: the packages of package.json are not installed in PROJECT (no @capacitor/cli, @capacitor/core in node_modules): run npm ci (or npm install) in PROJECT"},
+		{"one package not installed", nil, func(e *testEnv) {
+			writeFile(t, filepath.Join(e.project, "package.json"),
+				`{"name":"capapp","version":"1.0.0","scripts":{"generate":"x"},"dependencies":{"@capacitor/core":"^7","vite":"^5"}}`)
+			writeFile(t, filepath.Join(e.project, "node_modules", "@capacitor", "core", "package.json"), `{"version":"7.0.0"}`)
+		}, ExitBuild, "vite, a package of package.json, is not installed in PROJECT: run npm ci (or npm install) in PROJECT"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			if tt.setup != nil {
+				tt.setup(e)
+			}
+			r := e.run("", append([]string{"deploy", "web"}, tt.args...)...)
+			if wantErr := strings.ReplaceAll(tt.wantErr, "PROJECT", e.project); r.code != tt.wantCode || !strings.Contains(r.err, wantErr) {
+				t.Fatalf("exit %d stderr %q, want %d containing %q", r.code, r.err, tt.wantCode, wantErr)
+			}
+			if len(e.runner.calls) != 0 {
+				t.Errorf("ran %q before failing", e.runner.calls)
+			}
+		})
+	}
+}
+
+// TestDeployWebVersionReachesBuild: the version deployed is passed to the
+// build as OTA_VERSION, with a warning when package.json names another,
+// and otad's warning about unchanged bytes is shown.
+func TestDeployWebVersionReachesBuild(t *testing.T) {
+	e := newTestEnv(t)
+	r := e.mustRun("deploy", "web")
+	for _, step := range []string{"npm run generate", "npx cap sync"} {
+		if got := e.runner.env[step]; !slices.Equal(got, []string{"OTA_VERSION=1.0.0"}) {
+			t.Errorf("%s ran with %q, want OTA_VERSION=1.0.0", step, got)
+		}
+	}
+	if strings.Contains(r.err, "warning") {
+		t.Errorf("stderr %q warns about a version that is package.json's", r.err)
+	}
+
+	// The fake build ignores OTA_VERSION: the same bytes under 1.3.0.
+	r = e.mustRun("deploy", "web", "1.3.0")
+	if got := e.runner.env["npm run generate"]; !slices.Equal(got, []string{"OTA_VERSION=1.3.0"}) {
+		t.Errorf("build ran with %q, want OTA_VERSION=1.3.0", got)
+	}
+	for _, want := range []string{
+		"warning: deploying 1.3.0, but package.json says 1.0.0; the build gets OTA_VERSION=1.3.0",
+		"warning: web 1.3.0 has the same bytes (sha256 ", "as 1.0.0 on channel stable: the build did not change",
+	} {
+		if !strings.Contains(r.err, want) {
+			t.Errorf("stderr does not say %q:\n%s", want, r.err)
+		}
+	}
+	r = e.mustRun("deploy", "web", "1.4.0", "--skip-build", "-o", "json")
+	var dr DeployResult
+	if err := json.Unmarshal([]byte(r.stdout), &dr); err != nil {
+		t.Fatal(err)
+	}
+	if dr.Upload == nil || len(dr.Upload.Warnings) != 1 || !strings.Contains(r.err, "warning: web 1.4.0 has the same bytes") {
+		t.Errorf("-o json: upload %+v, stderr %q", dr.Upload, r.err)
+	}
+}
+
+// TestDeployWebNodeHint: a step that fails the way npm and npx do when the
+// project's packages are missing says to install them.
+func TestDeployWebNodeHint(t *testing.T) {
+	e := newTestEnv(t)
+	e.runner.handlers["npx cap sync"] = func(c Cmd) error {
+		fmt.Fprintln(c.Stderr, "npm error could not determine executable to run")
+		return fakeExit(1)
+	}
+	r := e.run("", "deploy", "web")
+	want := `sync failed: "npx cap sync" exited with status 1: are the project's packages installed? run npm ci (or npm install) in ` + e.project
+	if r.code != ExitBuild || !strings.Contains(r.err, want) {
+		t.Errorf("exit %d stderr %q, want %d containing %q", r.code, r.err, ExitBuild, want)
 	}
 }
 
@@ -451,25 +569,45 @@ func TestDeployAPK(t *testing.T) {
 			}
 		}, ExitBuild, "Docker daemon is not running"},
 		{"no apk produced", nil, nil, ExitBuild, "no APK was found"},
-		{"no android folder", nil, func(e *testEnv) { os.RemoveAll(filepath.Join(e.project, "android")) }, ExitUsage, "npx cap add android"},
+		{"no android folder", nil, func(e *testEnv) { os.RemoveAll(filepath.Join(e.project, "android")) }, ExitUsage,
+			"no android/ folder in " + "PROJECT" + ": add the platform first with: npx cap add android"},
+		{"no android folder, no platform package", nil, func(e *testEnv) {
+			os.RemoveAll(filepath.Join(e.project, "android"))
+			os.RemoveAll(filepath.Join(e.project, "node_modules", "@capacitor", "android"))
+		}, ExitUsage, "@capacitor/android is not installed: install it, then add the platform: npm install @capacitor/android && npx cap add android"},
+		{"platform package missing", nil, func(e *testEnv) {
+			os.RemoveAll(filepath.Join(e.project, "node_modules", "@capacitor", "android"))
+		}, ExitBuild, "sync not started: npx cap sync android needs @capacitor/android, which is not installed"},
+		{"platform package missing, no sync", []string{"--skip-build"}, func(e *testEnv) {
+			os.RemoveAll(filepath.Join(e.project, "node_modules", "@capacitor", "android"))
+			e.runner.handlers[dockerLine(e, ":app:assembleDebug")] = func(Cmd) error { writeAPK(e); return nil }
+		}, 0, "Deployed"},
+		{"bad version", []string{"--channel", "apk"}, func(e *testEnv) { e.version = "2.0 .0" }, ExitUsage, `VERSION: version "2.0 .0" contains ' '`},
+		{"bad channel", []string{"--channel", "APK"}, nil, ExitUsage, `--channel: channel name "APK" is invalid`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newTestEnv(t)
+			e.version = "2.0.0"
 			if err := os.MkdirAll(filepath.Join(e.project, "android"), 0o755); err != nil {
 				t.Fatal(err)
 			}
+			writeFile(t, filepath.Join(e.project, "node_modules", "@capacitor", "android", "package.json"), `{"version":"7.0.0"}`)
 			if tt.setup != nil {
 				tt.setup(e)
 			}
-			r := e.run("", append([]string{"deploy", "apk", "2.0.0"}, tt.args...)...)
-			if r.code != tt.wantCode || !strings.Contains(r.err, tt.wantErr) {
+			r := e.run("", append([]string{"deploy", "apk", e.version}, tt.args...)...)
+			if wantErr := strings.ReplaceAll(tt.wantErr, "PROJECT", e.project); r.code != tt.wantCode || !strings.Contains(r.err, wantErr) {
 				t.Fatalf("exit %d stderr %q, want %d containing %q", r.code, r.err, tt.wantCode, tt.wantErr)
 			}
 			if tt.wantCode != 0 {
 				return
 			}
-			if wantSteps := "npm run generate; npx cap sync android; docker run"; len(tt.args) > 0 && tt.args[0] == "--apk" {
+			wantSteps := "npm run generate; npx cap sync android; docker run"
+			if slices.Contains(tt.args, "--skip-build") {
+				wantSteps = "docker run"
+			}
+			if len(tt.args) > 0 && tt.args[0] == "--apk" {
 				if len(e.runner.calls) != 0 {
 					t.Errorf("--apk ran steps %v", e.runner.calls)
 				}

@@ -16,8 +16,8 @@ shell, or install it where your shell looks for completions.`,
   otactl completion fish > ~/.config/fish/completions/otactl.fish`,
 		ValidArgs: []string{"bash", "zsh", "fish", "powershell"},
 		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
-				return &FlagError{Err: err}
+			if err := exactArgs(1)(cmd, args); err != nil {
+				return err
 			}
 			if err := cobra.OnlyValidArgs(cmd, args); err != nil {
 				return &FlagError{Err: err}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,43 +66,122 @@ func loadProject(ctx context.Context, f *Factory) (*capacitor.Project, error) {
 	return p, nil
 }
 
+// checkDeployVersion validates the version to deploy, named by from
+// ("VERSION", "the version in package.json"), before anything runs: a bad
+// one is a usage error found before the build, not at the upload.
+func checkDeployVersion(version, kind, from string) error {
+	if err := ota.ValidateVersion(version, kind); err != nil {
+		return flagErrorf("%s: %v", from, err)
+	}
+	return nil
+}
+
+// checkChannelFlag validates --channel before anything runs.
+func checkChannelFlag(channel string) error {
+	if err := ota.ValidateChannel(channel); err != nil {
+		return flagErrorf("--channel: %v", err)
+	}
+	return nil
+}
+
+// checkLogin asks otad whose token the client has, so an expired, revoked
+// or mistyped token, or a server that is down, fails before a build that
+// may take minutes rather than at the upload.
+func checkLogin(ctx context.Context, client *ota.Client) error {
+	if _, err := client.Me(ctx); err != nil {
+		return fmt.Errorf("check the login to %s before building: %w", client.BaseURL, err)
+	}
+	return nil
+}
+
+// VersionEnv is the environment variable the build and npx cap sync get
+// holding the version being deployed, so the app can show it (and the
+// bundle changes with it) even when package.json still names another.
+const VersionEnv = "OTA_VERSION"
+
 // buildWeb runs the web build and npx cap sync (with syncArgs, e.g.
-// "android") as b says.
-func buildWeb(ctx context.Context, f *Factory, p *capacitor.Project, b buildFlags, syncArgs ...string) error {
+// "android") as b says, with version in VersionEnv.
+func buildWeb(ctx context.Context, f *Factory, p *capacitor.Project, b buildFlags, version string, syncArgs ...string) error {
 	if b.SkipBuild {
 		return nil
 	}
+	env := []string{VersionEnv + "=" + version}
 	switch {
 	case b.BuildCmd != "":
-		if err := runStep(ctx, f, "build", p.Dir, b.BuildCmd, "sh", "-c", b.BuildCmd); err != nil {
-			return err
+		if _, err := runStepCapture(ctx, f, "build", p.Dir, b.BuildCmd, env, "sh", "-c", b.BuildCmd); err != nil {
+			return withNodeHint(err, p.Dir)
 		}
 	default:
 		script := capacitor.BuildScript(p)
 		if script == "" {
 			return flagErrorf(`package.json in %s has no "generate" or "build" script: add one, pass --build-cmd, or use --skip-build`, p.Dir)
 		}
-		if err := runStep(ctx, f, "build", p.Dir, "npm run "+script, "npm", "run", script); err != nil {
-			return err
+		if _, err := runStepCapture(ctx, f, "build", p.Dir, "npm run "+script, env, "npm", "run", script); err != nil {
+			return withNodeHint(err, p.Dir)
 		}
 	}
 	if b.NoSync {
 		return nil
 	}
 	args := append([]string{"cap", "sync"}, syncArgs...)
-	return runStep(ctx, f, "sync", p.Dir, "npx "+strings.Join(args, " "), "npx", args...)
+	_, err := runStepCapture(ctx, f, "sync", p.Dir, "npx "+strings.Join(args, " "), env, "npx", args...)
+	return withNodeHint(err, p.Dir)
 }
 
-// runStep runs one child process with its output streaming through to the
-// user; with -o json its stdout goes to stderr so stdout stays JSON.
-func runStep(ctx context.Context, f *Factory, step, dir, display, name string, args ...string) error {
-	_, err := runStepCapture(ctx, f, step, dir, display, name, args...)
+// checkBuildable fails before a build that cannot work: a project whose
+// declared packages are not installed fails later with npm's "could not
+// determine executable to run" or "sh: vite: not found", which do not say
+// what to do.
+func checkBuildable(p *capacitor.Project, b buildFlags) error {
+	if b.SkipBuild {
+		return nil
+	}
+	missing := p.NotInstalled()
+	if len(missing) == 0 {
+		return nil
+	}
+	var err error
+	switch list := strings.Join(missing, ", "); {
+	case len(missing) == len(p.Dependencies):
+		err = fmt.Errorf("the packages of package.json are not installed in %s (no %s in node_modules)", p.Dir, list)
+	case len(missing) == 1:
+		err = fmt.Errorf("%s, a package of package.json, is not installed in %s", list, p.Dir)
+	default:
+		err = fmt.Errorf("%s, packages of package.json, are not installed in %s", list, p.Dir)
+	}
+	return &StepError{Step: "build", NotStarted: true, Err: err, Hint: "run npm ci (or npm install) in " + p.Dir}
+}
+
+// nodeFailures are what npm, npx and sh print when a project's packages
+// are not installed.
+var nodeFailures = []string{
+	"could not determine executable to run", // npx with no local bin
+	"command not found", ": not found",      // sh running a missing bin
+	"Cannot find module", // node requiring a missing package
+}
+
+// withNodeHint adds to a failed build or sync step the fix for a project
+// whose packages are not installed, when its output says so.
+func withNodeHint(err error, dir string) error {
+	var se *StepError
+	if !errors.As(err, &se) || se.Hint != "" {
+		return err
+	}
+	for _, m := range nodeFailures {
+		if strings.Contains(se.output, m) {
+			se.Hint = "are the project's packages installed? run npm ci (or npm install) in " + dir
+			break
+		}
+	}
 	return err
 }
 
-// runStepCapture is runStep that also returns the tail of the child's
-// stderr, for recognising well-known failures.
-func runStepCapture(ctx context.Context, f *Factory, step, dir, display, name string, args ...string) (string, error) {
+// runStepCapture runs one child process with its output streaming through
+// to the user (with -o json its stdout goes to stderr so stdout stays
+// JSON), env added to its environment. It returns the tail of the child's
+// stderr, for recognising well-known failures; a failure is a *StepError
+// that keeps it too.
+func runStepCapture(ctx context.Context, f *Factory, step, dir, display string, env []string, name string, args ...string) (string, error) {
 	fmt.Fprintf(f.IO.ErrOut, "==> %s\n", display)
 	stdout := f.IO.Out
 	if f.JSON() {
@@ -109,14 +189,14 @@ func runStepCapture(ctx context.Context, f *Factory, step, dir, display, name st
 	}
 	tail := &tailBuffer{max: 8 << 10}
 	err := f.Runner.Run(ctx, Cmd{
-		Name: name, Args: args, Dir: dir,
-		Stdout: stdout, Stderr: io.MultiWriter(f.IO.ErrOut, tail),
+		Name: name, Args: args, Dir: dir, Env: env,
+		Stdout: io.MultiWriter(stdout, tail), Stderr: io.MultiWriter(f.IO.ErrOut, tail),
 	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return tail.String(), fmt.Errorf("%s interrupted: %w", step, ctx.Err())
 		}
-		return tail.String(), &StepError{Step: step, Command: display, Status: exitStatus(err), Err: err}
+		return tail.String(), &StepError{Step: step, Command: display, Status: exitStatus(err), Err: err, output: tail.String()}
 	}
 	return tail.String(), nil
 }
@@ -208,6 +288,15 @@ type DeployResult struct {
 
 // printDeploy reports a deploy (or a dry run) on stdout.
 func printDeploy(f *Factory, r DeployResult) error {
+	// Warnings go to stderr in both forms: -o json has them in
+	// upload.warnings too.
+	if r.Upload != nil {
+		defer func() {
+			for _, w := range r.Upload.Warnings {
+				fmt.Fprintf(f.IO.ErrOut, "warning: %s\n", w)
+			}
+		}()
+	}
 	if f.JSON() {
 		return writeJSON(f.IO.Out, r)
 	}

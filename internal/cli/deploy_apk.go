@@ -96,19 +96,36 @@ func deployAPKRun(ctx context.Context, opts *DeployAPKOptions) error {
 		app = p.AppID
 	}
 	if opts.APK == "" {
-		if fi, err := os.Stat(filepath.Join(p.Dir, "android")); err != nil || !fi.IsDir() {
-			return flagErrorf("no android/ folder in %s: add the platform first with: npx cap add android", p.Dir)
+		if err := checkAndroidFolder(p); err != nil {
+			return err
 		}
 	}
-	version := opts.Version
+	version, from := opts.Version, "VERSION"
 	if version == "" {
 		if version, err = capacitor.GradleVersionName(p.Dir); err != nil {
 			return fmt.Errorf("no VERSION given: %w", err)
 		}
+		from = "versionName in android/app/build.gradle"
+	}
+	// Everything that can fail fast is checked before the web build, cap
+	// sync and Gradle, which take minutes.
+	if err := checkDeployVersion(version, ota.KindAPK, from); err != nil {
+		return err
+	}
+	if err := checkChannelFlag(opts.Channel); err != nil {
+		return err
 	}
 	var client *ota.Client
 	if !opts.DryRun {
 		if client, err = f.Client(true); err != nil {
+			return err
+		}
+		if err := checkLogin(ctx, client); err != nil {
+			return err
+		}
+	}
+	if opts.APK == "" {
+		if err := checkAndroidBuildable(f, p, opts.buildFlags); err != nil {
 			return err
 		}
 	}
@@ -117,7 +134,7 @@ func deployAPKRun(ctx context.Context, opts *DeployAPKOptions) error {
 	if apk != "" {
 		apk = resolve(f.WorkDir, apk)
 	} else {
-		if err := buildWeb(ctx, f, p, opts.buildFlags, "android"); err != nil {
+		if err := buildWeb(ctx, f, p, opts.buildFlags, version, "android"); err != nil {
 			return err
 		}
 		if apk, err = buildAPK(ctx, f, p.Dir, opts.Image, opts.Release); err != nil {
@@ -160,11 +177,6 @@ func buildAPK(ctx context.Context, f *Factory, projectDir, image string, release
 	if release {
 		task, variant = ":app:assembleRelease", "release"
 	}
-	if _, err := f.LookPath("docker"); err != nil {
-		return "", &StepError{Step: step, Command: "docker", Status: -1,
-			Err:  errors.New("docker is not installed or not on PATH"),
-			Hint: "install Docker (https://docs.docker.com/engine/install/), or build the APK elsewhere and upload it with --apk FILE"}
-	}
 	abs, err := filepath.Abs(projectDir)
 	if err != nil {
 		return "", fmt.Errorf("resolve project folder: %w", err)
@@ -172,7 +184,7 @@ func buildAPK(ctx context.Context, f *Factory, projectDir, image string, release
 	script := "cd /project/android && ./gradlew " + task
 	args := []string{"run", "--rm", "-v", abs + ":/project", image, "bash", "-c", script}
 	display := fmt.Sprintf("docker run --rm -v %q %s bash -c '%s'", abs+":/project", image, script)
-	stderr, err := runStepCapture(ctx, f, step, projectDir, display, "docker", args...)
+	stderr, err := runStepCapture(ctx, f, step, projectDir, display, nil, "docker", args...)
 	if err != nil {
 		var se *StepError
 		if errors.As(err, &se) {
@@ -188,6 +200,42 @@ func buildAPK(ctx context.Context, f *Factory, projectDir, image string, release
 			Hint: "check the Gradle output above; the app module must be named app"}
 	}
 	return apk, nil
+}
+
+// androidPlatform is the npm package of Capacitor's Android platform.
+const androidPlatform = "@capacitor/android"
+
+// checkAndroidFolder wants the android/ folder that npx cap add android
+// makes, which needs the platform package installed first.
+func checkAndroidFolder(p *capacitor.Project) error {
+	if fi, err := os.Stat(filepath.Join(p.Dir, "android")); err == nil && fi.IsDir() {
+		return nil
+	}
+	if !p.Installed(androidPlatform) {
+		return flagErrorf("no android/ folder in %s, and %s is not installed: install it, then add the platform: npm install %s && npx cap add android",
+			p.Dir, androidPlatform, androidPlatform)
+	}
+	return flagErrorf("no android/ folder in %s: add the platform first with: npx cap add android", p.Dir)
+}
+
+// checkAndroidBuildable fails before the web build when the APK cannot be
+// built: the project's packages or the Android platform package not
+// installed, or no Docker to run Gradle in.
+func checkAndroidBuildable(f *Factory, p *capacitor.Project, b buildFlags) error {
+	if err := checkBuildable(p, b); err != nil {
+		return err
+	}
+	if !b.SkipBuild && !b.NoSync && !p.Installed(androidPlatform) {
+		return &StepError{Step: "sync", NotStarted: true,
+			Err:  fmt.Errorf("npx cap sync android needs %s, which is not installed in %s", androidPlatform, p.Dir),
+			Hint: "install it: npm install " + androidPlatform}
+	}
+	if _, err := f.LookPath("docker"); err != nil {
+		return &StepError{Step: "APK build", Command: "docker", Status: -1,
+			Err:  errors.New("docker is not installed or not on PATH"),
+			Hint: "install Docker (https://docs.docker.com/engine/install/), or build the APK elsewhere and upload it with --apk FILE"}
+	}
+	return nil
 }
 
 // dockerHint recognises why docker itself (not the build) failed.

@@ -57,8 +57,17 @@ func NewCmdDeployWeb(f *Factory, runF func(*DeployWebOptions) error) *cobra.Comm
   5. zip webDir reproducibly and take its SHA-256
   6. upload it to the channel (default stable), which then serves it
 
-VERSION defaults to the version in package.json. Versions are immutable:
-uploading an existing version with other bytes fails (exit code 4).
+VERSION defaults to the version in package.json. The build and npx cap sync
+run with OTA_VERSION=VERSION in their environment, so an app can show the
+version it was deployed as (and its bundle changes with it) when VERSION is
+not package.json's; otactl warns then, since a build that ignores
+OTA_VERSION makes the same bundle as before. Versions are immutable:
+uploading an existing version with other bytes fails (exit code 4). A new
+version whose bytes equal another version of the channel is uploaded with
+a warning from otad: the build did not change.
+
+The version, channel, encryption key, login and the project's installed
+packages are checked before the build starts.
 
 Before the upload, the project's native plugins and Capacitor version are
 compared with those of the newest APK (otactl deploy apk records them): a
@@ -68,8 +77,7 @@ devices would break. --force uploads it anyway and the history says so.
 with otactl rollout.
 
 --encrypt-key (or OTACTL_ENCRYPT_KEY) names the RSA private key of an app
-whose updater config has a publicKey (npx @capgo/cli key create makes the
-pair): the zip is then AES-encrypted and its checksum signed, as @capgo/cli
+whose updater config has a publicKey (otactl key create makes the pair): the zip is then AES-encrypted and its checksum signed, as @capgo/cli
 bundle encrypt does, and checked to decrypt before it is uploaded. Devices
 with that public key only install encrypted bundles.
 
@@ -137,13 +145,21 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 	if app == "" {
 		app = p.AppID
 	}
-	version := opts.Version
+	version, from := opts.Version, "VERSION"
 	if version == "" {
-		if version = p.PackageVersion; version == "" {
+		if version, from = p.PackageVersion, "the version in package.json"; version == "" {
 			return flagErrorf("no VERSION given and package.json in %s has no version", p.Dir)
 		}
 	}
-	// Check the key and the login before a build that may take minutes.
+	// Everything that can fail fast is checked before a build that may
+	// take minutes: the version, the channel, the key, the login, the
+	// project's packages.
+	if err := checkDeployVersion(version, ota.KindWeb, from); err != nil {
+		return err
+	}
+	if err := checkChannelFlag(opts.Channel); err != nil {
+		return err
+	}
 	keyPath := opts.EncryptKey
 	if !opts.EncryptKeySet {
 		keyPath = f.Getenv(encryptKeyEnv)
@@ -161,9 +177,19 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		if client, err = f.Client(true); err != nil {
 			return err
 		}
+		if err := checkLogin(ctx, client); err != nil {
+			return err
+		}
+	}
+	if err := checkBuildable(p, opts.buildFlags); err != nil {
+		return err
+	}
+	if opts.Version != "" && p.PackageVersion != "" && opts.Version != p.PackageVersion && !opts.SkipBuild {
+		fmt.Fprintf(f.IO.ErrOut, "warning: deploying %s, but package.json says %s; the build gets %s=%s (an app that shows package.json's version will show %s)\n",
+			opts.Version, p.PackageVersion, VersionEnv, opts.Version, p.PackageVersion)
 	}
 
-	if err := buildWeb(ctx, f, p, opts.buildFlags); err != nil {
+	if err := buildWeb(ctx, f, p, opts.buildFlags, version); err != nil {
 		return err
 	}
 	// The build may have written or rewritten the config; read it again.

@@ -145,9 +145,12 @@ type Runner interface {
 
 // Cmd is one child process. Its output streams straight to the writers.
 type Cmd struct {
-	Name   string
-	Args   []string
-	Dir    string
+	Name string
+	Args []string
+	Dir  string
+	// Env holds NAME=value entries added to the environment otactl runs
+	// in (OTA_VERSION for a build).
+	Env    []string
 	Stdout io.Writer
 	Stderr io.Writer
 }
@@ -160,6 +163,9 @@ type ExecRunner struct{}
 func (ExecRunner) Run(ctx context.Context, c Cmd) error {
 	cmd := exec.CommandContext(ctx, c.Name, c.Args...)
 	cmd.Dir = c.Dir
+	if len(c.Env) > 0 {
+		cmd.Env = append(os.Environ(), c.Env...)
+	}
 	cmd.Stdout = c.Stdout
 	cmd.Stderr = c.Stderr
 	// Give a cancelled build a moment to stop its own children.

@@ -41,7 +41,7 @@ func TestNewCmdDeployWeb(t *testing.T) {
 		{"--build-cmd make --no-sync", DeployWebOptions{Channel: "stable", buildFlags: buildFlags{BuildCmd: "make", NoSync: true}}, ""},
 		{"--skip-build", DeployWebOptions{Channel: "stable", buildFlags: buildFlags{SkipBuild: true}}, ""},
 		{"--skip-build --no-sync", DeployWebOptions{}, "cannot be combined"},
-		{"1 2", DeployWebOptions{}, "accepts at most 1 arg"},
+		{"1 2", DeployWebOptions{}, "takes at most 1 argument(s) (VERSION), but got 2"},
 		{"--nosuch", DeployWebOptions{}, "unknown flag"},
 		{"--encrypt-key k.pem", DeployWebOptions{Channel: "stable", EncryptKey: "k.pem", EncryptKeySet: true}, ""},
 	}

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -92,28 +95,56 @@ func changedFlags(fs *pflag.FlagSet, keys map[string]string) map[string]string {
 }
 
 // exactArgs and friends are cobra's argument checks returning *FlagError,
-// so a wrong argument count exits with the usage code.
+// so a wrong argument count exits with the usage code, and saying which
+// argument is missing or extra (cobra says only "accepts 1 arg(s)").
 func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return &FlagError{Err: err}
-		}
-		return nil
-	}
+	return func(cmd *cobra.Command, args []string) error { return checkArgCount(cmd, args, n, n) }
 }
 
 func maxArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.MaximumNArgs(n)(cmd, args); err != nil {
-			return &FlagError{Err: err}
-		}
-		return nil
-	}
+	return func(cmd *cobra.Command, args []string) error { return checkArgCount(cmd, args, 0, n) }
 }
 
-func noArgs(cmd *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(cmd, args); err != nil {
-		return &FlagError{Err: err}
+func noArgs(cmd *cobra.Command, args []string) error { return checkArgCount(cmd, args, 0, 0) }
+
+// checkArgCount wants between min and max positional arguments.
+func checkArgCount(cmd *cobra.Command, args []string, min, max int) error {
+	switch {
+	case len(args) < min:
+		names := argNames(cmd)
+		missing := "an argument"
+		if len(names) >= min {
+			missing = strings.Join(names[len(args):min], " and ")
+		}
+		return &FlagError{Err: fmt.Errorf("%s needs %s: %s", cmd.CommandPath(), missing, usageLine(cmd))}
+	case len(args) > max && max == 0 && cmd.HasSubCommands():
+		return &FlagError{Err: fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())}
+	// The arguments are not quoted back: one may be a password typed
+	// where it does not belong, and error output lands in CI logs.
+	case len(args) > max && max == 0:
+		return &FlagError{Err: fmt.Errorf("%s takes no arguments, but got %d: %s", cmd.CommandPath(), len(args), usageLine(cmd))}
+	case len(args) > max:
+		return &FlagError{Err: fmt.Errorf("%s takes at most %d argument(s) (%s), but got %d: %s",
+			cmd.CommandPath(), max, strings.Join(argNames(cmd), " "), len(args), usageLine(cmd))}
 	}
 	return nil
+}
+
+// argNames are the positional argument names in a command's Use line, such
+// as CHANNEL in "rollback CHANNEL", without the brackets of optional ones.
+func argNames(cmd *cobra.Command) []string {
+	fields := strings.Fields(cmd.Use)
+	var names []string
+	for _, f := range fields[min(1, len(fields)):] {
+		if strings.HasPrefix(f, "-") {
+			break // flags follow ("promote VERSION --from CHANNEL")
+		}
+		names = append(names, strings.Trim(f, "[]."))
+	}
+	return names
+}
+
+// usageLine is "usage: otactl rollback CHANNEL [flags]".
+func usageLine(cmd *cobra.Command) string {
+	return "usage: " + cmd.UseLine()
 }

@@ -27,7 +27,7 @@ func TestExecRunner(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			out.Reset()
 			errOut.Reset()
-			tail, err := runStepCapture(context.Background(), f, "build", t.TempDir(), "make web", "sh", "-c", tt.script)
+			tail, err := runStepCapture(context.Background(), f, "build", t.TempDir(), "make web", nil, "sh", "-c", tt.script)
 			if !strings.Contains(out.String(), "to-stdout") || !strings.Contains(errOut.String(), "to-stderr") {
 				t.Errorf("child output not streamed: stdout %q stderr %q", out, errOut)
 			}
@@ -49,8 +49,19 @@ func TestExecRunner(t *testing.T) {
 			}
 		})
 	}
+	t.Run("environment", func(t *testing.T) {
+		out.Reset()
+		t.Setenv("OTACTL_TEST_INHERITED", "kept")
+		if _, err := runStepCapture(context.Background(), f, "build", t.TempDir(), "env", []string{"OTA_VERSION=1.3.0"},
+			"sh", "-c", `echo "v=$OTA_VERSION inherited=$OTACTL_TEST_INHERITED"`); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.String(); got != "v=1.3.0 inherited=kept\n" {
+			t.Errorf("child saw %q, want the added variable and the inherited environment", got)
+		}
+	})
 	t.Run("missing program", func(t *testing.T) {
-		_, err := runStepCapture(context.Background(), f, "sync", t.TempDir(), "npx cap sync", "otactl-no-such-program")
+		_, err := runStepCapture(context.Background(), f, "sync", t.TempDir(), "npx cap sync", nil, "otactl-no-such-program")
 		var se *StepError
 		if !errors.As(err, &se) || se.Status != -1 || !strings.Contains(err.Error(), `sync failed: "npx cap sync"`) {
 			t.Fatalf("err = %v", err)
@@ -60,7 +71,7 @@ func TestExecRunner(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		start := time.Now()
-		_, err := runStepCapture(ctx, f, "build", t.TempDir(), "sleep", "sh", "-c", "exec sleep 30")
+		_, err := runStepCapture(ctx, f, "build", t.TempDir(), "sleep", nil, "sh", "-c", "exec sleep 30")
 		if err == nil || !strings.Contains(err.Error(), "build interrupted") {
 			t.Fatalf("err = %v, want an interrupted build", err)
 		}

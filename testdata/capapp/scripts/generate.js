@@ -1,6 +1,7 @@
-// Writes the web bundle into dist/: an index.html that shows the package
-// version and an app script that tells the updater plugin the bundle booted.
-// Without notifyAppReady() the plugin rolls the update back.
+// Writes the web bundle into dist/: an index.html that shows the version
+// being deployed (OTA_VERSION, else package.json's) and an app script that
+// tells the updater plugin the bundle booted. Without notifyAppReady() the
+// plugin rolls the update back.
 'use strict';
 
 const fs = require('fs');
@@ -8,6 +9,8 @@ const path = require('path');
 
 const root = path.join(__dirname, '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'));
+// otactl deploy web VERSION passes the version it deploys as OTA_VERSION.
+const version = process.env.OTA_VERSION || pkg.version;
 const dist = path.join(root, 'dist');
 
 fs.rmSync(dist, { recursive: true, force: true });
@@ -18,16 +21,16 @@ fs.writeFileSync(path.join(dist, 'index.html'), `<!doctype html>
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>capapp ${pkg.version}</title>
+  <title>capapp ${version}</title>
 </head>
 <body>
-  <h1>capapp <span id="version">${pkg.version}</span></h1>
+  <h1>capapp <span id="version">${version}</span></h1>
   <script type="module" src="assets/app.js"></script>
 </body>
 </html>
 `);
 
-fs.writeFileSync(path.join(dist, 'assets', 'app.js'), `// capapp ${pkg.version}
+fs.writeFileSync(path.join(dist, 'assets', 'app.js'), `// capapp ${version}
 // No bundler here: the plugin is reached through Capacitor's plugin registry.
 const CapacitorUpdater = window.Capacitor && window.Capacitor.Plugins && window.Capacitor.Plugins.CapacitorUpdater;
 if (CapacitorUpdater) {
@@ -36,4 +39,4 @@ if (CapacitorUpdater) {
 }
 `);
 
-console.log(`generated dist/ for capapp ${pkg.version}`);
+console.log(`generated dist/ for capapp ${version}`);
