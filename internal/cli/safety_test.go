@@ -25,8 +25,21 @@ func TestExplainStatsRollout(t *testing.T) {
 	if ex.Response.Error != ota.UpdIncompatibleNative || ex.Response.Kind != ota.KindBlocked || len(ex.Steps) == 0 {
 		t.Errorf("explain for native 1.2.0 = %+v; want blocked incompatible_native_version with steps", ex)
 	}
-	if r := e.run("", "explain", "--channel", "stable"); r.code != ExitUsage || !strings.Contains(r.err, "--native") {
+	if r := e.run("", "explain", "--channel", "stable"); r.code != ExitUsage || !strings.Contains(r.err, "--native is required") {
 		t.Errorf("explain without --native: exit %d stderr %q", r.code, r.err)
+	}
+	// In a project with android/, its versionName is the default.
+	writeFile(t, filepath.Join(e.project, "android", "app", "build.gradle"), "android {\n defaultConfig {\n  versionName \"1.4.2\"\n }\n}\n")
+	r = e.mustRun("explain", "--channel", "stable")
+	if !strings.Contains(r.err, "native version 1.4.2 (versionName in android/app/build.gradle") ||
+		!strings.Contains(r.stdout, `native "1.4.2"`) || !strings.Contains(r.stdout, "Answer: bundle 1.0.0 from channel stable") {
+		t.Errorf("explain with the default native version: stdout\n%s\nstderr %s", r.stdout, r.err)
+	}
+	// A channel that does not exist: the answer says what the step says.
+	r = e.mustRun("explain", "--channel", "nope", "--native", "1.4.0")
+	if !strings.Contains(r.stdout, `refused: the requested channel "nope" does not exist`) ||
+		!strings.Contains(r.stdout, `Answer: no_channel (failed): no default channel or override: channel "nope" does not exist`) {
+		t.Errorf("explain for a missing channel printed:\n%s", r.stdout)
 	}
 
 	r = e.mustRun("stats", "stable")
