@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,7 @@ func NewCmdBundle(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bundle <command>",
 		Short: "Make and check bundle zips without uploading",
-		Example: `  otactl bundle zip dist -o app.zip
+		Example: `  otactl bundle zip dist --out app.zip
   otactl bundle verify app.zip`,
 		Args: noArgs,
 		// A parent alone shows its help; with an unknown subcommand noArgs
@@ -35,7 +36,8 @@ type BundleZipOptions struct {
 	Dir         string
 	Out         string
 	NoCodeCheck bool
-	JSON        bool
+	// JSON is --json, -o json or OTACTL_OUTPUT=json.
+	JSON bool
 	// EncryptKey, when set, also writes the zip encrypted with that private
 	// key, as @capgo/cli bundle encrypt does.
 	EncryptKey string
@@ -59,6 +61,7 @@ type BundleZipResult struct {
 // NewCmdBundleZip builds `otactl bundle zip`.
 func NewCmdBundleZip(f *Factory, runF func(*BundleZipOptions) error) *cobra.Command {
 	opts := &BundleZipOptions{F: f}
+	var output string
 	cmd := &cobra.Command{
 		Use:   "zip [DIR]",
 		Short: "Zip a web build reproducibly and print its SHA-256",
@@ -70,7 +73,12 @@ bytes and the same SHA-256 on any machine. It prints the same lines as
   Checksum SHA256: <hex>
   Saved to <file>
 
-The file defaults to <appId>_<version>.zip in the current directory.
+--out names the zip file. It defaults to <appId>_<version>.zip in a
+Capacitor project (as @capgo/cli names it), else to the folder's name with
+.zip, in the current directory, or beside DIR when the current directory
+is inside it. -o is the output format, as in every otactl command:
+"-o json" (or --json) prints the result as JSON; "-o FILE", the old
+spelling of --out, still works and says so.
 
 With --encrypt-key it also writes <file>_encrypted.zip, encrypted for apps
 whose updater config has a publicKey, and prints what
@@ -84,7 +92,8 @@ Upload the encrypted file with session_key=<ivSessionKey>,
 encrypted_checksum=<Encoded Checksum> and key_id (printed too); otactl
 deploy web --encrypt-key does all of it.`,
 		Example: `  otactl bundle zip
-  otactl bundle zip dist -o /tmp/app.zip
+  otactl bundle zip dist --out /tmp/app.zip
+  otactl bundle zip dist -o json
   CHECKSUM=$(otactl bundle zip | grep "Checksum SHA256" | awk '{print $NF}')
   otactl bundle zip --encrypt-key .capgo_key_v2`,
 		Args: maxArgs(1),
@@ -92,16 +101,33 @@ deploy web --encrypt-key does all of it.`,
 			if len(args) == 1 {
 				opts.Dir = args[0]
 			}
+			if cmd.Flags().Changed("output") {
+				switch output {
+				case config.OutputJSON, config.OutputTable:
+					opts.JSON = opts.JSON || output == config.OutputJSON
+				default:
+					// -o FILE named the zip before -o meant the format
+					// everywhere; scripts that use it keep working.
+					if opts.Out != "" {
+						return flagErrorf("--out %s and -o %s both name the zip file; use --out only", opts.Out, output)
+					}
+					fmt.Fprintf(f.IO.ErrOut, "warning: -o/--output FILE is deprecated for bundle zip: use --out %s (-o is the output format, table or json, in every otactl command)\n", output)
+					opts.Out = output
+				}
+			} else if !opts.JSON {
+				opts.JSON = f.JSON() // OTACTL_OUTPUT or the settings files
+			}
 			if runF != nil {
 				return runF(opts)
 			}
 			return bundleZipRun(cmd.Context(), opts)
 		},
 	}
-	// This -o shadows the global --output: here it names the zip file.
-	cmd.Flags().StringVarP(&opts.Out, "output", "o", "", "zip file to write")
+	cmd.Flags().StringVar(&opts.Out, "out", "", "zip file to write (default <appId>_<version>.zip, or <DIR name>.zip outside a project)")
+	// This -o shadows the global one to also take the old "-o FILE".
+	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: table or json (env OTACTL_OUTPUT); -o FILE is the deprecated spelling of --out FILE")
 	cmd.Flags().BoolVar(&opts.NoCodeCheck, "no-code-check", false, "skip the index.html and notifyAppReady checks")
-	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON")
+	cmd.Flags().BoolVar(&opts.JSON, "json", false, "print the result as JSON (same as -o json; @capgo/cli's flag)")
 	cmd.Flags().StringVar(&opts.EncryptKey, "encrypt-key", "", encryptKeyUsage)
 	return cmd
 }
@@ -109,32 +135,26 @@ deploy web --encrypt-key does all of it.`,
 func bundleZipRun(ctx context.Context, opts *BundleZipOptions) error {
 	f := opts.F
 	dir, out := opts.Dir, opts.Out
-	if dir == "" || out == "" {
-		var p *capacitor.Project
-		if pd := config.FindProjectDir(f.WorkDir); pd != "" {
-			var err error
-			if p, err = capacitor.Load(ctx, pd); err != nil {
-				return fmt.Errorf("read Capacitor project %s: %w", pd, err)
-			}
+	var p *capacitor.Project
+	if pd := config.FindProjectDir(f.WorkDir); pd != "" && (dir == "" || out == "") {
+		var err error
+		if p, err = capacitor.Load(ctx, pd); err != nil {
+			return fmt.Errorf("read Capacitor project %s: %w", pd, err)
 		}
-		if dir == "" {
-			if p == nil {
-				return flagErrorf("no DIR given and no Capacitor project here to take webDir from")
-			}
-			var err error
-			if dir, err = p.WebPath(); err != nil {
-				return err
-			}
+	}
+	if dir == "" {
+		if p == nil {
+			return flagErrorf("no DIR given and no Capacitor project here to take webDir from: otactl bundle zip DIR")
 		}
-		if out == "" {
-			name := filepath.Base(filepath.Clean(dir)) + ".zip"
-			if p != nil && p.AppID != "" && p.PackageVersion != "" {
-				name = p.AppID + "_" + p.PackageVersion + ".zip"
-			}
-			out = name
+		var err error
+		if dir, err = p.WebPath(); err != nil {
+			return err
 		}
 	}
 	dir = resolve(f.WorkDir, dir)
+	if out == "" {
+		out = defaultZipPath(p, dir, f.WorkDir)
+	}
 	out = resolve(f.WorkDir, out)
 	priv, err := loadEncryptKey(f, opts.EncryptKey)
 	if err != nil {
@@ -170,6 +190,30 @@ func bundleZipRun(ctx context.Context, opts *BundleZipOptions) error {
 	}
 	fmt.Fprintf(f.IO.ErrOut, "%d files, %s (%s uncompressed)\n", res.Files, humanBytes(res.Size), humanBytes(res.Uncompressed))
 	return nil
+}
+
+// defaultZipPath is where bundle zip writes without --out: the name
+// @capgo/cli gives it in a Capacitor project (<appId>_<version>.zip), else
+// the zipped folder's name, in the working directory, or beside the folder
+// when the working directory is inside it (a zip cannot hold itself).
+func defaultZipPath(p *capacitor.Project, dir, workDir string) string {
+	var name string
+	switch {
+	case p != nil && p.AppID != "" && p.PackageVersion != "":
+		name = p.AppID + "_" + p.PackageVersion
+	case p != nil && p.AppID != "":
+		name = p.AppID
+	default:
+		name = filepath.Base(filepath.Clean(dir))
+		if name == "." || name == ".." || name == string(filepath.Separator) || name == "" {
+			name = "bundle"
+		}
+	}
+	place := workDir
+	if rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(workDir)); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		place = filepath.Dir(filepath.Clean(dir))
+	}
+	return filepath.Join(place, name+".zip")
 }
 
 // resolve makes p absolute against dir (the factory's working directory,

@@ -624,8 +624,11 @@ func TestDeployAPK(t *testing.T) {
 func TestBundleZipAndVerify(t *testing.T) {
 	e := newTestEnv(t)
 	e.generate("z")
-	r1 := e.mustRun("bundle", "zip", "-o", "one.zip")
-	r2 := e.mustRun("bundle", "zip", "dist", "--output", filepath.Join(e.project, "two.zip"))
+	r1 := e.mustRun("bundle", "zip", "--out", "one.zip")
+	r2 := e.mustRun("bundle", "zip", "dist", "--out", filepath.Join(e.project, "two.zip"))
+	if r1.err+r2.err != "" && strings.Contains(r1.err+r2.err, "deprecated") {
+		t.Errorf("--out warned: %q", r1.err+r2.err)
+	}
 	sum := func(name string) string {
 		b, err := os.ReadFile(filepath.Join(e.project, name))
 		if err != nil {
@@ -646,8 +649,30 @@ func TestBundleZipAndVerify(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.project, testAppID+"_1.0.0.zip")); err != nil {
 		t.Error(err)
 	}
+	// -o is the output format here too; -o FILE and --output FILE, the old
+	// spelling of --out, still work and say so.
+	r := e.mustRun("bundle", "zip", "-o", "json")
+	var zr BundleZipResult
+	if err := json.Unmarshal([]byte(r.stdout), &zr); err != nil || zr.Filename != filepath.Join(e.project, testAppID+"_1.0.0.zip") || zr.Checksum == "" {
+		t.Errorf("bundle zip -o json printed %q (%v)", r.stdout, err)
+	}
+	for _, flag := range []string{"-o", "--output"} {
+		r := e.mustRun("bundle", "zip", flag, "old.zip")
+		if !strings.Contains(r.err, "warning: -o/--output FILE is deprecated for bundle zip: use --out old.zip") ||
+			!strings.Contains(r.stdout, "Saved to "+filepath.Join(e.project, "old.zip")) {
+			t.Errorf("bundle zip %s old.zip: stdout %q stderr %q", flag, r.stdout, r.err)
+		}
+	}
+	if r := e.run("", "bundle", "zip", "--out", "a.zip", "-o", "b.zip"); r.code != ExitUsage || !strings.Contains(r.err, "both name the zip file") {
+		t.Errorf("--out with -o FILE: exit %d stderr %q", r.code, r.err)
+	}
+	e.env["OTACTL_OUTPUT"] = "json"
+	if r := e.mustRun("bundle", "zip", "--out", "env.zip"); !strings.HasPrefix(r.stdout, "{") {
+		t.Errorf("OTACTL_OUTPUT=json: bundle zip printed %q", r.stdout)
+	}
+	delete(e.env, "OTACTL_OUTPUT")
 
-	r := e.mustRun("bundle", "verify", "one.zip")
+	r = e.mustRun("bundle", "verify", "one.zip")
 	if !strings.Contains(r.stdout, "one.zip: OK") {
 		t.Errorf("verify: %q", r.stdout)
 	}
@@ -672,6 +697,43 @@ func TestBundleZipAndVerify(t *testing.T) {
 	}
 	if r := e.run("", "bundle", "verify", "missing.zip"); r.code == 0 {
 		t.Error("verify of a missing file succeeded")
+	}
+}
+
+// TestBundleZipDefaultName: outside a Capacitor project the zip is named
+// after the folder, never "..zip", and never inside the folder it holds.
+func TestBundleZipDefaultName(t *testing.T) {
+	root := t.TempDir()
+	web := filepath.Join(root, "site", "web")
+	writeFile(t, filepath.Join(web, "index.html"), "<html></html>")
+	writeFile(t, filepath.Join(web, "app.js"), "CapacitorUpdater.notifyAppReady()")
+	tests := []struct {
+		name, workDir, dir, want string
+	}{
+		{"folder named", filepath.Join(root, "site"), "web", filepath.Join(root, "site", "web.zip")},
+		{"dot inside the folder", web, ".", filepath.Join(root, "site", "web.zip")},
+		{"absolute path from elsewhere", root, web, filepath.Join(root, "web.zip")},
+		{"from a subfolder", filepath.Join(web, "sub"), "..", filepath.Join(root, "site", "web.zip")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.MkdirAll(tt.workDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			io, _, out, errOut := iostreams.Test()
+			f := &Factory{IO: io, Getenv: func(string) string { return "" }, WorkDir: tt.workDir}
+			// XDG_CONFIG_HOME is unset: no user settings apply.
+			if code := Run(context.Background(), f, []string{"bundle", "zip", tt.dir}); code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			if !strings.Contains(out.String(), "Saved to "+tt.want+"\n") {
+				t.Errorf("stdout %q, want Saved to %s", out, tt.want)
+			}
+			if _, err := os.Stat(tt.want); err != nil {
+				t.Error(err)
+			}
+			os.Remove(tt.want)
+		})
 	}
 }
 

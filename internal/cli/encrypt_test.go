@@ -186,7 +186,7 @@ func TestBundleZipEncrypt(t *testing.T) {
 	e := newTestEnv(t)
 	e.generate("z")
 	key := e.writeKey(".capgo_key_v2", encKey())
-	r := e.mustRun("bundle", "zip", "-o", "app.zip", "--encrypt-key", key)
+	r := e.mustRun("bundle", "zip", "--out", "app.zip", "--encrypt-key", key)
 	lines := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
 		k, v, _ := strings.Cut(l, ": ")
@@ -214,7 +214,7 @@ func TestBundleZipEncrypt(t *testing.T) {
 		t.Errorf("Checksum SHA256 = %s, want the plain zip's", lines["Checksum SHA256"])
 	}
 
-	r = e.mustRun("bundle", "zip", "-o", "app.zip", "--encrypt-key", key, "--json")
+	r = e.mustRun("bundle", "zip", "--out", "app.zip", "--encrypt-key", key, "--json")
 	var zr BundleZipResult
 	if err := json.Unmarshal([]byte(r.stdout), &zr); err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestBundleZipEncrypt(t *testing.T) {
 		t.Errorf("JSON result = %+v", zr)
 	}
 
-	if r := e.run("", "bundle", "zip", "-o", "x.zip", "--encrypt-key", "nope.pem"); r.code == 0 || !strings.Contains(r.err, "nope.pem") {
+	if r := e.run("", "bundle", "zip", "--out", "x.zip", "--encrypt-key", "nope.pem"); r.code == 0 || !strings.Contains(r.err, "nope.pem") {
 		t.Errorf("missing key: exit %d, stderr %q", r.code, r.err)
 	}
 	if _, err := os.Stat(filepath.Join(e.project, "x.zip")); err == nil {
