@@ -60,7 +60,7 @@ func EncryptBundle(zipPath, outPath string, priv *rsa.PrivateKey) (Encrypted, er
 		return Encrypted{}, errors.New("encrypt bundle: no private key")
 	}
 	if bits := priv.N.BitLen(); bits != DeviceKeyBits {
-		return Encrypted{}, fmt.Errorf("encrypt bundle: the key has %d bits, but the updater plugin only accepts %d-bit RSA keys; create one with npx @capgo/cli key create", bits, DeviceKeyBits)
+		return Encrypted{}, fmt.Errorf("encrypt bundle: the key has %d bits, but the updater plugin only accepts %d-bit RSA keys; create one with otactl key create", bits, DeviceKeyBits)
 	}
 	in, err := os.Open(zipPath)
 	if err != nil {

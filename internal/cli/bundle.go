@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -210,7 +209,7 @@ func defaultZipPath(p *capacitor.Project, dir, workDir string) string {
 		}
 	}
 	place := workDir
-	if rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(workDir)); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	if inside, err := pathInside(dir, workDir); err == nil && inside {
 		place = filepath.Dir(filepath.Clean(dir))
 	}
 	return filepath.Join(place, name+".zip")

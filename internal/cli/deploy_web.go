@@ -77,15 +77,16 @@ devices would break. --force uploads it anyway and the history says so.
 with otactl rollout.
 
 --encrypt-key (or OTACTL_ENCRYPT_KEY) names the RSA private key of an app
-whose updater config has a publicKey (otactl key create makes the pair): the zip is then AES-encrypted and its checksum signed, as @capgo/cli
+whose updater config has a publicKey (otactl key create makes the pair):
+the zip is then AES-encrypted and its checksum signed, as @capgo/cli
 bundle encrypt does, and checked to decrypt before it is uploaded. Devices
 with that public key only install encrypted bundles.
 
 --sign-key (or the sign_key setting, or OTACTL_SIGN_KEY) names the RSA
 private key of an app that uses @capawesome/capacitor-live-update with a
-publicKey in its LiveUpdate config (otactl key create makes the pair): the
-zip is signed (SHA256withRSA over its bytes), the signature checked with
-the public key and uploaded with the bundle. The key itself is never sent.
+publicKey in its LiveUpdate config (otactl key create --for capawesome
+makes the pair): the zip is signed (SHA256withRSA over its bytes), the
+signature checked with the public key and uploaded with the bundle. The key itself is never sent.
 Devices with that public key refuse unsigned bundles; devices of
 @capgo/capacitor-updater ignore the signature, so one deploy serves both
 plugins. Encrypted bundles are for @capgo/capacitor-updater only: a

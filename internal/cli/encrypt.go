@@ -28,7 +28,7 @@ func loadEncryptKey(f *Factory, path string) (*rsa.PrivateKey, error) {
 		return nil, err
 	}
 	if bits := priv.N.BitLen(); bits != bundle.DeviceKeyBits {
-		return nil, flagErrorf("--encrypt-key %s is a %d-bit key; the updater plugin only accepts %d-bit RSA keys (npx @capgo/cli key create makes one)",
+		return nil, flagErrorf("--encrypt-key %s is a %d-bit key; the updater plugin only accepts %d-bit RSA keys (otactl key create makes one)",
 			path, bits, bundle.DeviceKeyBits)
 	}
 	return priv, nil

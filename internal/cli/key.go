@@ -1,28 +1,44 @@
 package cli
 
 import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/internal/capacitor"
+	"github.com/otaship/ota/internal/cli/config"
 )
+
+// DefaultKeyFile is the private key's file name, the one @capgo/cli key
+// create writes, so either tool finds the other's key.
+const DefaultKeyFile = ".capgo_key_v2"
 
 // NewCmdKey builds `otactl key` and its subcommands.
 func NewCmdKey(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "key <command>",
-		Short: "Create the key pair bundles are signed with",
-		Long: `Apps using @capawesome/capacitor-live-update with a publicKey in their
-LiveUpdate config install only bundles signed with the matching private key.
-otactl key create makes the pair; otactl deploy web --sign-key (or the
-sign_key setting) signs with it.`,
-		Example: `  otactl key create
-  otactl key create --out keys/live-update.pem`,
+		Short: "Make the key pair of encrypted or signed bundles",
+		Long: `Encrypted bundles (@capgo/capacitor-updater, protocol "encryption v2") are
+made with an RSA private key that stays with whoever deploys, and checked on
+the device with the public key built into the app. otactl key create makes
+the pair; otactl deploy web --encrypt-key FILE encrypts with it.
+
+Signed bundles (@capawesome/capacitor-live-update with a publicKey in its
+LiveUpdate config) need a pair of their own: otactl key create --for
+capawesome makes it; otactl deploy web --sign-key FILE (or the sign_key
+setting) signs with it.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -30,20 +46,34 @@ sign_key setting) signs with it.`,
 	return cmd
 }
 
+// Plugins otactl key create makes keys for.
+const (
+	keyForCapgo      = "capgo"
+	keyForCapawesome = "capawesome"
+)
+
 // KeyCreateOptions are the inputs of otactl key create.
 type KeyCreateOptions struct {
 	F     *Factory
 	Out   string
 	Force bool
+	// For is the plugin the key is for: capgo (encryption) or capawesome
+	// (signing).
+	For string
 }
 
-// KeyCreateResult is what otactl key create prints with -o json.
+// KeyCreateResult is what `otactl key create -o json` prints. Nothing in
+// it is secret: the private key stays in its file.
 type KeyCreateResult struct {
-	PrivateKey string `json:"private_key"`
-	PublicKey  string `json:"public_key"`
+	PrivateKeyFile string `json:"private_key_file"`
+	PublicKeyFile  string `json:"public_key_file"`
+	// PublicKey is the PEM the app's capacitor config takes as publicKey.
+	PublicKey string `json:"public_key"`
+	// KeyID is what devices with this public key send as key_id (capgo).
+	KeyID string `json:"key_id,omitempty"`
 	// ConfigPublicKey is the public key on one line, for the publicKey of
-	// the LiveUpdate config in capacitor.config.json.
-	ConfigPublicKey string `json:"config_public_key"`
+	// the LiveUpdate config (capawesome).
+	ConfigPublicKey string `json:"config_public_key,omitempty"`
 }
 
 // NewCmdKeyCreate builds `otactl key create`.
@@ -51,98 +81,151 @@ func NewCmdKeyCreate(f *Factory, runF func(*KeyCreateOptions) error) *cobra.Comm
 	opts := &KeyCreateOptions{F: f}
 	cmd := &cobra.Command{
 		Use:   "create",
-		Short: "Create an RSA key pair for signing bundles",
-		Long: `Create a 2048-bit RSA key pair for @capawesome/capacitor-live-update:
+		Short: "Create the RSA key pair for encrypted bundles",
+		Long: `Create a 2048-bit RSA key pair, the only size the updater plugin accepts:
 
-  FILE       the private key (PKCS#8 PEM), mode 0600: keep it secret and out
-             of version control, give it to CI as a secret file
-  FILE.pub   the public key (SubjectPublicKeyInfo PEM)
+  .capgo_key_v2      the private key (PKCS#1 PEM), mode 0600. It encrypts
+                     bundles (otactl deploy web --encrypt-key .capgo_key_v2)
+                     and never leaves your machine or CI: otactl never
+                     uploads it. Keep it out of git and out of webDir.
+  .capgo_key_v2.pub  the public key (-----BEGIN RSA PUBLIC KEY-----), which
+                     goes into the app
 
-and print the public key on one line, as the publicKey of the app's
-LiveUpdate config takes it. Then point otactl at the private key with
-sign_key in otactl.yaml (a path relative to that file), OTACTL_SIGN_KEY, or
-otactl deploy web --sign-key. An existing FILE is not overwritten unless
---force is given. The key never leaves this machine: otactl uploads
-signatures only.`,
-		Example: `  otactl key create --out ~/.config/otactl/live-update.pem
-  echo "sign_key: keys/live-update.pem" >> otactl.yaml`,
+The files are made in the Capacitor project's root (or the current
+directory outside a project), with the names @capgo/cli uses; --out names
+the private key file (the public key is FILE.pub). An existing key is never
+replaced unless --force is given: bundles made with it would no longer
+install on devices that have its public key.
+
+It prints the publicKey entry for capacitor.config.json and the key id
+(the first 20 characters of the public key's PEM body), which devices send
+as key_id and otad stores with each encrypted bundle. Devices only accept
+encrypted bundles once an app with the public key is installed.
+
+With --for capawesome it makes the signing pair of
+@capawesome/capacitor-live-update instead:
+
+  live-update-signing.pem      the private key (PKCS#8 PEM), mode 0600: it
+                               signs bundles (otactl deploy web --sign-key,
+                               or sign_key in otactl.yaml) and is never
+                               uploaded
+  live-update-signing.pem.pub  the public key (SubjectPublicKeyInfo PEM)
+
+and prints the public key on one line, as the publicKey of the app's
+LiveUpdate config takes it.`,
+		Example: `  otactl key create
+  otactl key create --out ~/secrets/myapp_key
+  otactl key create -o json | jq -r .key_id
+  otactl key create --for capawesome --out keys/live-update.pem`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(opts)
 			}
-			return keyCreateRun(opts)
+			return keyCreateRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.Out, "out", "live-update-signing.pem", "file to write the private key to (the public key goes to FILE.pub)")
-	cmd.Flags().BoolVar(&opts.Force, "force", false, "replace existing key files")
+	cmd.Flags().StringVar(&opts.Out, "out", "", "private key file to write; the public key is FILE.pub (default "+DefaultKeyFile+" in the project root, "+DefaultSigningKeyFile+" with --for capawesome)")
+	cmd.Flags().BoolVar(&opts.Force, "force", false, "replace an existing key pair")
+	cmd.Flags().StringVar(&opts.For, "for", keyForCapgo, "the plugin the key is for: capgo (encrypted bundles) or capawesome (signed bundles)")
+	_ = cmd.RegisterFlagCompletionFunc("for", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+		return []string{keyForCapgo + "\tencrypted bundles for @capgo/capacitor-updater", keyForCapawesome + "\tsigned bundles for @capawesome/capacitor-live-update"}, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
 
-func keyCreateRun(opts *KeyCreateOptions) error {
+func keyCreateRun(ctx context.Context, opts *KeyCreateOptions) error {
 	f := opts.F
-	out := resolve(f.WorkDir, opts.Out)
-	pubPath := out + ".pub"
+	switch opts.For {
+	case keyForCapgo, "":
+	case keyForCapawesome:
+		return signingKeyCreateRun(ctx, opts)
+	default:
+		return flagErrorf("--for %q: want %s (encrypted bundles) or %s (signed bundles)", opts.For, keyForCapgo, keyForCapawesome)
+	}
+	var p *capacitor.Project
+	if pd := config.FindProjectDir(f.WorkDir); pd != "" {
+		// Only the folder and webDir are needed: reading a JSON config
+		// needs no Node, and a failed read just means no project checks.
+		p, _ = capacitor.Load(ctx, pd)
+	}
+	out := opts.Out
+	if out == "" {
+		dir := f.WorkDir
+		if p != nil {
+			dir = p.Dir
+		}
+		out = filepath.Join(dir, DefaultKeyFile)
+	}
+	out = resolve(f.WorkDir, out)
+	pubOut := out + ".pub"
+	if p != nil {
+		web := p.WebDir
+		if !filepath.IsAbs(web) {
+			web = filepath.Join(p.Dir, filepath.FromSlash(web))
+		}
+		if inside, _ := pathInside(web, out); inside {
+			return flagErrorf("%s is inside webDir %s, which is zipped and sent to every device: put the private key elsewhere (--out)", out, web)
+		}
+	}
 	if !opts.Force {
-		for _, p := range []string{out, pubPath} {
-			if _, err := os.Stat(p); err == nil {
-				return flagErrorf("%s exists; pass --force to replace it (devices configured with its public key would refuse bundles signed with a new one)", p)
+		for _, path := range []string{out, pubOut} {
+			if _, err := os.Lstat(path); err == nil {
+				return flagErrorf("%s exists already; bundles encrypted with that key only install with its public key: keep it, or pass --force to replace the pair", path)
 			} else if !errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("check %s: %w", p, err)
+				return fmt.Errorf("check %s: %w", path, err)
 			}
 		}
 	}
-	priv, err := bundle.GenerateSigningKey()
+
+	priv, err := rsa.GenerateKey(rand.Reader, bundle.DeviceKeyBits)
 	if err != nil {
+		return fmt.Errorf("generate the RSA key: %w", err)
+	}
+	privPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(priv)})
+	pubPEM := bundle.PublicKeyPEM(&priv.PublicKey)
+	if err := writeKeyFile(out, privPEM, 0o600, opts.Force); err != nil {
 		return err
 	}
-	privPEM, err := bundle.PrivateKeyPEM(priv)
-	if err != nil {
+	if err := writeKeyFile(pubOut, pubPEM, 0o644, opts.Force); err != nil {
 		return err
 	}
-	pubPEM, err := bundle.SigningPublicKeyPEM(&priv.PublicKey)
-	if err != nil {
-		return err
-	}
-	line, err := bundle.ConfigPublicKey(&priv.PublicKey)
-	if err != nil {
-		return err
-	}
-	if err := writeFileAtomic(out, privPEM, 0o600); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(pubPath, pubPEM, 0o644); err != nil {
-		return err
-	}
-	res := KeyCreateResult{PrivateKey: out, PublicKey: pubPath, ConfigPublicKey: line}
+	res := KeyCreateResult{PrivateKeyFile: out, PublicKeyFile: pubOut, PublicKey: string(pubPEM), KeyID: bundle.KeyID(&priv.PublicKey)}
 	if f.JSON() {
 		return writeJSON(f.IO.Out, res)
 	}
-	fmt.Fprintf(f.IO.Out, "Private key: %s (mode 0600, keep it secret)\n", out)
-	fmt.Fprintf(f.IO.Out, "Public key:  %s\n\n", pubPath)
-	fmt.Fprintf(f.IO.Out, "In capacitor.config.json, plugins.LiveUpdate:\n  \"publicKey\": %q\n", line)
-	fmt.Fprintf(f.IO.ErrOut, "Sign deploys with it: sign_key in otactl.yaml, OTACTL_SIGN_KEY, or otactl deploy web --sign-key %s\n", opts.Out)
+	snippet, _ := json.Marshal(res.PublicKey)
+	fmt.Fprintf(f.IO.ErrOut, "Created an RSA-%d key pair for encrypted bundles:\n", bundle.DeviceKeyBits)
+	fmt.Fprintf(f.IO.ErrOut, "  private key  %s (mode 0600: keep it secret; otactl never uploads it)\n", out)
+	fmt.Fprintf(f.IO.ErrOut, "  public key   %s\n", pubOut)
+	fmt.Fprintf(f.IO.Out, "key id: %s\n", res.KeyID)
+	fmt.Fprintln(f.IO.ErrOut, "\nAdd the public key to capacitor.config.json, under plugins.CapacitorUpdater:")
+	fmt.Fprintf(f.IO.Out, "\"publicKey\": %s\n", snippet)
+	fmt.Fprintln(f.IO.ErrOut, "\nthen run npx cap sync and ship the app (the plugin reads the key from the")
+	fmt.Fprintln(f.IO.ErrOut, "installed app, not from a live update), and deploy with:")
+	fmt.Fprintf(f.IO.ErrOut, "  otactl deploy web --encrypt-key %s\n", out)
+	if p != nil {
+		if warn := gitignoreWarning(p.Dir, out); warn != "" {
+			fmt.Fprintf(f.IO.ErrOut, "\nwarning: %s\n", warn)
+		}
+	}
 	return nil
 }
 
-// writeFileAtomic writes b to path with mode perm through a temporary file
-// in the same directory, so a crash leaves the old file or the new one,
-// and a private key is never readable by others, even for a moment.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+// writeKeyFile writes data to path with perm, whole or not at all. Without
+// replace an existing file is an error, even one made meanwhile (the file
+// is linked into place, which fails when the name exists).
+func writeKeyFile(path string, data []byte, perm os.FileMode, replace bool) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing left
+	defer os.Remove(tmp.Name()) // fails harmlessly once linked or renamed
 	if err := tmp.Chmod(perm); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if _, err := tmp.Write(b); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
@@ -153,8 +236,47 @@ func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if replace {
+		err = os.Rename(tmp.Name(), path)
+	} else {
+		err = os.Link(tmp.Name(), path)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return flagErrorf("%s exists already: pass --force to replace it", path)
+	}
+	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// gitignoreWarning says to ignore the key file when it is in the project
+// and the project's .gitignore does not name it.
+func gitignoreWarning(projectDir, keyFile string) string {
+	rel, err := filepath.Rel(projectDir, keyFile)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "" // outside the project
+	}
+	rel = filepath.ToSlash(rel)
+	b, err := os.ReadFile(filepath.Join(projectDir, ".gitignore"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == rel || line == "/"+rel || line == filepath.Base(rel) || line == ".capgo_key*" || line == ".capgo_key_v2*" {
+			return ""
+		}
+	}
+	return fmt.Sprintf("%s is not in %s: add it, so the private key is never committed: echo %s >> .gitignore",
+		rel, filepath.Join(projectDir, ".gitignore"), rel)
+}
+
+// pathInside reports whether path is dir or below it.
+func pathInside(dir, path string) (bool, error) {
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	if err != nil {
+		return false, err
+	}
+	return rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)), nil
 }

@@ -42,7 +42,7 @@ func loadSignKey(f *Factory, path string) (*signingKey, error) {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
 	if block, _ := pem.Decode(b); block != nil && strings.HasSuffix(block.Type, "PUBLIC KEY") {
-		return nil, fmt.Errorf("signing key %s is the public key, which belongs in the publicKey of the app's LiveUpdate config; pass the private key (otactl key create writes FILE and FILE.pub)", path)
+		return nil, fmt.Errorf("signing key %s is the public key, which belongs in the publicKey of the app's LiveUpdate config; pass the private key (otactl key create --for capawesome writes FILE and FILE.pub)", path)
 	}
 	priv, err := bundle.ParsePrivateKey(b)
 	if err != nil {
@@ -53,7 +53,7 @@ func loadSignKey(f *Factory, path string) (*signingKey, error) {
 			path, fi.Mode().Perm(), path)
 	}
 	if bits := priv.N.BitLen(); bits != bundle.SignKeyBits {
-		return nil, flagErrorf("signing key %s is a %d-bit key; the plugin's iOS side reads %d-bit RSA keys only (otactl key create makes one)",
+		return nil, flagErrorf("signing key %s is a %d-bit key; the plugin's iOS side reads %d-bit RSA keys only (otactl key create --for capawesome makes one)",
 			path, bits, bundle.SignKeyBits)
 	}
 	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
