@@ -22,8 +22,9 @@ func NewCmdDelete(f *Factory, runF func(*DeleteOptions) error) *cobra.Command {
 		Long: `Remove a release from a channel. When it was the active one, the release
 deployed before it becomes active again, or the channel is left empty.
 The version name stays reserved: it cannot be uploaded again with other bytes.`,
-		Example: `  otactl delete stable 1.2.0`,
-		Args:    exactArgs(2),
+		Example:           `  otactl delete stable 1.2.0`,
+		Args:              exactArgs(2),
+		ValidArgsFunction: completeChannels(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Channel, opts.Version = args[0], args[1]
 			if runF != nil {

@@ -120,6 +120,7 @@ cannot be combined.`,
 	}
 	opts.buildFlags.register(cmd)
 	cmd.Flags().StringVar(&opts.Channel, "channel", ota.DefaultChannel, "channel to deploy to")
+	_ = cmd.RegisterFlagCompletionFunc("channel", completeChannels(f, -1))
 	cmd.Flags().BoolVar(&opts.NoCodeCheck, "no-code-check", false, "skip the index.html and notifyAppReady checks")
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "do everything but the upload, and keep the zip")
 	cmd.Flags().StringVar(&opts.Notes, "notes", "", "release notes kept with the bundle")

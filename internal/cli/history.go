@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/otaship/ota/pkg/ota"
 )
 
 // HistoryOptions are the inputs of otactl history.
@@ -27,7 +29,8 @@ its events. When there are more, the next page starts at --before SEQ.`,
 		Example: `  otactl history
   otactl history stable --limit 5
   otactl history --before 120 -o json`,
-		Args: maxArgs(1),
+		Args:              maxArgs(1),
+		ValidArgsFunction: completeChannels(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				opts.Channel = args[0]
@@ -64,9 +67,20 @@ func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
 		fmt.Fprintln(f.IO.ErrOut, "No history yet.")
 		return nil
 	}
+	if err := printEvents(f, page.Events); err != nil {
+		return err
+	}
+	if page.Next != 0 {
+		fmt.Fprintf(f.IO.ErrOut, "More: otactl history --before %d\n", page.Next)
+	}
+	return nil
+}
+
+// printEvents prints history events as a table, newest first as given.
+func printEvents(f *Factory, events []ota.Event) error {
 	tw := newTable(f.IO.Out)
 	fmt.Fprintln(tw, "SEQ\tTIME\tACTOR\tEVENT\tCHANNEL\tVERSION\tDETAIL")
-	for _, e := range page.Events {
+	for _, e := range events {
 		var detail []string
 		if e.From != "" || e.To != "" {
 			detail = append(detail, orDash(e.From)+" → "+orDash(e.To))
@@ -80,11 +94,5 @@ func historyRun(cmd *cobra.Command, opts *HistoryOptions) error {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Seq, humanTime(e.Time), orDash(e.Actor), e.Type,
 			orDash(e.Channel), orDash(e.Version), orDash(strings.Join(detail, "; ")))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if page.Next != 0 {
-		fmt.Fprintf(f.IO.ErrOut, "More: otactl history --before %d\n", page.Next)
-	}
-	return nil
+	return tw.Flush()
 }

@@ -25,7 +25,8 @@ can be promoted again. --to builtin sends devices back to the bundle shipped
 inside the app.`,
 		Example: `  otactl rollback stable
   otactl rollback stable --to 1.1.0`,
-		Args: exactArgs(1),
+		Args:              exactArgs(1),
+		ValidArgsFunction: completeChannels(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Channel = args[0]
 			if runF != nil {

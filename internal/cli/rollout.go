@@ -40,7 +40,8 @@ otad halts a rollout by itself when too many devices report failures
 		Example: `  otactl rollout stable 50
   otactl rollout stable pause
   otactl rollout stable complete`,
-		Args: exactArgs(2),
+		Args:              exactArgs(2),
+		ValidArgsFunction: completeChannels(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Channel = args[0]
 			switch a := strings.ToLower(args[1]); a {

@@ -43,9 +43,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			f.flags.set = changedFlags(cmd.Root().PersistentFlags(), map[string]string{
-				"server": config.KeyServer, "app-id": config.KeyAppID, "output": config.KeyOutput,
-			})
+			f.flags.set = changedFlags(cmd.Root().PersistentFlags(), globalFlagKeys)
 			return nil
 		},
 	}
@@ -69,7 +67,8 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdDelete(f, nil),
 		NewCmdPromote(f, nil),
 		NewCmdHistory(f, nil),
-		NewCmdChannels(f, nil),
+		NewCmdChannel(f),
+		NewCmdDevice(f),
 		NewCmdStatus(f, nil),
 		NewCmdBundle(f),
 		NewCmdKey(f),
@@ -81,6 +80,9 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 	)
 	return cmd
 }
+
+// globalFlagKeys maps the global flags to the config keys they override.
+var globalFlagKeys = map[string]string{"server": config.KeyServer, "app-id": config.KeyAppID, "output": config.KeyOutput}
 
 // changedFlags returns the values of the flags the user set, keyed by the
 // config key they override.
