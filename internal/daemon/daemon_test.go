@@ -236,6 +236,15 @@ func TestServeFirstStartRestartAndShutdown(t *testing.T) {
 	if strings.Contains(s2.stderr.String(), "password:") || strings.Contains(s2.stderr.String(), pw) {
 		t.Errorf("a restart printed a password again:\n%s", s2.stderr.String())
 	}
+	// It says plainly who can log in and how to reset a password.
+	for _, want := range []string{
+		"otad: users of " + dataDir + ": admin (passwords are not shown again).\n",
+		"otad: forgot one? stop otad and run: otad user passwd admin --data-dir " + dataDir + "\n",
+	} {
+		if !strings.Contains(s2.stderr.String(), want) {
+			t.Errorf("a restart did not say %q:\n%s", want, s2.stderr.String())
+		}
+	}
 	keyAfter, err := os.ReadFile(filepath.Join(dataDir, "jwt.key"))
 	if err != nil || !bytes.Equal(keyBefore, keyAfter) {
 		t.Errorf("the signing key changed across a restart (err %v)", err)
@@ -354,6 +363,15 @@ func TestServeAdminFromEnvironment(t *testing.T) {
 		s.stop()
 		if !strings.Contains(s.stderr.String(), "exists with another password") {
 			t.Errorf("no warning about the differing password:\n%s", s.stderr.String())
+		}
+		// Not only in the log: plainly on stderr, with the fix.
+		for _, want := range []string{
+			"otad: WARNING: OTAD_ADMIN_PASSWORD is not the password of user ci, which exists already in " + dataDir,
+			"otad user passwd ci --data-dir " + dataDir,
+		} {
+			if !strings.Contains(s.stderr.String(), want) {
+				t.Errorf("stderr does not say %q:\n%s", want, s.stderr.String())
+			}
 		}
 		if strings.Contains(s.stderr.String(), "different secret 42") {
 			t.Errorf("the password reached the log:\n%s", s.stderr.String())

@@ -54,7 +54,10 @@ func newServeCmd(e *env) *cobra.Command {
 On the first start otad creates the data directory, the database, the token
 signing key and, when there are no users, the user "admin" with a random
 password that it prints once on the terminal. Set OTAD_ADMIN_USER and
-OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers).
+OTAD_ADMIN_PASSWORD to create a user of your choice instead (for containers);
+they never change an existing user's password (otad warns when they differ).
+A start on a data directory that has users names them and how to reset a
+password (otad user passwd NAME, with otad stopped).
 
 With --database-url (OTAD_DATABASE_URL) the metadata (apps, channels,
 bundle records, history, users, tokens, webhooks, device stats) lives in
@@ -159,7 +162,7 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		}
 	}
 
-	if err := ensureUsers(ctx, e, st, cost, publicURL, log); err != nil {
+	if err := ensureUsers(ctx, e, st, cost, cfg.DataDir, publicURL, log); err != nil {
 		return err
 	}
 	links, err := newLocator(cfg, publicURL, bucket, log)

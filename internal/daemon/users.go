@@ -119,8 +119,12 @@ func (e *lockedError) Unwrap() error { return e.err }
 // ensureUsers makes sure someone can log in: it creates the user named by
 // OTAD_ADMIN_USER when missing, or on a store without users an "admin" with
 // a random password printed once on the terminal. It never changes an
-// existing password.
-func ensureUsers(ctx context.Context, e *env, st store.Store, cost int, publicURL string, log *slog.Logger) error {
+// existing password. On a data dir that has users already it says which,
+// and how to reset a password, since nothing else is printed then and a
+// password shown at the first start is easily lost; an OTAD_ADMIN_PASSWORD
+// that is not the existing user's is a warning on stderr, where the
+// operator sees it, not only a log line.
+func ensureUsers(ctx context.Context, e *env, st store.Store, cost int, dataDir, publicURL string, log *slog.Logger) error {
 	name, pw := e.getenv(envAdminUser), e.getenv(envAdminPassword)
 	if (name == "") != (pw == "") {
 		return fmt.Errorf("set both %s and %s, or neither", envAdminUser, envAdminPassword)
@@ -137,9 +141,10 @@ func ensureUsers(ctx context.Context, e *env, st store.Store, cost int, publicUR
 		switch {
 		case err == nil:
 			if !auth.CheckPassword(u.PasswordHash, pw) {
+				printPasswordMismatch(e.stderr, name, dataDir)
 				log.Warn("the user named by "+envAdminUser+" exists with another password; it was left unchanged (change it with otad user passwd)", "user", name)
 			}
-			return nil
+			return printUsers(ctx, e.stderr, st, dataDir)
 		case !errors.Is(err, store.ErrNotFound):
 			return fmt.Errorf("look up user %s: %w", name, err)
 		}
@@ -155,7 +160,7 @@ func ensureUsers(ctx context.Context, e *env, st store.Store, cost int, publicUR
 		return fmt.Errorf("list users: %w", err)
 	}
 	if len(users) > 0 {
-		return nil
+		return printUsers(ctx, e.stderr, st, dataDir)
 	}
 	pw = auth.RandomPassword()
 	if err := createUser(ctx, st, initialAdmin, pw, cost, now); err != nil {
@@ -164,6 +169,44 @@ func ensureUsers(ctx context.Context, e *env, st store.Store, cost int, publicUR
 	printInitialPassword(e.stderr, initialAdmin, pw, publicURL)
 	log.Info("created the initial user; its password was printed once on standard error, above", "user", initialAdmin)
 	return nil
+}
+
+// maxUsersNamed bounds the user names a start prints.
+const maxUsersNamed = 10
+
+// printUsers tells, on a start over existing users, who can log in and how
+// to reset a password. It goes straight to stderr, as the first start's
+// password does: a log line at info level is easily missed.
+func printUsers(ctx context.Context, w io.Writer, st store.Store, dataDir string) error {
+	users, err := st.ListUsers(ctx)
+	if err != nil {
+		return fmt.Errorf("list users: %w", err)
+	}
+	names := make([]string, 0, min(len(users), maxUsersNamed))
+	example := users[0].Name
+	for i, u := range users {
+		if i < maxUsersNamed {
+			names = append(names, u.Name)
+		}
+		if u.Name == initialAdmin {
+			example = u.Name
+		}
+	}
+	list := strings.Join(names, ", ")
+	if len(users) > maxUsersNamed {
+		list += fmt.Sprintf(" and %d more (otad user list)", len(users)-maxUsersNamed)
+	}
+	fmt.Fprintf(w, "otad: users of %s: %s (passwords are not shown again).\n", dataDir, list)
+	fmt.Fprintf(w, "otad: forgot one? stop otad and run: otad user passwd %s --data-dir %s\n", example, dataDir)
+	return nil
+}
+
+// printPasswordMismatch warns that OTAD_ADMIN_PASSWORD was not applied.
+func printPasswordMismatch(w io.Writer, user, dataDir string) {
+	fmt.Fprintf(w, `otad: WARNING: %[1]s is not the password of user %[2]s, which exists already in %[3]s.
+otad: the stored password was left unchanged, so logging in with %[1]s fails. Log in with the
+otad: existing password, or stop otad and set it: otad user passwd %[2]s --data-dir %[3]s
+`, envAdminPassword, user, dataDir)
 }
 
 func createUser(ctx context.Context, st store.Store, name, pw string, cost int, now time.Time) error {
