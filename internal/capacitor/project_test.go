@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otaship/ota/internal/capapp"
 )
 
 // writeFiles creates files (slash paths → content) under dir.
@@ -213,32 +215,15 @@ func TestLoadEvaluatedConfig(t *testing.T) {
 	}
 }
 
-// capacitorNodeModules returns a node_modules folder holding @capacitor/cli
-// (7) and typescript (5), or skips. Under CI it installs them rather than
-// skip.
+// capacitorNodeModules returns the node_modules of the fixture app, which
+// holds @capacitor/cli (7) and typescript (5), installing it when missing
+// (capapp.Require skips without npm, and fails under CI).
 func capacitorNodeModules(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("npx"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("npx is not installed, and CI is set")
-		}
-		t.Skip("npx is not installed")
-	}
 	if dir := os.Getenv("OTA_TEST_CAPACITOR_NODE_MODULES"); dir != "" {
 		return dir
 	}
-	if os.Getenv("CI") == "" {
-		t.Skip("set OTA_TEST_CAPACITOR_NODE_MODULES to a node_modules with @capacitor/cli@7 and typescript@5 " +
-			"(npm i @capacitor/cli@7 @capacitor/core@7 typescript@5 in a temp folder) to run this test")
-	}
-	dir := t.TempDir()
-	cmd := exec.CommandContext(t.Context(), "npm", "install", "--no-audit", "--no-fund",
-		"@capacitor/cli@7", "@capacitor/core@7", "typescript@5")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install: %v\n%s", err, out)
-	}
-	return filepath.Join(dir, "node_modules")
+	return filepath.Join(capapp.Require(t), "node_modules")
 }
 
 func TestLoadWithCapacitorCLI(t *testing.T) {

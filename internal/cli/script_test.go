@@ -19,6 +19,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/otaship/ota/internal/capapp"
 	"github.com/otaship/ota/internal/daemon"
 )
 
@@ -36,7 +37,7 @@ func TestMain(m *testing.M) {
 // fixtureDir is the Capacitor fixture app at the repository root.
 func fixtureDir(t testing.TB) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "testdata", "capapp"))
+	dir, err := capapp.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,18 +48,17 @@ func fixtureDir(t testing.TB) string {
 // its own in-process otad over a fresh bbolt file.
 //
 // The deploy scripts run the real npm and npx cap sync in a copy of
-// testdata/capapp, which needs its node_modules (npm ci --prefix
-// testdata/capapp). Without it they are skipped locally and fail in CI.
+// testdata/capapp, whose packages capapp.Ensure installs (npm ci) when they
+// are missing. Without npm they are skipped locally and fail in CI.
 func TestScripts(t *testing.T) {
-	fixture := fixtureDir(t)
-	_, statErr := os.Stat(filepath.Join(fixture, "node_modules", "@capacitor", "cli"))
-	_, npmErr := exec.LookPath("npm")
-	haveNode := statErr == nil && npmErr == nil
-	if !haveNode {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but the fixture app is not installed (%v, %v): run npm ci --prefix testdata/capapp", statErr, npmErr)
-		}
-		t.Log("testdata/capapp/node_modules or npm missing: scripts needing [capapp] are skipped; run npm ci --prefix testdata/capapp")
+	fixture, err := capapp.Ensure()
+	haveNode := err == nil
+	switch {
+	case errors.Is(err, capapp.ErrNoNPM) && os.Getenv("CI") == "":
+		t.Logf("scripts needing [capapp] are skipped: %v", err)
+		fixture = fixtureDir(t)
+	case err != nil:
+		t.Fatalf("the fixture app testdata/capapp: %v", err)
 	}
 
 	testscript.Run(t, testscript.Params{
