@@ -9,14 +9,14 @@
 #   --docs    write the results into docs/benchmarks.md
 #   --keep    keep the scratch directory (servers' logs, bundles)
 #
-# Needs Go, python3, zip and sha256sum (zip is installed with apt-get when
-# missing), and npm for the Capgo CLI comparison (that row says MISS, with
-# the reason, when the CLI cannot be installed or run).
+# Needs Go, zip and sha256sum (zip is installed with apt-get when missing),
+# and npm for the Capgo CLI comparison (that row says MISS, with the reason,
+# when the CLI cannot be installed or run). The web bundle comes from the
+# repository's own generator, bench/cmd/mkbundle, so a fresh clone runs it.
 #
 # Environment:
 #   OTABENCH_CACHE     where the seeded store and the npm project are kept
 #                      between runs (default /var/tmp/otabench-cache)
-#   OTABENCH_MKBUNDLE  the web dir generator (default /work/shared/bench/mkbundle.py)
 #   OTABENCH_SEEDED    use this seeded data dir (made by bench/cmd/seed with
 #                      --apps N --channels 10 --bundles 100) instead of the cache;
 #                      OTABENCH_SEEDED_APPS is its N (default 1000)
@@ -33,7 +33,7 @@ while [ $# -gt 0 ]; do
 	--keep) keep=1 ;;
 	--phases) phases="$2"; shift ;;
 	--phases=*) phases="${1#--phases=}" ;;
-	-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -42,7 +42,6 @@ done
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cache=${OTABENCH_CACHE:-/var/tmp/otabench-cache}
-mkbundle=${OTABENCH_MKBUNDLE:-/work/shared/bench/mkbundle.py}
 mkdir -p "$cache"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/otabench.XXXXXX")
 cleanup() { if [ "$keep" = 1 ]; then echo "scratch kept in $work" >&2; else rm -rf "$work"; fi; }
@@ -57,17 +56,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 	say "installing ${need_apt[*]}"
 	apt-get install -y -q "${need_apt[@]}" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "${need_apt[@]}" >/dev/null; }
 fi
-command -v python3 >/dev/null || { echo "run.sh: python3 is needed for $mkbundle" >&2; exit 1; }
-[ -f "$mkbundle" ] || { echo "run.sh: no web dir generator at $mkbundle (set OTABENCH_MKBUNDLE)" >&2; exit 1; }
 
 # Binaries.
 say "building otad, otactl and the bench programs"
 mkdir -p "$work/bin"
-go build -o "$work/bin/" ./cmd/otad ./cmd/otactl ./bench/cmd/refserver ./bench/cmd/seed ./bench/cmd/otabench
+go build -o "$work/bin/" ./cmd/otad ./cmd/otactl ./bench/cmd/refserver ./bench/cmd/seed ./bench/cmd/otabench ./bench/cmd/mkbundle
 
 # The web dir to zip: ~1,500 files, 25 MiB (never inside the repository).
 say "generating the web bundle"
-python3 "$mkbundle" "$work/web" --seed 1 --files 1500 --mib 25 >&2
+"$work/bin/mkbundle" --seed 1 --files 1500 --mib 25 "$work/web" >&2
 
 # The big store, seeded once and cached (bbolt syncs every publish, so a
 # million take minutes even on tmpfs). otad migrates an older file at its

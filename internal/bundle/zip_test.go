@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otaship/ota/internal/webbundle"
 )
 
 // writeTree creates files (slash paths → content) under dir.
@@ -428,65 +430,21 @@ func countTemp(t *testing.T) int {
 	return len(m)
 }
 
-// BenchmarkZip zips a generated web build. It uses the shared generator
-// when present, so numbers compare with zip(1) runs on the same tree.
+// BenchmarkZip zips a generated web build: 300 files and 5 MiB of the
+// project's realistic generator (internal/webbundle), as bench/run.sh
+// makes 1,500 files and 25 MiB, so the numbers of both compare.
 func BenchmarkZip(b *testing.B) {
-	dir := b.TempDir()
-	gen := "/work/shared/bench/mkbundle.py"
-	if _, err := os.Stat(gen); err == nil {
-		if _, err := exec.LookPath("python3"); err != nil {
-			b.Skip("python3 not found for the bundle generator")
-		}
-		cmd := exec.Command("python3", gen, dir, "--files", "300", "--mib", "5")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("mkbundle.py: %v\n%s", err, out)
-		}
-	} else {
-		generateTree(b, dir, 300, 5<<20)
+	dir := filepath.Join(b.TempDir(), "web")
+	tree, err := webbundle.Generate(dir, webbundle.Options{Seed: 1, Files: 300, Size: 5 << 20})
+	if err != nil {
+		b.Fatal(err)
 	}
-	var total int64
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				total += fi.Size()
-			}
-		}
-		return nil
-	})
-	b.SetBytes(total)
+	b.SetBytes(tree.Bytes)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := Zip(b.Context(), dir, io.Discard, ZipOptions{}); err != nil {
 			b.Fatal(err)
 		}
-	}
-}
-
-// generateTree writes n files totalling about size bytes: mostly text, a
-// few random "images".
-func generateTree(b *testing.B, dir string, n int, size int) {
-	b.Helper()
-	per := size / n
-	line := []byte("export const value = computeSomething(42, 'a string literal');\n")
-	for i := range n {
-		var body []byte
-		name := filepath.Join(dir, "assets", string(rune('a'+i%26)), "chunk"+string(rune('a'+i/26))+".js")
-		if i%10 == 0 {
-			body = make([]byte, per)
-			_, _ = rand.Read(body)
-			name = strings.TrimSuffix(name, ".js") + ".png"
-		} else {
-			body = bytes.Repeat(line, per/len(line)+1)[:per]
-		}
-		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-			b.Fatal(err)
-		}
-		if err := os.WriteFile(name, body, 0o644); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("<html></html>"), 0o644); err != nil {
-		b.Fatal(err)
 	}
 }
 

@@ -28,7 +28,7 @@ import (
 type config struct {
 	bin       string // directory with otad, otactl, refserver, seed
 	work      string // scratch directory, on the disk uploads are measured on
-	web       string // generated web dir (mkbundle.py)
+	web       string // generated web dir (bench/cmd/mkbundle)
 	bigData   string // seeded data dir: 1,000 apps × 10 channels × 100 bundles (read only)
 	bigLabel  string // what bigData holds, for the report
 	bigApps   int    // apps in bigData, named as bench/cmd/seed names them
@@ -46,7 +46,7 @@ func main() {
 	var c config
 	flag.StringVar(&c.bin, "bin", "", "directory holding the otad, otactl, refserver and seed binaries")
 	flag.StringVar(&c.work, "work", "", "scratch directory")
-	flag.StringVar(&c.web, "web", "", "web dir to zip (mkbundle.py output)")
+	flag.StringVar(&c.web, "web", "", "web dir to zip (bench/cmd/mkbundle output)")
 	flag.StringVar(&c.bigData, "big-data", "", "seeded otad data dir for the data-size targets (copied, not changed)")
 	flag.StringVar(&c.bigLabel, "big-label", "1,000 apps × 10 channels × 100 bundles", "what --big-data holds")
 	flag.IntVar(&c.bigEvents, "big-events", 1_000_000, "history events in --big-data")
