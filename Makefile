@@ -10,10 +10,12 @@ build: ## otad and otactl in the repository root
 test: ## the README's test command, with the race detector
 	$(GO) test -race ./...
 
-lint: ## gofmt check and go vet
+lint: ## gofmt check, go mod tidy check, go vet and staticcheck (pinned, as in CI)
 	@out="$$(gofmt -l $(GOFILES))"; \
 	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
 snapshot: ## release archives of every platform in ./dist, without publishing (needs goreleaser)
 	goreleaser release --snapshot --clean

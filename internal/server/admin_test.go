@@ -334,7 +334,7 @@ func TestUpload(t *testing.T) {
 			}
 			rec := env.upload(tt.path, tt.file, tt.fields...)
 			wantStatus(t, rec, tt.wantCode, tt.wantErr)
-			if tt.file != nil && len(tt.file) > 0 {
+			if len(tt.file) > 0 {
 				_, err := env.blobs.Stat(context.Background(), sha(tt.file))
 				if kept := err == nil; kept != tt.kept {
 					t.Errorf("bytes kept in the blob store = %v, want %v (stat: %v)", kept, tt.kept, err)

@@ -95,7 +95,7 @@ func (b *bench) capgoZip(ctx context.Context, web string, otaTime time.Duration)
 		return nil
 	case !fi.IsDir():
 		reason, _ := os.ReadFile(dir)
-		b.miss(target, threshold, fmt.Errorf("Capgo CLI unavailable: %s", strings.TrimSpace(string(reason))))
+		b.miss(target, threshold, fmt.Errorf("the Capgo CLI is unavailable: %s", strings.TrimSpace(string(reason))))
 		return nil
 	}
 	version := "?"
