@@ -49,7 +49,10 @@ and upload the newest APK from android/app/build/outputs/apk/<debug|release>/
 to the "apk" channel. --release builds with assembleRelease. --apk FILE
 uploads an APK built elsewhere instead.
 
-VERSION defaults to versionName in android/app/build.gradle.`,
+VERSION defaults to versionName in android/app/build.gradle; the web build
+runs with OTA_VERSION=VERSION. The version, channel, login, the project's
+installed packages (@capacitor/android among them) and Docker are checked
+before the build starts.`,
 		Example: `  otactl deploy apk
   otactl deploy apk 1.4.0 --release
   otactl deploy apk --skip-build --image mingc/android-build-box:1.28.0
