@@ -162,7 +162,7 @@ type protectedRoute struct{ method, path string }
 
 // publicRoutes are the routes reachable without a token.
 var publicRoutes = map[string]bool{
-	"GET /healthz": true, "GET /readyz": true, "GET /version": true,
+	"GET /": true, "GET /healthz": true, "GET /readyz": true, "GET /version": true,
 	"POST /updates": true, "POST /check": true, "POST /stats": true,
 	"POST /channel_self": true, "PUT /channel_self": true, "GET /channel_self": true, "DELETE /channel_self": true,
 	"GET /api/ota/bundle/:key": true, "HEAD /api/ota/bundle/:key": true,
