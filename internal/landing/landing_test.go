@@ -87,3 +87,16 @@ func TestHandlerEscapes(t *testing.T) {
 		t.Errorf("version not escaped:\n%s", b)
 	}
 }
+
+// FuzzWantsHTML: any Accept header is handled without panicking, and only
+// one that names an HTML type gets the page.
+func FuzzWantsHTML(f *testing.F) {
+	for _, s := range []string{"", "*/*", "text/html", "text/html;q=0", "application/xhtml+xml;q=0.5, */*", ";;=,,", "text/html; charset=\"x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, accept string) {
+		if wantsHTML([]string{accept}) && !strings.Contains(strings.ToLower(accept), "html") {
+			t.Errorf("wantsHTML(%q) = true without an HTML type", accept)
+		}
+	})
+}
