@@ -96,6 +96,17 @@ func (s *Server) handleExplain(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// ?channel= explains for a device pinned there (as otactl device pin
+	// would), so channels devices cannot choose can be asked about too.
+	if name := c.QueryParam("channel"); name != "" {
+		if err := checkChannel(name); err != nil {
+			return err
+		}
+		if _, err := s.requireChannel(c.Request().Context(), app, name); err != nil {
+			return err
+		}
+		snap = snap.Pinned(app, req.DeviceID, name)
+	}
 	d := update.ExplainFor(snap, plugin, &req, s.cfg.DefaultApp, s.health)
 	steps := d.Steps
 	if steps == nil {
@@ -104,9 +115,14 @@ func (s *Server) handleExplain(c echo.Context) error {
 	return c.JSON(http.StatusOK, ota.ExplainResponse{Response: d.Response, Channel: d.Channel, Source: d.Source, Steps: steps})
 }
 
+// maxHealthSteps bounds the series of a health summary.
+const maxHealthSteps = 400
+
 // handleHealth summarizes device health per version over a time window:
 // ?channel=NAME limits it to the channel's releases, ?since=RFC3339 or
-// ?window=72h sets the window (default 7 days).
+// ?window=72h sets the window (default 7 days), and ?step=1h adds the
+// same summary for each step of the window (since rounded down to a
+// multiple of step), for charts.
 func (s *Server) handleHealth(c echo.Context) error {
 	ctx := c.Request().Context()
 	app, err := s.appParam(c)
@@ -125,6 +141,16 @@ func (s *Server) handleHealth(c echo.Context) error {
 	if v := c.QueryParam("since"); v != "" {
 		if since, err = time.Parse(time.RFC3339, v); err != nil {
 			return badRequest("since %q must be an RFC 3339 time, e.g. 2026-01-02T15:04:05Z", clip(v))
+		}
+	}
+	var step time.Duration
+	if v := c.QueryParam("step"); v != "" {
+		if step, err = time.ParseDuration(v); err != nil || step < time.Minute {
+			return badRequest("step %q must be a duration of at least 1m, e.g. 1h", clip(v))
+		}
+		since = since.Truncate(step)
+		if n := now.Sub(since) / step; n >= maxHealthSteps {
+			return badRequest("window / step gives %d steps; at most %d are allowed", n+1, maxHealthSteps)
 		}
 	}
 	out := ota.StatsSummary{AppID: app, Since: since}
@@ -167,7 +193,27 @@ func (s *Server) handleHealth(c echo.Context) error {
 		from = last
 	}
 	out.Versions = summarize(events, keep)
+	if step > 0 {
+		out.Series = healthSeries(events, keep, since, now, step)
+	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// healthSeries summarizes events, oldest first, step by step from since
+// to now: each step counts the distinct devices that reported in it.
+func healthSeries(events []store.StoredStat, keep func(string) bool, since, now time.Time, step time.Duration) []ota.HealthStep {
+	var out []ota.HealthStep
+	i := 0
+	for start := since; !start.After(now); start = start.Add(step) {
+		end := start.Add(step)
+		j := i
+		for j < len(events) && events[j].Received.Before(end) {
+			j++
+		}
+		out = append(out, ota.HealthStep{Start: start, Versions: summarize(events[i:j], keep)})
+		i = j
+	}
+	return out
 }
 
 // maxNativeField bounds the native fingerprint of an upload.

@@ -168,6 +168,15 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.e }
 
+// Mount serves h at prefix and every path below it, beside the API (the
+// dashboard at /ui). h does its own authentication. Call it before the
+// server serves: the router is not safe to change while it routes.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	wrapped := echo.WrapHandler(h)
+	s.e.Any(prefix, wrapped)
+	s.e.Any(prefix+"/*", wrapped)
+}
+
 // SetReady marks the server ready or not for /readyz (false while draining).
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 

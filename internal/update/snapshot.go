@@ -263,6 +263,20 @@ func (s *Snapshot) Relink(url URLFunc) *Snapshot {
 	return n
 }
 
+// Pinned returns a snapshot of appID alone in which deviceID is pinned
+// to channel as by an override, so Explain can tell what a device on that
+// channel would get; nil when appID is unknown. It shares everything but
+// the overrides with s.
+func (s *Snapshot) Pinned(appID, deviceID, channel string) *Snapshot {
+	av := s.App(appID)
+	if av == nil {
+		return nil
+	}
+	cp := *av
+	cp.Overrides = map[string]string{strings.ToLower(deviceID): channel}
+	return &Snapshot{Apps: map[string]*AppView{appID: &cp}}
+}
+
 // App returns the view of appID, nil when the app is unknown.
 func (s *Snapshot) App(appID string) *AppView {
 	if s == nil {

@@ -74,6 +74,16 @@ type StatsSummary struct {
 	Channel  string         `json:"channel,omitempty"`
 	Since    time.Time      `json:"since"`
 	Versions []VersionStats `json:"versions"`
+	// Series, asked for with ?step=, holds the same summary for each step
+	// of the window, oldest first.
+	Series []HealthStep `json:"series,omitempty"`
+}
+
+// HealthStep is the health of one step of a summary's window: the
+// distinct devices that reported in [Start, Start+step).
+type HealthStep struct {
+	Start    time.Time      `json:"start"`
+	Versions []VersionStats `json:"versions"`
 }
 
 // NativeFingerprint is the native side of a Capacitor app: the
