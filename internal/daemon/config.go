@@ -50,6 +50,7 @@ const (
 	keyS3PathStyle     = "s3-path-style"
 	keyDownloadBaseURL = "download-base-url"
 	keyPresignTTL      = "presign-ttl"
+	keyDashboard       = "dashboard"
 )
 
 // Defaults of the settings that have one.
@@ -73,6 +74,7 @@ var fileKeys = []string{
 	keyMaxUploadSize, keyJWTKeyFile, keyLogLevel, keyLogFormat, keyTrustProxy,
 	keyMetricsAddr, keyMetricsToken, keyDeviceRate, keyTLSCert, keyTLSKey, keyDatabaseURL,
 	keyBlobURL, keyS3Endpoint, keyS3Region, keyS3PathStyle, keyDownloadBaseURL, keyPresignTTL,
+	keyDashboard,
 }
 
 // envName is the environment variable of a configuration key.
@@ -124,6 +126,8 @@ type config struct {
 	// the bucket and no CDN).
 	PresignTTL    time.Duration
 	PresignTTLSet bool
+	// Dashboard serves the dashboard at /ui.
+	Dashboard bool
 }
 
 // minMetricsToken is the shortest accepted --metrics-token: it guards the
@@ -156,6 +160,7 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	v.SetDefault(keyS3PathStyle, "false")
 	v.SetDefault(keyPresignTTL, downloads.DefaultTTL.String())
 	fileSettings := map[string]any{}
+	v.SetDefault(keyDashboard, "true")
 
 	for _, key := range append(slices.Clone(fileKeys), keyAddrFile, keyConfig) {
 		if f := flags.Lookup(key); f != nil {
@@ -268,6 +273,9 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 		errs = append(errs, fmt.Errorf("%s %v is negative; use 0 for no limit", keyDeviceRate, rate))
 	}
 	c.DeviceRateLimit = rate
+	if c.Dashboard, err = strconv.ParseBool(v.GetString(keyDashboard)); err != nil {
+		errs = append(errs, fmt.Errorf("%s %q: want true or false", keyDashboard, v.GetString(keyDashboard)))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("%s and %s go together: set both for HTTPS, or neither for plain HTTP", keyTLSCert, keyTLSKey))
 	}

@@ -95,6 +95,7 @@ and the signing key. Move an existing data dir there with otad migrate.`,
 	f.Float64(keyDeviceRate, defaultDeviceRate, "requests per second one client address may send to each device endpoint group (updates, stats, channel), bursts of 5x; 0 turns it off ($OTAD_DEVICE_RATE_LIMIT)")
 	f.String(keyTLSCert, "", "PEM certificate (chain) file; with --tls-key otad serves HTTPS itself, and picks up files renewed in place within 10 s ($OTAD_TLS_CERT)")
 	f.String(keyTLSKey, "", "PEM private key file of --tls-cert ($OTAD_TLS_KEY)")
+	f.Bool(keyDashboard, true, "serve the dashboard at /ui, for the same users as the admin API ($OTAD_DASHBOARD)")
 	f.String(keyAddrFile, "", "write the bound address to this file once listening, for --addr 127.0.0.1:0 ($OTAD_ADDR_FILE)")
 	f.String(keyBlobURL, "", "keep bundles in this bucket of S3-compatible storage, s3://BUCKET/PREFIX, instead of <data-dir>/blobs; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials ($OTAD_BLOB_URL)")
 	f.String(keyS3Endpoint, "", "S3 server's full URL, e.g. http://127.0.0.1:9000 (default AWS) ($OTAD_S3_ENDPOINT)")
@@ -187,6 +188,11 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 	// Deferred: it runs once the HTTP server has drained and before the
 	// store closes, so attempts in flight can still log their outcome.
 	defer srv.Close()
+	if cfg.Dashboard {
+		if err := mountDashboard(srv, st, key, publicURL, cfg.TrustProxy, log); err != nil {
+			return err
+		}
+	}
 	// Collecting unreferenced bundle files reads every bundle record (a
 	// million on a big store) and only frees disk, so it runs while the
 	// server already answers instead of delaying the start, and then every

@@ -48,7 +48,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		// them (see docs/benchmarks.md), so they log at debug level unless
 		// they fail on the server's side.
 		level := slog.LevelInfo
-		if devicePollRoutes[route] && res.Status < 500 {
+		if (devicePollRoutes[route] || c.Request().Context().Value(internalKey{}) != nil) && res.Status < 500 {
 			level = slog.LevelDebug
 		}
 		ctx := c.Request().Context()

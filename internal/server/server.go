@@ -168,6 +168,19 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.e }
 
+// internalKey marks a request another part of otad makes to the API in
+// process (the dashboard): the request that caused it is logged already,
+// so it logs at debug level.
+type internalKey struct{}
+
+// InternalHandler is Handler for callers inside otad: the same routes,
+// logged at debug level unless they fail on the server's side.
+func (s *Server) InternalHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.e.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), internalKey{}, true)))
+	})
+}
+
 // Mount serves h at prefix and every path below it, beside the API (the
 // dashboard at /ui). h does its own authentication. Call it before the
 // server serves: the router is not safe to change while it routes.
