@@ -66,6 +66,9 @@ func (d *Dashboard) prepare(r *http.Request, c *ota.Client, action string, ch ot
 		if p.To == "" {
 			p.To = previousRelease(&ch)
 		}
+		if p.To == "" && len(p.Targets) > 0 {
+			p.To = p.Targets[0] // nothing before the active one: the built-in bundle
+		}
 		switch {
 		case len(p.Targets) == 0:
 			p.CanApply = false
@@ -96,6 +99,11 @@ func (d *Dashboard) prepare(r *http.Request, c *ota.Client, action string, ch ot
 		}
 	case "rollout":
 		p.Do = get("do")
+		switch p.Do {
+		case ota.RolloutPause, ota.RolloutResume, ota.RolloutComplete, ota.RolloutSet:
+		default:
+			return nil, &httpError{status: http.StatusNotFound, msg: "Unknown rollout change; use pause, resume, complete or set."}
+		}
 		r := ch.Rollout
 		if !r.InEffect(ch.Active) || r.Halted {
 			p.CanApply = false
@@ -119,8 +127,6 @@ func (d *Dashboard) prepare(r *http.Request, c *ota.Client, action string, ch ot
 				p.Percent = n
 			}
 			p.Summary = fmt.Sprintf("%s will be offered to %d %% of devices (now %d %%).", r.Target, p.Percent, r.Percent)
-		default:
-			return nil, &httpError{status: http.StatusNotFound, msg: "Unknown rollout change; use pause, resume, complete or set."}
 		}
 	default:
 		return nil, &httpError{status: http.StatusNotFound, msg: "There is no such page."}

@@ -377,3 +377,5 @@ func wantLogin(t testing.TB, a answer) {
 func withRefresh(d time.Duration) envOption {
 	return func(_ *server.Config, c *Config) { c.Refresh = d }
 }
+
+func hashPassword(pw string) ([]byte, error) { return auth.HashPassword(pw, bcrypt.MinCost) }

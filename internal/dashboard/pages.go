@@ -59,6 +59,7 @@ func rowsOf(app ota.App, chs []ota.Channel) []channelRow {
 type appSummary struct {
 	App      ota.App
 	Channels []channelRow
+	Err      string
 }
 
 func (d *Dashboard) handleOverview(w http.ResponseWriter, r *http.Request, s *session) error {
@@ -70,8 +71,14 @@ func (d *Dashboard) handleOverview(w http.ResponseWriter, r *http.Request, s *se
 	out := make([]appSummary, 0, len(apps))
 	for _, a := range apps {
 		chs, err := c.Channels(r.Context(), a.ID)
-		if err != nil {
-			return err
+		if st, msg := errorPage(err); err != nil {
+			if st >= 500 {
+				return err
+			}
+			// One app the API refuses (a name from before its rules)
+			// must not hide the others.
+			out = append(out, appSummary{App: a, Err: msg})
+			continue
 		}
 		out = append(out, appSummary{App: a, Channels: rowsOf(a, chs)})
 	}

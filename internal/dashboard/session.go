@@ -171,9 +171,11 @@ func (v *revocations) add(token string, exp, now time.Time) {
 	if v.m == nil {
 		v.m = map[[32]byte]time.Time{}
 	}
-	for k, e := range v.m {
-		if !e.After(now) {
-			delete(v.m, k)
+	if len(v.m) >= maxRevoked {
+		for k, e := range v.m {
+			if !e.After(now) {
+				delete(v.m, k)
+			}
 		}
 	}
 	if len(v.m) >= maxRevoked {
