@@ -307,7 +307,9 @@ func (b *browser) do(method, path string, form url.Values, header ...string) ans
 	return answer{Response: resp, Body: string(data)}
 }
 
-func (b *browser) get(path string, header ...string) answer { return b.do(http.MethodGet, path, nil, header...) }
+func (b *browser) get(path string, header ...string) answer {
+	return b.do(http.MethodGet, path, nil, header...)
+}
 
 func (b *browser) post(path string, form url.Values, header ...string) answer {
 	return b.do(http.MethodPost, path, form, header...)
