@@ -312,6 +312,7 @@ type healthPanel struct {
 	Refresh      string // the panel's own URL
 	Every        string // how often it reloads, for hx-trigger
 	Empty        bool
+	HasStalled   bool // some version has stalled installs to show
 }
 
 // healthRow is one version's totals over the window.
@@ -370,6 +371,7 @@ func (d *Dashboard) healthPanel(ctx context.Context, c *ota.Client, r *http.Requ
 		})
 		if n, ok := stalledOf(v); ok {
 			row.Stalled = &n
+			hp.HasStalled = true
 		}
 		hp.Rows = append(hp.Rows, row)
 		hp.Versions = append(hp.Versions, v.Version)
