@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/otaship/ota/internal/dashboard"
 	"github.com/otaship/ota/internal/server"
@@ -27,6 +28,9 @@ func mountDashboard(srv *server.Server, st store.Store, signingKey []byte, publi
 		TrustProxy: trustProxy,
 		Version:    version.Info().Version,
 		Log:        log,
+		// A health summary reads up to 100,000 stored events: several
+		// open channel pages share one for a few seconds.
+		HealthCache: 5 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/otaship/ota/pkg/ota"
@@ -349,9 +350,14 @@ func (d *Dashboard) healthPanel(ctx context.Context, c *ota.Client, r *http.Requ
 			win = w
 		}
 	}
-	sum, err := c.HealthSeries(ctx, ch.AppID, ch.Name, win.Window, win.Step)
-	if err != nil {
-		return nil, err
+	key := healthKey{ch.AppID, ch.Name, win.Name}
+	sum, ok := d.health.get(key, d.cfg.HealthCache)
+	if !ok {
+		var err error
+		if sum, err = c.HealthSeries(ctx, ch.AppID, ch.Name, win.Window, win.Step); err != nil {
+			return nil, err
+		}
+		d.health.put(key, sum, d.cfg.HealthCache)
 	}
 	hp := &healthPanel{App: ch.AppID, Channel: ch.Name, Window: win.Name, Policy: ch.Policy, Active: ch.Active, Updated: d.cfg.Now()}
 	for _, w := range windows {
@@ -469,4 +475,59 @@ func (d *Dashboard) handleHealthPanel(w http.ResponseWriter, r *http.Request, s 
 	}
 	d.renderFragment(w, "channel", "health", hp)
 	return nil
+}
+
+// healthKey names a cached health summary.
+type healthKey struct{ app, channel, window string }
+
+// healthCache keeps recent health summaries, at most maxCachedHealth. It
+// is shared by every session: every user may read every app's health.
+type healthCache struct {
+	mu sync.Mutex
+	m  map[healthKey]cachedHealth
+}
+
+type cachedHealth struct {
+	at  time.Time
+	sum ota.StatsSummary
+}
+
+const maxCachedHealth = 256
+
+func (h *healthCache) get(k healthKey, ttl time.Duration) (ota.StatsSummary, bool) {
+	if ttl <= 0 {
+		return ota.StatsSummary{}, false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.m[k]
+	if !ok || time.Since(c.at) >= ttl {
+		return ota.StatsSummary{}, false
+	}
+	return c.sum, true
+}
+
+func (h *healthCache) put(k healthKey, sum ota.StatsSummary, ttl time.Duration) {
+	if ttl <= 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[healthKey]cachedHealth{}
+	}
+	if len(h.m) >= maxCachedHealth {
+		for key, c := range h.m {
+			if time.Since(c.at) >= ttl {
+				delete(h.m, key)
+			}
+		}
+		for key := range h.m { // still full: drop any one
+			if len(h.m) < maxCachedHealth {
+				break
+			}
+			delete(h.m, key)
+		}
+	}
+	h.m[k] = cachedHealth{at: time.Now(), sum: sum}
 }

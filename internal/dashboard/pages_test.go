@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otaship/ota/internal/server"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -355,7 +356,7 @@ func TestHealthPanel(t *testing.T) {
 	e.stats(evs...)
 	p := panel("")
 	for _, want := range []string{"8 installs, 2 failures", `<code>checksum_fail</code> 1`, `<code>update_fail</code> 1`,
-		"20 %", "halts at 20 %", `class="rate-row over"`, `hx-trigger="every 10000ms"`} {
+		"20 %", "halts at 20 %", `class="rate-row over"`, `hx-trigger="every 15000ms"`} {
 		if !strings.Contains(p, want) {
 			t.Errorf("the panel lacks %q", want)
 		}
@@ -536,5 +537,40 @@ func TestWebhooksPage(t *testing.T) {
 	}
 	if !strings.Contains(p, "https://user:•••@hooks.example.test/otad?token=•••&amp;x=•••") || !strings.Contains(p, "automatic halt") {
 		t.Errorf("webhooks page:\n%s", p)
+	}
+}
+
+// TestHealthCache: with HealthCache set, one summary answers the pages of
+// every user for that long; a summary ages out.
+func TestHealthCache(t *testing.T) {
+	e := newEnv(t, func(_ *server.Config, c *Config) { c.HealthCache = time.Hour })
+	seedRollout(e)
+	b := e.browser()
+	b.mustLogin()
+	panel := func(br *browser) string { return br.get(stablePath+"/health", "HX-Request", "true").Body }
+	if !strings.Contains(panel(b), "No device has reported") {
+		t.Fatal("not empty at first")
+	}
+	e.stats(statsEvent("d1", "1.1.0", "set"))
+	other := e.browser()
+	other.mustLogin()
+	if !strings.Contains(panel(other), "No device has reported") {
+		t.Error("the cached summary was not used")
+	}
+	if !strings.Contains(b.get(stablePath+"/health?window=7d", "HX-Request", "true").Body, "1 installs") {
+		t.Error("another window was answered from the cache")
+	}
+	var c healthCache
+	k := healthKey{"a", "b", "24h"}
+	c.put(k, ota.StatsSummary{AppID: "a"}, time.Millisecond)
+	time.Sleep(2 * time.Millisecond)
+	if _, ok := c.get(k, time.Millisecond); ok {
+		t.Error("a summary outlived its time")
+	}
+	for i := 0; i < maxCachedHealth+5; i++ {
+		c.put(healthKey{"a", fmt.Sprint(i), "24h"}, ota.StatsSummary{}, time.Hour)
+	}
+	if len(c.m) > maxCachedHealth {
+		t.Errorf("%d summaries cached, the bound is %d", len(c.m), maxCachedHealth)
 	}
 }
