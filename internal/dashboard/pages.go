@@ -116,23 +116,43 @@ func (d *Dashboard) handleApp(w http.ResponseWriter, r *http.Request, s *session
 
 // channelPage is everything the channel page shows.
 type channelPage struct {
-	App       ota.App
-	Channel   ota.Channel
-	Default   bool
-	State     string
-	StateCls  string
-	Bundle    *ota.Bundle
-	Rollout   *ota.Rollout // the rollout of the active version, or a halted one
-	Policies  []policyRow
-	Releases  []ota.Release // newest first
-	Previous  string        // what a plain rollback goes back to
-	Events    []ota.Event
-	Halts     []ota.Event
-	Health    *healthPanel
-	Native    *nativeTable
-	Others    []string // channels of the same kind, to promote from
-	Protected *bool    // nil until otad knows protected channels
-	Now       time.Time
+	App      ota.App
+	Channel  ota.Channel
+	Default  bool
+	State    string
+	StateCls string
+	Bundle   *ota.Bundle
+	Rollout  *ota.Rollout // the rollout of the active version, or a halted one
+	Policies []policyRow
+	Releases []ota.Release // newest first
+	Previous string        // what a plain rollback goes back to
+	Events   []ota.Event
+	Halts    []ota.Event
+	Health   *healthPanel
+	Native   *nativeTable
+	Others   []string // channels of the same kind, to promote from
+	Now      time.Time
+
+	// What otad does not record yet has its place on the page, filled
+	// when it does: whether the channel is protected, the scheduled ramp
+	// of its rollout, and the adoption of its versions over time (a
+	// NewStackedChart). Nil hides them.
+	Protected *bool
+	Ramp      *rampView
+	Adoption  *TimeChart
+}
+
+// rampView is the schedule of a staged rollout's steps.
+type rampView struct {
+	Steps []rampStep
+	Note  string // why it holds, when it does
+}
+
+// rampStep is one step of a ramp.
+type rampStep struct {
+	Percent int
+	At      time.Time // when it happened, or is due
+	State   string    // done, next, held or later
 }
 
 // policyRow is one line of the policy table.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -107,9 +108,16 @@ type deviceView struct {
 	Asked    bool
 	Result   *ota.ExplainResponse
 	Error    string
-	// Story is a device's recent checks, offers and reports, once otad
-	// keeps them; nil until then.
-	Story any
+	// Story is the device's recent checks, offers and reports, newest
+	// first, once otad keeps them; empty until then.
+	Story []storyEntry
+}
+
+// storyEntry is one thing a device did or was told.
+type storyEntry struct {
+	Time time.Time
+	Kind string // check, offer or report
+	Text string
 }
 
 type deviceForm struct {
