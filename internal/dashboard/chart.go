@@ -193,7 +193,7 @@ func NewTimeChart(id, title string, starts []time.Time, step time.Duration, seri
 			pts = append(pts, num(x)+","+num(y))
 			if v != 0 { // a dot on every empty step would be noise
 				l.Dots = append(l.Dots, Dot{Pct: x / plotW * 100, Y: y, Class: s.Class,
-					Title: fmt.Sprintf("%s: %s %s", stepRange(starts[i], step), count(v), strings.ToLower(s.Name))})
+					Title: fmt.Sprintf("%s: %s %s", stepRange(starts[i], step), count(v), unit(s.Name, v))})
 			}
 		}
 		l.Points = strings.Join(pts, " ")
@@ -201,7 +201,7 @@ func NewTimeChart(id, title string, starts []time.Time, step time.Duration, seri
 			l.Area = fmt.Sprintf("M%s,%s L%s L%s,%s Z", num(xAt(0, n)), num(c.Plot), l.Points, num(xAt(n-1, n)), num(c.Plot))
 		}
 		c.Lines = append(c.Lines, l)
-		totals = append(totals, count(sum)+" "+strings.ToLower(s.Name))
+		totals = append(totals, count(sum)+" "+unit(s.Name, sum))
 	}
 	c.Desc = fmt.Sprintf("%s, %d steps from %s: %s.", title, n, stepRange(firstOr(starts), step), strings.Join(totals, ", "))
 	for i := 0; i < n; i++ {
@@ -212,6 +212,15 @@ func NewTimeChart(id, title string, starts []time.Time, step time.Duration, seri
 		c.Rows = append(c.Rows, row)
 	}
 	return c
+}
+
+// unit is a series name as the unit of n: "1 install", "2 installs".
+func unit(name string, n float64) string {
+	u := strings.ToLower(name)
+	if n == 1 {
+		u = strings.TrimSuffix(u, "s")
+	}
+	return u
 }
 
 func valueAt(vs []float64, i int) float64 {

@@ -158,7 +158,7 @@ func (d *Dashboard) nativeTable(ctx context.Context, c *ota.Client, r *http.Requ
 		for i, b := range bounds {
 			label := b.String() + " and later"
 			if i+1 < len(bounds) {
-				label = b.String() + " up to " + bounds[i+1].String()
+				label = "From " + b.String() + ", below " + bounds[i+1].String()
 			}
 			rows = append(rows, row{label, b.String()})
 		}

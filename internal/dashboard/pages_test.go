@@ -361,7 +361,7 @@ func TestHealthPanel(t *testing.T) {
 			t.Errorf("the panel lacks %q", want)
 		}
 	}
-	if p := panel("version=1.0.0&window=7d"); !strings.Contains(p, "Devices reporting 1.0.0") || !strings.Contains(p, "1 installs, 0 failures") ||
+	if p := panel("version=1.0.0&window=7d"); !strings.Contains(p, "Devices reporting 1.0.0") || !strings.Contains(p, "1 install, 0 failures") ||
 		!strings.Contains(p, `aria-current="true">7d`) {
 		t.Errorf("the 1.0.0 chart over 7 days:\n%s", p)
 	}
@@ -509,7 +509,7 @@ func TestNativeTable(t *testing.T) {
 	p := b.get(stablePath + "?platform=ios&native=2.5.0").Body
 	table := p[strings.Index(p, `id="native-h"`):]
 	table = table[:strings.Index(table, "</table>")]
-	for _, want := range []string{"In the 30 % rollout", "The other devices", "Below 1.0.0", "1.0.0 up to 2.0.0", "2.0.0 and later",
+	for _, want := range []string{"In the 30 % rollout", "The other devices", "Below 1.0.0", "From 1.0.0, below 2.0.0", "2.0.0 and later",
 		"Native 2.5.0 (asked)", `<span class="mono offer">2.0.0</span>`, `<span class="mono offer">1.0.0</span>`, "platform=ios"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the native table lacks %q:\n%s", want, table)
@@ -557,7 +557,7 @@ func TestHealthCache(t *testing.T) {
 	if !strings.Contains(panel(other), "No device has reported") {
 		t.Error("the cached summary was not used")
 	}
-	if !strings.Contains(b.get(stablePath+"/health?window=7d", "HX-Request", "true").Body, "1 installs") {
+	if !strings.Contains(b.get(stablePath+"/health?window=7d", "HX-Request", "true").Body, "1 install") {
 		t.Error("another window was answered from the cache")
 	}
 	var c healthCache

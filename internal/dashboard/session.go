@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -246,7 +247,15 @@ func (d *Dashboard) takeFlash(w http.ResponseWriter, r *http.Request) string {
 // safeNext is where to go after logging in: a dashboard path, never
 // another site.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "/ui//") || strings.ContainsAny(next, "\\\r\n") || len(next) > 512 {
+	if !strings.HasPrefix(next, "/ui/") || strings.HasPrefix(next, "/ui//") || len(next) > 512 {
+		return "/ui/"
+	}
+	for i := 0; i < len(next); i++ {
+		if c := next[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return "/ui/" // escaped in a URL it would be fine; raw it is a trick
+		}
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" {
 		return "/ui/"
 	}
 	return next
