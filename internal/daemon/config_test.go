@@ -61,7 +61,7 @@ trust-proxy: true
 			check: func(t *testing.T, c *config) {
 				want := config{Addr: defaultAddr, DataDir: defaultDataDir, TokenTTL: 12 * time.Hour,
 					MaxUploadBytes: 512 << 20, JWTKeyFile: filepath.Join(defaultDataDir, "jwt.key"),
-					LogLevel: "info", LogFormat: "auto", DeviceRateLimit: defaultDeviceRate, PresignTTL: time.Hour}
+					LogLevel: "info", LogFormat: "auto", DeviceRateLimit: defaultDeviceRate, PresignTTL: time.Hour, Dashboard: true}
 				if *c != want {
 					t.Errorf("config = %+v\nwant     %+v", *c, want)
 				}
@@ -177,6 +177,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"bad format", nil, map[string]string{"OTAD_LOG_FORMAT": "xml"}, []string{"log-format", "xml"}},
 		{"bad bool", nil, map[string]string{"OTAD_TRUST_PROXY": "sometimes"}, []string{"trust-proxy", "sometimes"}},
 		{"not a postgres url", nil, map[string]string{"OTAD_DATABASE_URL": "mysql://u:hunter2@db/otad"}, []string{"database-url", "postgres://", "xxxxx"}},
+		{"bad dashboard", nil, map[string]string{"OTAD_DASHBOARD": "maybe"}, []string{"dashboard", "maybe"}},
 		{"every problem at once", []string{"--log-level", "loud", "--max-upload-size", "0"}, nil, []string{"log-level", "more than zero"}},
 	}
 	for _, tt := range tests {
