@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otaship/ota/internal/server"
 	"github.com/otaship/ota/internal/store"
 )
 
@@ -16,7 +17,7 @@ import (
 func BenchmarkChannelPage(b *testing.B) {
 	for _, events := range []int{0, 100000} {
 		b.Run(fmt.Sprintf("stats=%d", events), func(b *testing.B) {
-			e := newEnv(b)
+			e := newEnv(b, func(_ *server.Config, c *Config) { c.HealthCache = time.Hour })
 			e.deploy(testApp, "stable", "1.0.0", "min_native", "1.0.0")
 			e.deploy(testApp, "stable", "1.1.0", "min_native", "2.0.0", "rollout", "30")
 			e.clock.Advance(24 * time.Hour)
@@ -37,10 +38,19 @@ func BenchmarkChannelPage(b *testing.B) {
 			}
 			br := e.browser()
 			br.mustLogin()
-			for name, path := range map[string]string{"page": stablePath, "panel": stablePath + "/health"} {
-				b.Run(name, func(b *testing.B) {
+			d := e.dashboard
+			for _, tc := range []struct {
+				name, path string
+				cache      bool
+			}{{"page", stablePath, false}, {"panel", stablePath + "/health", false}, {"panel-cached", stablePath + "/health", true}} {
+				b.Run(tc.name, func(b *testing.B) {
+					d.cfg.HealthCache = 0
+					if tc.cache {
+						d.cfg.HealthCache = time.Hour
+						br.get(tc.path, "HX-Request", "true")
+					}
 					for b.Loop() {
-						if a := br.get(path, "HX-Request", "true"); a.StatusCode != http.StatusOK {
+						if a := br.get(tc.path, "HX-Request", "true"); a.StatusCode != http.StatusOK {
 							b.Fatal(a.StatusCode)
 						}
 					}

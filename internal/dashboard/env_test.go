@@ -90,6 +90,8 @@ type env struct {
 	url    string
 	logs   *logBuffer
 	token  string // an API token of testUser, for setting things up
+	// dashboard is the mounted dashboard.
+	dashboard *Dashboard
 }
 
 type envOption func(*server.Config, *Config)
@@ -147,6 +149,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	e.srv.Mount(Prefix, d)
+	e.dashboard = d
 	e.http = httptest.NewServer(e.srv.Handler())
 	e.url = e.http.URL
 	t.Cleanup(func() {
