@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -72,6 +73,25 @@ func chromium(t *testing.T) (context.Context, func() []string) {
 			}
 		}
 	}()
+	// The listener must hear errors, or a CSP violation would pass
+	// unnoticed: make one and wait for it.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[any](`console.error("otad self-check")`)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		heard := slices.ContainsFunc(problems, func(p string) bool { return strings.Contains(p, "otad self-check") })
+		if heard {
+			problems = nil
+		}
+		mu.Unlock()
+		if heard {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the console listener does not hear console.error")
+		}
+	}
 	return ctx, func() []string {
 		mu.Lock()
 		defer mu.Unlock()

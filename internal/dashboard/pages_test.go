@@ -25,6 +25,8 @@ var (
 	styleAttr    = regexp.MustCompile(`\sstyle=`)
 	handlerAttr  = regexp.MustCompile(`\son[a-z]+=`)
 	jsURL        = regexp.MustCompile(`(?i)(href|src|action)="\s*javascript:`)
+	control      = regexp.MustCompile(`<(?:input|select|textarea)\b[^>]*>`)
+	controlID    = regexp.MustCompile(`\sid="([^"]+)"`)
 )
 
 // TestHeadersAndCSP: every page, logged in or not, carries the strict
@@ -59,6 +61,15 @@ func TestHeadersAndCSP(t *testing.T) {
 				"style attribute": styleAttr, "event handler": handlerAttr, "javascript: URL": jsURL} {
 				if m := re.FindString(a.Body); m != "" {
 					t.Errorf("%s has an %s: %q", name, what, m)
+				}
+			}
+			for _, m := range control.FindAllStringSubmatch(a.Body, -1) {
+				if strings.Contains(m[0], `type="hidden"`) {
+					continue
+				}
+				id := controlID.FindStringSubmatch(m[0])
+				if id == nil || !strings.Contains(a.Body, `<label for="`+id[1]+`"`) {
+					t.Errorf("%s has a control without a label: %s", name, m[0])
 				}
 			}
 			for _, m := range scriptSrc.FindAllStringSubmatch(a.Body, -1) {
