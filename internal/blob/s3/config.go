@@ -125,7 +125,8 @@ func CredentialsFromEnv(getenv func(string) string) (Credentials, error) {
 	if profile == "" {
 		profile = "default"
 	}
-	v, err := credentials.NewFileAWSCredentials(file, profile).Get()
+	// A file provider makes no request, so the default context serves.
+	v, err := credentials.NewFileAWSCredentials(file, profile).GetWithContext(nil)
 	if err != nil || v.AccessKeyID == "" || v.SecretAccessKey == "" {
 		// The library's message may quote the file's lines; say what to
 		// fix without it.

@@ -237,11 +237,9 @@ func (s *Store) check(ctx context.Context) error {
 	opts := minio.ListObjectsOptions{Prefix: s.prefix + "sha256/", MaxKeys: 1}
 	lctx, lcancel := context.WithCancel(ctx)
 	defer lcancel()
-	for obj := range s.client.ListObjects(lctx, s.cfg.Bucket, opts) {
-		if obj.Err != nil {
-			return explain(where, obj.Err)
-		}
-		break
+	// Only the first answer matters: an error, an object or nothing.
+	if obj, ok := <-s.client.ListObjects(lctx, s.cfg.Bucket, opts); ok && obj.Err != nil {
+		return explain(where, obj.Err)
 	}
 	return nil
 }
