@@ -662,3 +662,28 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// WebFile is one file Zip puts in a bundle: its slash path inside the zip
+// and the file on disk it is read from (symlinks resolved).
+type WebFile struct {
+	Name string
+	Path string
+	Size int64
+}
+
+// Files lists the files Zip would put in a zip of dir, sorted by name,
+// with the same names and the same refusals, so a delta release lists
+// exactly what its zip holds.
+func Files(dir string) ([]WebFile, error) {
+	entries, err := collect(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]WebFile, 0, len(entries))
+	for _, e := range entries {
+		if !e.dir {
+			out = append(out, WebFile{Name: e.name, Path: e.path, Size: e.size})
+		}
+	}
+	return out, nil
+}

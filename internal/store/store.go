@@ -57,6 +57,32 @@ type PublishInput struct {
 	// Note is kept with the upload event, e.g. why a native compatibility
 	// check was overridden.
 	Note string
+	// Manifest, when not empty, makes the bundle a delta release: the
+	// files devices may fetch one by one instead of the zip. Their blobs
+	// are stored and verified already (the server checks).
+	Manifest []ota.ManifestFile
+}
+
+// DeltaFile is one file content an app's delta releases may name, as
+// stored: for a plain file SHA256 is that of its original bytes, which is
+// also the blob key of its raw form, and Br/BrSize its Brotli form when it
+// has one. For an encrypted form (Encrypted) SHA256 and Size are those of
+// the stored bytes, which nobody but a device can look into.
+type DeltaFile struct {
+	AppID     string    `json:"app_id"`
+	SHA256    string    `json:"sha256"`
+	Size      int64     `json:"size"`
+	Br        string    `json:"br,omitempty"`
+	BrSize    int64     `json:"br_size,omitempty"`
+	Encrypted bool      `json:"encrypted,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Manifest is the file list of one delta release.
+type Manifest struct {
+	AppID   string
+	Version string
+	Files   []ota.ManifestFile
 }
 
 // VersionHealth is what otad remembers of one bundle version of an app
@@ -115,6 +141,11 @@ type State struct {
 	// million of them stays cheap.
 	Bundles   []ota.Bundle
 	Overrides []DeviceOverride
+	// Manifests holds the manifests of the delta releases channels serve:
+	// each web channel's active version and its rollout's previous one.
+	// Other delta releases are offered as zips only when a device falls
+	// back to them.
+	Manifests []Manifest
 }
 
 // Store is the metadata store. Implementations are safe for concurrent use.
@@ -140,6 +171,14 @@ type Store interface {
 	// bytes are the same; devices that verify need it); a retry without
 	// one keeps the stored one, and one with another signature is
 	// ErrConflict.
+	//
+	// With in.Manifest the bundle is a delta release: the manifest is
+	// stored with it (Bundle.Files is its length), with Known set on each
+	// file whose SHA-256 a manifest published earlier for the app named
+	// (the store remembers every SHA-256 it published, even once its
+	// release is deleted). A retry keeps the stored manifest, or stores
+	// in.Manifest when the bundle had none; a deleted bundle brought back
+	// takes in.Manifest (its old manifest was dropped with it).
 	Publish(ctx context.Context, in PublishInput) (res ota.UploadResult, err error)
 	// Rollback points the channel at the release before the active one, or at
 	// version to when it is non-empty (any stored bundle of the app of the
@@ -151,7 +190,8 @@ type Store interface {
 	Promote(ctx context.Context, appID, version, from, to, actor string, now time.Time) (ota.ChannelChange, error)
 	// DeleteRelease removes version from the channel's releases. When it was
 	// active, the release deployed before it becomes active, or the channel
-	// is left empty. A bundle in no channel any more is marked deleted.
+	// is left empty. A bundle in no channel any more is marked deleted, and
+	// its manifest is dropped.
 	DeleteRelease(ctx context.Context, appID, channel, version, actor string, now time.Time) (ota.ChannelChange, error)
 	// SetRollout changes the staged rollout of the channel's active version
 	// (percent, pause, resume, complete) with a rollout event. A channel
@@ -204,9 +244,27 @@ type Store interface {
 	// each app with it after start and refreshes it after every write,
 	// without reading every app. An unknown app is ErrNotFound.
 	LoadAppState(ctx context.Context, appID string) (State, error)
-	// ReferencedBlobs lists the SHA-256 of every bundle not marked deleted;
-	// blobs outside it may be collected.
+	// ReferencedBlobs lists the blobs still needed: the SHA-256 of every
+	// bundle not marked deleted, the forms (Raw, Br) of every file their
+	// manifests name, and the blobs of every delta file record. Blobs
+	// outside it may be collected.
 	ReferencedBlobs(ctx context.Context) (map[string]bool, error)
+
+	// PutDeltaFile records a delta file whose blobs are stored and
+	// verified. The app need not exist yet (files come before the first
+	// release). Recording a SHA-256 again keeps the record, adding a Brotli
+	// form it lacked; created says whether the record is new.
+	PutDeltaFile(ctx context.Context, f DeltaFile) (created bool, err error)
+	// DeltaFiles returns the app's records among sha256s, by SHA-256;
+	// those it does not hold are absent.
+	DeltaFiles(ctx context.Context, appID string, sha256s []string) (map[string]DeltaFile, error)
+	// Manifest returns the manifest of a web bundle; ErrNotFound when the
+	// bundle does not exist or has none (a zip-only release).
+	Manifest(ctx context.Context, appID, version string) ([]ota.ManifestFile, error)
+	// PruneDeltaFiles removes the delta file records created before
+	// before that no manifest of a bundle not marked deleted names, so
+	// that their blobs can be collected, and returns how many it removed.
+	PruneDeltaFiles(ctx context.Context, before time.Time) (int, error)
 
 	// Backup writes a consistent copy of the whole metadata store to w
 	// while other requests go on.

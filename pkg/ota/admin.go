@@ -83,6 +83,9 @@ type Bundle struct {
 	// @capawesome/capacitor-live-update devices configured with the public
 	// key require (docs/protocol-capawesome.md §5). Empty: unsigned.
 	Signature string `json:"signature,omitempty"`
+	// Files is the number of files of the bundle's delta manifest; 0 for
+	// a bundle devices only get as a zip.
+	Files int `json:"files,omitempty"`
 	// URL is the absolute download URL, filled in by the server from its
 	// configured public URL.
 	URL string `json:"url,omitempty"`

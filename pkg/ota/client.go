@@ -84,7 +84,10 @@ type UploadRequest struct {
 	// Signature, when set, is the base64 SHA256withRSA signature of File's
 	// bytes for @capawesome/capacitor-live-update devices (Bundle.Signature).
 	Signature string
-	File      io.Reader
+	// Manifest, when set, makes the bundle a delta release: its files,
+	// which must be stored already (see MissingFiles and PutFile).
+	Manifest []ManifestFile
+	File     io.Reader
 	// Size is File's length in bytes. When > 0 the request carries a
 	// Content-Length (servers reject oversized uploads before reading);
 	// otherwise it is sent chunked.

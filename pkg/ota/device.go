@@ -52,9 +52,13 @@ type UpdateResponse struct {
 	URL        string  `json:"url,omitempty"`
 	Checksum   string  `json:"checksum,omitempty"`
 	SessionKey *string `json:"session_key,omitempty"`
-	Link       string  `json:"link,omitempty"`
-	Comment    string  `json:"comment,omitempty"`
-	Breaking   bool    `json:"breaking,omitempty"`
+	// Manifest lists the files of a delta update (§2.6): a plugin that
+	// gets it fetches only the files it does not have and ignores URL and
+	// Checksum. Never an empty array: leave it out.
+	Manifest []ManifestEntry `json:"manifest,omitempty"`
+	Link     string          `json:"link,omitempty"`
+	Comment  string          `json:"comment,omitempty"`
+	Breaking bool            `json:"breaking,omitempty"`
 
 	Error   string `json:"error,omitempty"`
 	Message string `json:"message,omitempty"`
@@ -65,6 +69,45 @@ type UpdateResponse struct {
 	// as Capgo sends them.
 	DeviceKeyID string `json:"deviceKeyId,omitempty"`
 	BundleKeyID string `json:"bundleKeyId,omitempty"`
+}
+
+// ManifestEntry is one file of a delta update (protocol §2.6). FileName is
+// the file's path in the bundle, with ".br" added when the bytes at
+// DownloadURL are Brotli-compressed; FileHash is the lowercase hex SHA-256
+// of the original file (RSA-encrypted, as checksum is, in an encrypted
+// release).
+type ManifestEntry struct {
+	FileName    string `json:"file_name"`
+	FileHash    string `json:"file_hash"`
+	DownloadURL string `json:"download_url"`
+}
+
+// ManifestSizeRequest is the body of POST {updateUrl}/manifest_size
+// (protocol §1.6): the device's info object, the version it would
+// download and the manifest entries it lacks.
+type ManifestSizeRequest struct {
+	DeviceInfo
+	Version  string          `json:"version"`
+	Manifest []ManifestEntry `json:"manifest"`
+}
+
+// ManifestSizeFile is one entry of a manifest_size answer: Size is the
+// number of bytes the device would download for it, or Error says why it
+// is not known ("size_unknown").
+type ManifestSizeFile struct {
+	FileName    string `json:"file_name"`
+	FileHash    string `json:"file_hash"`
+	DownloadURL string `json:"download_url"`
+	Size        *int64 `json:"size,omitempty"`
+	Error       string `json:"error,omitempty"`
+}
+
+// ManifestSizeResponse answers manifest_size with Capgo's field names.
+type ManifestSizeResponse struct {
+	TotalSize    int64              `json:"totalSize"`
+	KnownFiles   int                `json:"knownFiles"`
+	UnknownFiles int                `json:"unknownFiles"`
+	Files        []ManifestSizeFile `json:"files"`
 }
 
 // Update answer kinds (protocol §2.2). The plugin treats a missing kind as

@@ -66,7 +66,25 @@ type VersionStats struct {
 	Failed      int            `json:"failed"`
 	FailureRate float64        `json:"failure_rate"`
 	Failures    map[string]int `json:"failures,omitempty"`
+	// Files names the files of a delta release that devices failed to
+	// fetch or verify (the file part of "<version>:<file>" in per-file
+	// failure events), the most reported first, at most MaxFileFailures.
+	Files []FileFailure `json:"files,omitempty"`
 }
+
+// FileFailure counts the distinct devices that reported one failing file
+// of a delta release, by action (download_manifest_file_fail,
+// download_manifest_checksum_fail, download_manifest_brotli_fail,
+// manifest_path_fail). File is as the plugin sent it: iOS sends the path,
+// Android only the file's base name.
+type FileFailure struct {
+	File     string         `json:"file"`
+	Devices  int            `json:"devices"`
+	Failures map[string]int `json:"failures"`
+}
+
+// MaxFileFailures bounds VersionStats.Files.
+const MaxFileFailures = 50
 
 // StatsSummary is the answer to GET .../apps/{app}/health.
 type StatsSummary struct {

@@ -19,7 +19,7 @@ type appTx struct {
 }
 
 // appSubBuckets are created with every app so readers can rely on them.
-var appSubBuckets = [][]byte{bChannels, []byte(ota.KindWeb), []byte(ota.KindAPK), bOverrides, bHistory, bCHistory, bStats}
+var appSubBuckets = [][]byte{bChannels, []byte(ota.KindWeb), []byte(ota.KindAPK), bOverrides, bHistory, bCHistory, bStats, bManifests, bSeen}
 
 func appsBucket(tx *bbolt.Tx) (*bbolt.Bucket, error) {
 	b := tx.Bucket(bApps)

@@ -18,6 +18,10 @@
 //	           chistory   channel name → bucket of Seq → "" (per channel)
 //	           stats      received (8 bytes) + sequence (8 bytes) → stat
 //	           stats_count number of entries in stats (key)
+//	           manifests  version → manifest of a delta release (file list)
+//	           seen       SHA-256 → first version whose manifest named it
+//	files    app id → bucket of SHA-256 → delta file record (created on
+//	         demand: files are uploaded before an app's first release)
 //
 // History pages are reverse cursor scans of an index from a Seek, so the
 // cost of a page does not grow with the history. The device-facing state
@@ -102,6 +106,9 @@ var (
 	bStats     = []byte("stats")
 	kStatsN    = []byte("stats_count")
 	bHealth    = []byte("health")
+	bFiles     = []byte("files")
+	bManifests = []byte("manifests")
+	bSeen      = []byte("seen")
 )
 
 // migrations bring a file from schema version i to i+1 (index i). They run
@@ -124,6 +131,25 @@ var migrations = []func(*bbolt.Tx) error{
 			return fmt.Errorf("create bucket %s: %w", bHealth, err)
 		}
 		return nil
+	},
+	// 3: delta releases: delta file records, and per app the manifests and
+	// the SHA-256 of every file ever published.
+	func(tx *bbolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bFiles); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bFiles, err)
+		}
+		apps := tx.Bucket(bApps)
+		if apps == nil {
+			return fmt.Errorf("bucket %s missing", bApps)
+		}
+		return apps.ForEachBucket(func(k []byte) error {
+			for _, name := range [][]byte{bManifests, bSeen} {
+				if _, err := apps.Bucket(k).CreateBucketIfNotExists(name); err != nil {
+					return fmt.Errorf("app %q: create bucket %s: %w", k, name, err)
+				}
+			}
+			return nil
+		})
 	},
 }
 

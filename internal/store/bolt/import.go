@@ -112,8 +112,59 @@ func (im *Importer) PutApp(ctx context.Context, r storecopy.AppRecords) error {
 				return err
 			}
 		}
-		return nil
+		return a.importDelta(r)
 	})
+}
+
+// importDelta stores an app's manifests as they are (Known included),
+// remembers their files as published, and stores the delta file records.
+func (a *appTx) importDelta(r storecopy.AppRecords) error {
+	mb, err := a.sub(bManifests)
+	if err != nil {
+		return err
+	}
+	seen, err := a.sub(bSeen)
+	if err != nil {
+		return err
+	}
+	for _, m := range r.Manifests {
+		if err := checkName("version", m.Version); err != nil {
+			return err
+		}
+		rec := manifestRecord{Files: make([]manifestFileRecord, len(m.Files))}
+		for i, f := range m.Files {
+			rec.Files[i] = manifestFileRecord(f)
+			sum := []byte(strings.ToLower(f.SHA256))
+			if err := checkName("file sha256", string(sum)); err != nil {
+				return err
+			}
+			if seen.Get(sum) == nil {
+				if err := seen.Put(sum, []byte(m.Version)); err != nil {
+					return err
+				}
+			}
+		}
+		if err := put(mb, []byte(m.Version), rec); err != nil {
+			return err
+		}
+	}
+	if len(r.DeltaFiles) == 0 {
+		return nil
+	}
+	fb, err := filesBucket(a.tx, a.id(), true)
+	if err != nil {
+		return err
+	}
+	for _, d := range r.DeltaFiles {
+		if err := checkName("sha256", d.SHA256); err != nil {
+			return err
+		}
+		rec := deltaFileRecord{Size: d.Size, Br: d.Br, BrSize: d.BrSize, Encrypted: d.Encrypted, CreatedAt: d.CreatedAt}
+		if err := put(fb, []byte(strings.ToLower(d.SHA256)), rec); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // PutEvents stores events under their sequence numbers and indexes them,
@@ -318,8 +369,13 @@ func (s *Store) Counts(ctx context.Context) (storecopy.Counts, error) {
 				return err
 			}
 			c.Apps++
+			if files, err := filesBucket(tx, a.id(), false); err != nil {
+				return err
+			} else if files != nil {
+				c.DeltaFiles += files.Stats().KeyN
+			}
 			for name, n := range map[string]*int{string(bChannels): &c.Channels, ota.KindWeb: &c.Bundles, ota.KindAPK: &c.Bundles,
-				string(bOverrides): &c.Overrides, string(bStats): &c.Stats} {
+				string(bOverrides): &c.Overrides, string(bStats): &c.Stats, string(bManifests): &c.Manifests} {
 				b, err := a.sub([]byte(name))
 				if err != nil {
 					return err
@@ -351,6 +407,6 @@ func bundleFromWire(b ota.Bundle) bundleRecord {
 	return bundleRecord{
 		Version: b.Version, Kind: b.Kind, SHA256: b.SHA256, Size: b.Size, UploadedAt: b.UploadedAt,
 		UploadedBy: b.UploadedBy, Notes: b.Notes, MinNative: b.MinNative, MaxNative: b.MaxNative,
-		Native: b.Native, Encryption: newEncryptionRecord(b.Encryption), Signature: b.Signature, Deleted: b.Deleted,
+		Native: b.Native, Encryption: newEncryptionRecord(b.Encryption), Signature: b.Signature, Files: b.Files, Deleted: b.Deleted,
 	}
 }

@@ -97,8 +97,11 @@ func TestMigrations(t *testing.T) {
 			}
 		})
 	}
+	// A file one version ahead of this otad's migrations.
+	ahead := uint64(len(migrations) + 1)
+	rawUpdate(t, path, func(tx *bbolt.Tx) error { return tx.Bucket(bMeta).Put(kSchema, itob(ahead)) })
 	if err := func() error { _, err := open(path, Options{}, migrations); return err }(); err == nil ||
-		!strings.Contains(err.Error(), "schema version 3") || !strings.Contains(err.Error(), fmt.Sprintf("knows up to %d", len(migrations))) {
+		!strings.Contains(err.Error(), fmt.Sprintf("schema version %d", ahead)) || !strings.Contains(err.Error(), fmt.Sprintf("knows up to %d", len(migrations))) {
 		t.Errorf("too-new message = %v; want both versions named", err)
 	}
 }
@@ -283,5 +286,44 @@ func TestEncodeStatRaw(t *testing.T) {
 	// A time JSON cannot hold is an error, as with json.Marshal.
 	if _, err := encodeStat(&store.StoredStat{Received: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Raw: []byte(`{}`)}); err == nil {
 		t.Fatal("encodeStat accepted the year 10000")
+	}
+}
+
+// TestMigrateToDelta opens a file of schema 2 with an app in it: the
+// migration gives the app the buckets delta releases need.
+func TestMigrateToDelta(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ota.db")
+	old, err := open(path, Options{}, migrations[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	pub := func(s *Store, version string, files []ota.ManifestFile) error {
+		_, err := s.Publish(ctx, store.PublishInput{
+			Bundle:  ota.Bundle{AppID: "a", Version: version, Kind: ota.KindWeb, SHA256: strings.Repeat("a", 63) + version[:1]},
+			Channel: "stable", Actor: "t", Time: time.Now(), Manifest: files,
+		})
+		return err
+	}
+	if err := pub(old, "1.0.0", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatalf("open after the migration: %v", err)
+	}
+	defer s.Close()
+	files := []ota.ManifestFile{{Path: "index.html", SHA256: strings.Repeat("b", 64), Size: 1, Raw: strings.Repeat("b", 64), RawSize: 1}}
+	if err := pub(s, "2.0.0", files); err != nil {
+		t.Fatalf("publish a delta release to an app made before the migration: %v", err)
+	}
+	if got, err := s.Manifest(ctx, "a", "2.0.0"); err != nil || len(got) != 1 {
+		t.Errorf("manifest = %v, %v", got, err)
+	}
+	if err := s.Check(); err != nil {
+		t.Error(err)
 	}
 }

@@ -63,8 +63,15 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 					bn.Version, store.ErrConflict)
 			}
 			if rec.Deleted {
-				// The same bytes bring a deleted version back.
-				rec.Deleted, dirty = false, true
+				// The same bytes bring a deleted version back, with the
+				// manifest of this upload (the old one went with it).
+				rec.Deleted, rec.Files, dirty = false, 0, true
+			}
+			if rec.Files == 0 && len(in.Manifest) > 0 {
+				if rec.Files, err = a.putManifest(bn.Version, in.Manifest); err != nil {
+					return err
+				}
+				dirty = true
 			}
 			if dirty {
 				if err := a.putBundle(rec); err != nil {
@@ -81,6 +88,11 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			}
 			if rec.UploadedBy == "" {
 				rec.UploadedBy = in.Actor
+			}
+			if len(in.Manifest) > 0 {
+				if rec.Files, err = a.putManifest(bn.Version, in.Manifest); err != nil {
+					return err
+				}
 			}
 			if err := a.putBundle(rec); err != nil {
 				return err
@@ -350,6 +362,14 @@ func (s *Store) DeleteRelease(ctx context.Context, appID, channel, version, acto
 		note := ""
 		if !used {
 			b.Deleted = true
+			if b.Files > 0 {
+				// Its files may be collected now; a later publish of the
+				// same bytes brings its own manifest.
+				if err := a.dropManifest(version); err != nil {
+					return err
+				}
+				b.Files = 0
+			}
 			if err := a.putBundle(b); err != nil {
 				return err
 			}

@@ -71,6 +71,7 @@ func emptyState() store.State {
 		Channels:  []ota.Channel{},
 		Bundles:   []ota.Bundle{},
 		Overrides: []store.DeviceOverride{},
+		Manifests: []store.Manifest{},
 	}
 }
 
@@ -89,6 +90,9 @@ func (a *appTx) addState(st *store.State) error {
 		st.Channels = append(st.Channels, w)
 	}
 	if err := a.addStateBundles(st); err != nil {
+		return err
+	}
+	if err := a.addStateManifests(st, chans); err != nil {
 		return err
 	}
 	ovs, err := a.overrides()
@@ -113,6 +117,7 @@ type stateBundle struct {
 	// Encryption is a pointer, as in ota.Bundle: most bundles have none.
 	Encryption *encryptionRecord `json:"encryption"`
 	Signature  string            `json:"signature"`
+	Files      int               `json:"files"`
 	Deleted    bool              `json:"deleted"`
 }
 
@@ -139,14 +144,15 @@ func (a *appTx) addStateBundles(st *store.State) error {
 		st.Bundles = append(st.Bundles, ota.Bundle{
 			AppID: appID, Version: r.Version, Kind: r.Kind, SHA256: r.SHA256, Size: r.Size,
 			MinNative: r.MinNative, MaxNative: r.MaxNative, Encryption: (*ota.BundleEncryption)(r.Encryption),
-			Signature: r.Signature,
+			Signature: r.Signature, Files: r.Files,
 		})
 	}
 	return nil
 }
 
 // ReferencedBlobs returns the SHA-256 of every bundle not marked deleted,
-// of every app and kind. Blobs outside it may be collected.
+// of every app and kind, the file forms their manifests name and the
+// blobs of every delta file record. Blobs outside it may be collected.
 func (s *Store) ReferencedBlobs(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
@@ -154,7 +160,7 @@ func (s *Store) ReferencedBlobs(ctx context.Context) (map[string]bool, error) {
 		if err != nil {
 			return err
 		}
-		return apps.ForEachBucket(func(k []byte) error {
+		err = apps.ForEachBucket(func(k []byte) error {
 			a, err := loadApp(tx, string(k))
 			if err != nil {
 				return err
@@ -183,8 +189,12 @@ func (s *Store) ReferencedBlobs(ctx context.Context) (map[string]bool, error) {
 					return err
 				}
 			}
-			return nil
+			return a.namedBlobs(out)
 		})
+		if err != nil {
+			return err
+		}
+		return addDeltaFileBlobs(tx, out)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list referenced blobs: %w", err)

@@ -64,6 +64,13 @@ func fastStateBundle(v []byte, r *stateBundle) error {
 			r.Signature, err = p.strField()
 		case "size":
 			r.Size, err = p.int()
+		case "files":
+			var n int64
+			n, err = p.int()
+			r.Files = int(n)
+			if int64(r.Files) != n {
+				return errSlowPath // encoding/json refuses what does not fit
+			}
 		case "deleted":
 			r.Deleted, err = p.bool()
 		case "encryption":
@@ -95,7 +102,7 @@ func fastStateBundle(v []byte, r *stateBundle) error {
 var stateBundleFields = [][]byte{
 	[]byte("version"), []byte("kind"), []byte("sha256"), []byte("size"),
 	[]byte("min_native"), []byte("max_native"), []byte("deleted"),
-	[]byte("encryption"), []byte("signature"),
+	[]byte("encryption"), []byte("signature"), []byte("files"),
 }
 
 // encryption reads the object of an encrypted bundle's keys. Like the

@@ -132,6 +132,33 @@ func (im *Importer) PutApp(ctx context.Context, r storecopy.AppRecords) error {
 		}
 		b.Queue("INSERT INTO overrides (app_id, device_id, channel) VALUES ($1, $2, $3)", id, strings.ToLower(o.DeviceID), o.Channel)
 	}
+	// The app's delta releases become the source's; files it published
+	// stay remembered.
+	b.Queue("DELETE FROM manifests WHERE app_id = $1", id)
+	b.Queue("DELETE FROM delta_files WHERE app_id = $1", id)
+	for _, m := range r.Manifests {
+		if err := checkName("version", m.Version); err != nil {
+			return err
+		}
+		mraw, err := encode(fmt.Sprintf("manifest of %q", m.Version), m.Files)
+		if err != nil {
+			return err
+		}
+		b.Queue("INSERT INTO manifests (app_id, version, files) VALUES ($1, $2, $3)", id, m.Version, mraw)
+		sums := make([]string, len(m.Files))
+		for i, f := range m.Files {
+			sums[i] = strings.ToLower(f.SHA256)
+		}
+		b.Queue(`INSERT INTO manifest_seen (app_id, sha256, version) SELECT $1, unnest($2::text[]), $3
+			ON CONFLICT (app_id, sha256) DO NOTHING`, id, sums, m.Version)
+	}
+	for _, d := range r.DeltaFiles {
+		if err := checkName("sha256", d.SHA256); err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO delta_files (app_id, sha256, size, br, br_size, encrypted, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+			id, strings.ToLower(d.SHA256), d.Size, d.Br, d.BrSize, d.Encrypted, norm(d.CreatedAt))
+	}
 	if err := im.batch(ctx, b); err != nil {
 		return err
 	}
@@ -349,9 +376,10 @@ func counts(ctx context.Context, db querier) (storecopy.Counts, error) {
 		(SELECT count(*) FROM bundles), (SELECT count(*) FROM overrides), (SELECT count(*) FROM events),
 		(SELECT coalesce(max(seq), 0) FROM events), (SELECT count(*) FROM health_versions),
 		(SELECT count(*) FROM ci_tokens), (SELECT count(*) FROM webhooks), (SELECT count(*) FROM webhook_deliveries),
-		(SELECT count(*) FROM stats)`).Scan(
+		(SELECT count(*) FROM stats), (SELECT count(*) FROM manifests),
+		(SELECT count(*) FROM delta_files d WHERE EXISTS (SELECT 1 FROM apps WHERE id = d.app_id))`).Scan(
 		&c.Users, &c.Apps, &c.Channels, &c.Bundles, &c.Overrides, &c.Events, &last, &c.Health,
-		&c.Tokens, &c.Webhooks, &c.Deliveries, &c.Stats)
+		&c.Tokens, &c.Webhooks, &c.Deliveries, &c.Stats, &c.Manifests, &c.DeltaFiles)
 	c.LastSeq = uint64(last)
 	return c, err
 }

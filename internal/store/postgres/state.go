@@ -82,6 +82,7 @@ func emptyState() store.State {
 		Channels:  []ota.Channel{},
 		Bundles:   []ota.Bundle{},
 		Overrides: []store.DeviceOverride{},
+		Manifests: []store.Manifest{},
 	}
 }
 
@@ -98,7 +99,7 @@ func addState(ctx context.Context, db querier, a ota.App, st *store.State) error
 	rows, err := db.Query(ctx, `SELECT version, sha256, coalesce((record->>'size')::bigint, 0),
 			coalesce(record->>'min_native', ''), coalesce(record->>'max_native', ''),
 			record->'encryption'->>'session_key', record->'encryption'->>'encrypted_checksum', record->'encryption'->>'key_id',
-			coalesce(record->>'signature', '')
+			coalesce(record->>'signature', ''), coalesce((record->>'files')::int, 0)
 		FROM bundles WHERE app_id = $1 AND kind = $2 AND NOT deleted ORDER BY version`, a.ID, ota.KindWeb)
 	if err != nil {
 		return err
@@ -106,7 +107,7 @@ func addState(ctx context.Context, db querier, a ota.App, st *store.State) error
 	for rows.Next() {
 		b := ota.Bundle{AppID: a.ID, Kind: ota.KindWeb}
 		var key, sum, id *string
-		if err := rows.Scan(&b.Version, &b.SHA256, &b.Size, &b.MinNative, &b.MaxNative, &key, &sum, &id, &b.Signature); err != nil {
+		if err := rows.Scan(&b.Version, &b.SHA256, &b.Size, &b.MinNative, &b.MaxNative, &key, &sum, &id, &b.Signature, &b.Files); err != nil {
 			rows.Close()
 			return err
 		}
@@ -116,6 +117,9 @@ func addState(ctx context.Context, db querier, a ota.App, st *store.State) error
 		st.Bundles = append(st.Bundles, b)
 	}
 	if err := rows.Err(); err != nil {
+		return err
+	}
+	if err := addStateManifests(ctx, db, a.ID, chans, st); err != nil {
 		return err
 	}
 	ovs, err := listOverrides(ctx, db, a.ID)
@@ -134,7 +138,8 @@ func deref(p *string) string {
 }
 
 // ReferencedBlobs returns the SHA-256 of every bundle not marked deleted,
-// of every app and kind. Blobs outside it may be collected.
+// of every app and kind, the file forms their manifests name and the
+// blobs of every delta file record. Blobs outside it may be collected.
 func (s *Store) ReferencedBlobs(ctx context.Context) (map[string]bool, error) {
 	out := map[string]bool{}
 	err := func() error {
@@ -153,7 +158,10 @@ func (s *Store) ReferencedBlobs(ctx context.Context) (map[string]bool, error) {
 			}
 			out[sum] = true
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return addDeltaReferences(ctx, s.db(), out)
 	}()
 	if err != nil {
 		return nil, fmt.Errorf("list referenced blobs: %w", dbErr(ctx, err))

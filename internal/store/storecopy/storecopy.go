@@ -35,6 +35,9 @@ type Counts struct {
 	Webhooks   int `json:"webhooks"`
 	Deliveries int `json:"deliveries"`
 	Stats      int `json:"stats"`
+	// Manifests of delta releases, and the delta file records they name.
+	Manifests  int `json:"manifests"`
+	DeltaFiles int `json:"delta_files"`
 	// LastSeq is the sequence number of the newest event (0: none).
 	LastSeq uint64 `json:"last_seq"`
 }
@@ -59,6 +62,8 @@ func (c Counts) Diff(want Counts) []string {
 	add("webhooks", c.Webhooks, want.Webhooks)
 	add("webhook deliveries", c.Deliveries, want.Deliveries)
 	add("stats events", c.Stats, want.Stats)
+	add("delta manifests", c.Manifests, want.Manifests)
+	add("delta files", c.DeltaFiles, want.DeltaFiles)
 	if c.LastSeq != want.LastSeq {
 		out = append(out, fmt.Sprintf("newest event: %d, want %d", c.LastSeq, want.LastSeq))
 	}
@@ -68,9 +73,9 @@ func (c Counts) Diff(want Counts) []string {
 // String is a one-line summary.
 func (c Counts) String() string {
 	return fmt.Sprintf("%d users, %d apps, %d channels, %d bundles, %d device overrides, %d history events (newest %d), "+
-		"%d version health records, %d CI tokens, %d webhooks with %d deliveries, %d stats events",
+		"%d version health records, %d CI tokens, %d webhooks with %d deliveries, %d stats events, %d delta manifests naming %d delta files",
 		c.Users, c.Apps, c.Channels, c.Bundles, c.Overrides, c.Events, c.LastSeq,
-		c.Health, c.Tokens, c.Webhooks, c.Deliveries, c.Stats)
+		c.Health, c.Tokens, c.Webhooks, c.Deliveries, c.Stats, c.Manifests, c.DeltaFiles)
 }
 
 // AppRecords is one app with what belongs to it.
@@ -82,6 +87,11 @@ type AppRecords struct {
 	// Bundles as ListBundles returns them, deleted ones included.
 	Bundles   []ota.Bundle
 	Overrides []store.DeviceOverride
+	// Manifests are those of the app's delta releases (bundles with
+	// Files, not deleted), and DeltaFiles the delta file records they
+	// name, by key. A sink makes them the app's.
+	Manifests  []store.Manifest
+	DeltaFiles []store.DeltaFile
 }
 
 // Sink is a store being filled with another store's records. Copy calls
@@ -146,6 +156,8 @@ func Copy(ctx context.Context, src store.Store, dst Sink, progress func(string))
 		c.Channels += len(recs.Channels)
 		c.Bundles += len(recs.Bundles)
 		c.Overrides += len(recs.Overrides)
+		c.Manifests += len(recs.Manifests)
+		c.DeltaFiles += len(recs.DeltaFiles)
 		say("app %d of %d: %s (%d channels, %d bundles)", i+1, len(apps), app.ID, len(recs.Channels), len(recs.Bundles))
 	}
 
@@ -219,6 +231,43 @@ func readApp(ctx context.Context, src store.Store, app ota.App) (AppRecords, err
 		return r, err
 	}
 	r.Overrides = st.Overrides
+	// Delta releases: each live one's manifest, and the records of the
+	// file forms they name (records no release names are left behind, as
+	// collection would forget them).
+	var keys []string
+	for _, b := range r.Bundles {
+		if b.Kind != ota.KindWeb || b.Files == 0 || b.Deleted {
+			continue
+		}
+		files, err := src.Manifest(ctx, app.ID, b.Version)
+		if err != nil {
+			return r, fmt.Errorf("manifest of %s: %w", b.Version, err)
+		}
+		r.Manifests = append(r.Manifests, store.Manifest{AppID: app.ID, Version: b.Version, Files: files})
+		for _, f := range files {
+			raw := f.Raw
+			if raw == "" {
+				raw = f.SHA256
+			}
+			keys = append(keys, raw)
+			if f.Br != "" {
+				keys = append(keys, f.Br)
+			}
+		}
+	}
+	if len(keys) > 0 {
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+		recs, err := src.DeltaFiles(ctx, app.ID, keys)
+		if err != nil {
+			return r, err
+		}
+		for _, k := range keys {
+			if d, ok := recs[k]; ok {
+				r.DeltaFiles = append(r.DeltaFiles, d)
+			}
+		}
+	}
 	return r, nil
 }
 

@@ -50,7 +50,7 @@ func (f *fixture) fillAll() {
 	v := reflect.ValueOf(&full).Elem()
 	for i := 0; i < v.NumField(); i++ {
 		switch name := v.Type().Field(i).Name; name {
-		case "AppID", "Version", "Kind", "SHA256", "UploadedAt", "URL", "Deleted":
+		case "AppID", "Version", "Kind", "SHA256", "UploadedAt", "URL", "Deleted", "Files":
 		default:
 			fill(t, name, v.Field(i), i)
 		}
@@ -78,6 +78,22 @@ func (f *fixture) fillAll() {
 			DeviceInfo: ota.DeviceInfo{AppID: "fill", DeviceID: "d1", VersionName: "1.0.0", Platform: "ios"}, Action: "set"}})
 	}
 	must("stats", f.s.AppendStats(ctx, stats))
+	// Delta releases: two, the second sharing a file with the first, the
+	// records of their files, and an encrypted one.
+	f.delta("fill", "delta", "3.0.0", deltaFiles("fill", map[string]int{"index.html": 0, "assets/app.js": 0}), 0)
+	f.delta("fill", "delta", "3.1.0", deltaFiles("fill", map[string]int{"index.html": 1, "assets/app.js": 0}), 0)
+	f.delta("fill", "secret", "4.0.0", []ota.ManifestFile{{Path: "index.html", SHA256: Sum("plain"), Size: 5,
+		Raw: Sum("cipher"), RawSize: 16, FileHash: "ab"}}, 0)
+	for _, m := range []string{"3.0.0", "3.1.0"} {
+		files, err := f.s.Manifest(ctx, "fill", m)
+		must("manifest", err)
+		for _, mf := range files {
+			_, err := f.s.PutDeltaFile(ctx, store.DeltaFile{AppID: "fill", SHA256: mf.SHA256, Size: mf.Size, Br: mf.Br, BrSize: mf.BrSize, CreatedAt: now})
+			must("delta file", err)
+		}
+	}
+	_, err = f.s.PutDeltaFile(ctx, store.DeltaFile{AppID: "fill", SHA256: Sum("cipher"), Size: 16, Encrypted: true, CreatedAt: now})
+	must("encrypted delta file", err)
 }
 
 // checkBackup holds every store's Backup to one format: a file of the

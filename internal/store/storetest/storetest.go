@@ -58,6 +58,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Webhooks", testWebhooks},
 		{"BundleFields", testBundleFields},
 		{"Signature", testSignature},
+		{"DeltaFiles", testDeltaFiles},
+		{"DeltaManifest", testDeltaManifest},
+		{"DeltaState", testDeltaState},
+		{"DeltaReferences", testDeltaReferences},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
