@@ -61,6 +61,10 @@ type Decision struct {
 	// being handed out (a presigned URL, see download.Link); zero: never.
 	// Past it the caller asks for a fresh link for Bundle.
 	URLRenew time.Time
+	// Gzip is Body gzip-compressed, prepared with the snapshot for
+	// answers big enough to gain from it (delta releases' manifests); nil
+	// otherwise. Shared like Body.
+	Gzip []byte
 }
 
 // Decide answers an update check (protocol §8, in order: request sanity,
@@ -326,6 +330,22 @@ func decide(s *Snapshot, req *ota.UpdateRequest, defaultApp string, mem FailureM
 	d.Response = o.success
 	d.Body = o.body
 	d.Bundle, d.URLRenew = o.bundle, o.renew
+	// Delta releases' manifests are the Capgo plugin's (protocol §2.6);
+	// the Capawesome routes serve files their own way, from d.Bundle.
+	if o.delta != nil && p == PluginCapgo {
+		if SupportsManifest(req.PluginVersion) {
+			a := &o.delta[ManifestFor(req.Platform)]
+			d.Response, d.Body, d.Gzip, d.URLRenew = a.resp, a.body, a.gzip, a.renew
+			if tr != nil {
+				tr.add("offer %q as a delta release: %d files, the %s manifest (the zip %s stays in url)",
+					o.version, len(a.resp.Manifest), platformName(ManifestFor(req.Platform)), o.success.URL)
+			}
+			return d
+		}
+		if tr != nil {
+			tr.add("%q is a delta release, but plugin %q cannot install manifests (5.10.0, 6.25.0, 7.0.38 or later): offering the zip", o.version, req.PluginVersion)
+		}
+	}
 	return d
 }
 

@@ -46,6 +46,17 @@ type AppView struct {
 	// keeps a million bundles, and only what a channel offers needs one
 	// (Active has it).
 	Bundles map[string]*ota.Bundle
+	// Manifests maps a version to the files of its delta release, for the
+	// delta releases channels serve (store.State.Manifests). Other
+	// answers than /updates (another plugin's) may build on them, with
+	// FileLink for their download URLs.
+	Manifests map[string][]ota.ManifestFile
+
+	// deltas holds the prepared manifest answers of the versions in
+	// Manifests; opts builds them (file links, cache). Set when the view
+	// is built and only read after.
+	deltas map[string]*deltaAnswers
+	opts   buildOptions
 }
 
 // ChannelView is one channel with its active bundle resolved and the
@@ -86,6 +97,7 @@ type fallbackList struct {
 	once    sync.Once
 	bundles map[string]*ota.Bundle // the app's bundles, until once has run
 	url     URLFunc
+	deltas  map[string]*deltaAnswers
 	offers  []*offer
 }
 
@@ -98,8 +110,8 @@ func (cv *ChannelView) fallbackOffers() []*offer {
 		return nil
 	}
 	f.once.Do(func() {
-		f.offers = cv.buildFallbacks(f.bundles, f.url)
-		f.bundles, f.url = nil, nil
+		f.offers = cv.buildFallbacks(f.bundles, f.url, f.deltas)
+		f.bundles, f.url, f.deltas = nil, nil, nil
 	})
 	return f.offers
 }
@@ -115,6 +127,9 @@ type offer struct {
 	body       []byte // success encoded; see Decision.Body
 	sessionKey string
 	renew      time.Time // when success.URL must stop being handed out
+	// delta holds the manifest answers when the bundle is a delta
+	// release whose manifest the snapshot holds.
+	delta *deltaAnswers
 
 	target       Version
 	targetOK     bool
@@ -126,21 +141,11 @@ type offer struct {
 	maxNativeBad bool
 }
 
-// newOffer prepares the offer of bundle b, downloaded from link.
-func newOffer(b *ota.Bundle, link download.Link) *offer {
-	o := &offer{version: b.Version, bundle: b, renew: link.Renew}
-	o.success = ota.UpdateResponse{
-		Version:    b.Version,
-		URL:        link.URL,
-		Checksum:   b.SHA256,
-		SessionKey: &o.sessionKey,
-	}
-	if e := b.Encryption; e != nil {
-		// The stored bytes are ciphertext: devices verify the decrypted
-		// zip against the encrypted checksum (§6).
-		o.success.Checksum = e.EncryptedChecksum
-		o.sessionKey = e.SessionKey
-	}
+// newOffer prepares the offer of bundle b, downloaded from link, with the
+// manifest answers of deltas when it is a delta release.
+func newOffer(b *ota.Bundle, link download.Link, deltas map[string]*deltaAnswers) *offer {
+	o := &offer{version: b.Version, bundle: b, renew: link.Renew, delta: deltas[b.Version]}
+	o.success = zipAnswer(b, link.URL, &o.sessionKey)
 	o.body = encodeAnswer(&o.success)
 	var err error
 	o.target, err = ParseVersion(b.Version)
@@ -154,6 +159,25 @@ func newOffer(b *ota.Bundle, link download.Link) *offer {
 		o.maxNativeOK, o.maxNativeBad = err == nil, err != nil
 	}
 	return o
+}
+
+// zipAnswer is the answer offering bundle b's zip at url; sessionKey
+// receives the session key the answer points at.
+func zipAnswer(b *ota.Bundle, url string, sessionKey *string) ota.UpdateResponse {
+	r := ota.UpdateResponse{
+		Version:    b.Version,
+		URL:        url,
+		Checksum:   b.SHA256,
+		SessionKey: sessionKey,
+	}
+	*sessionKey = ""
+	if e := b.Encryption; e != nil {
+		// The stored bytes are ciphertext: devices verify the decrypted
+		// zip against the encrypted checksum (§6).
+		r.Checksum = e.EncryptedChecksum
+		*sessionKey = e.SessionKey
+	}
+	return r
 }
 
 // encodeAnswer encodes an answer as echo's c.JSON does (encoding/json,
@@ -182,8 +206,8 @@ type URLFunc func(b *ota.Bundle) download.Link
 // Build makes a snapshot from stored state. The snapshot points into
 // st.Bundles rather than copying a million records, so the caller must not
 // change them afterwards.
-func Build(st store.State, url URLFunc) *Snapshot {
-	return &Snapshot{Apps: buildApps(st, url)}
+func Build(st store.State, url URLFunc, opts ...Option) *Snapshot {
+	return &Snapshot{Apps: buildApps(st, url, newBuildOptions(opts))}
 }
 
 // Pending returns an empty snapshot in which every app of ids is
@@ -209,7 +233,7 @@ func (s *Snapshot) IsUnloaded(appID string) bool {
 // old views (pointing into st.Bundles, as Build does), and appID is no
 // longer Unloaded. Other apps are shared, not copied. When appID is absent
 // from st (the app is gone), the copy no longer has it.
-func (s *Snapshot) WithApp(appID string, st store.State, url URLFunc) *Snapshot {
+func (s *Snapshot) WithApp(appID string, st store.State, url URLFunc, opts ...Option) *Snapshot {
 	var old map[string]*AppView
 	var unloaded map[string]struct{}
 	if s != nil {
@@ -227,7 +251,7 @@ func (s *Snapshot) WithApp(appID string, st store.State, url URLFunc) *Snapshot 
 		}
 		delete(n.Unloaded, appID)
 	}
-	for id, av := range buildApps(st, url) {
+	for id, av := range buildApps(st, url, newBuildOptions(opts)) {
 		n.Apps[id] = av
 		delete(n.Unloaded, id)
 	}
@@ -239,7 +263,9 @@ func (s *Snapshot) WithApp(appID string, st store.State, url URLFunc) *Snapshot 
 // that expiring download URLs (presigned ones) are renewed without reading
 // the store. Apps share everything else (bundles, overrides) with s.
 // Every field newChannelView derives is derived again; a view must hold
-// nothing that only buildApps computes.
+// nothing that only buildApps computes, except the delta releases'
+// answers, which are prepared again here too (their file links expire
+// like the zip's).
 func (s *Snapshot) Relink(url URLFunc) *Snapshot {
 	if s == nil {
 		return nil
@@ -252,9 +278,12 @@ func (s *Snapshot) Relink(url URLFunc) *Snapshot {
 			List:      make([]*ChannelView, 0, len(av.List)),
 			Overrides: av.Overrides,
 			Bundles:   av.Bundles,
+			Manifests: av.Manifests,
+			opts:      av.opts,
 		}
+		nv.prepareDeltas(url)
 		for _, cv := range av.List {
-			c := newChannelView(cv.Channel, av.Bundles, url)
+			c := newChannelView(cv.Channel, nv, url)
 			nv.Channels[c.Channel.Name] = c
 			nv.List = append(nv.List, c)
 		}
@@ -288,7 +317,7 @@ func (s *Snapshot) App(appID string) *AppView {
 // buildApps turns stored state into app views. Channels, bundles and
 // overrides of an app missing from st.Apps still get a view, with a bare
 // app record, so a partly written state never hides a channel.
-func buildApps(st store.State, url URLFunc) map[string]*AppView {
+func buildApps(st store.State, url URLFunc, o buildOptions) map[string]*AppView {
 	apps := make(map[string]*AppView)
 	view := func(id string) *AppView {
 		av := apps[id]
@@ -298,6 +327,7 @@ func buildApps(st store.State, url URLFunc) map[string]*AppView {
 				Channels:  make(map[string]*ChannelView),
 				Overrides: make(map[string]string),
 				Bundles:   make(map[string]*ota.Bundle),
+				opts:      o,
 			}
 			apps[id] = av
 		}
@@ -313,12 +343,25 @@ func buildApps(st store.State, url URLFunc) map[string]*AppView {
 		}
 		view(b.AppID).Bundles[b.Version] = b
 	}
+	for _, m := range st.Manifests {
+		av := view(m.AppID)
+		if av.Bundles[m.Version] == nil || len(m.Files) == 0 {
+			continue
+		}
+		if av.Manifests == nil {
+			av.Manifests = make(map[string][]ota.ManifestFile)
+		}
+		av.Manifests[m.Version] = m.Files
+	}
+	for _, av := range apps {
+		av.prepareDeltas(url)
+	}
 	for _, ch := range st.Channels {
 		if ch.Kind == ota.KindAPK {
 			continue
 		}
 		av := view(ch.AppID)
-		cv := newChannelView(ch, av.Bundles, url)
+		cv := newChannelView(ch, av, url)
 		av.Channels[ch.Name] = cv
 		av.List = append(av.List, cv)
 	}
@@ -333,7 +376,8 @@ func buildApps(st store.State, url URLFunc) map[string]*AppView {
 	return apps
 }
 
-func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc) *ChannelView {
+func newChannelView(ch ota.Channel, av *AppView, url URLFunc) *ChannelView {
+	bundles := av.Bundles
 	cv := &ChannelView{Channel: ch}
 	var link download.Link
 	switch {
@@ -367,7 +411,7 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 	}
 	b := cv.Active
 	cv.URL, cv.URLRenew = link.URL, link.Renew
-	cv.active = *newOffer(b, link)
+	cv.active = *newOffer(b, link, av.deltas)
 	// Success must point at the view's own session key, not the
 	// temporary offer's.
 	cv.active.success.SessionKey = &cv.active.sessionKey
@@ -377,12 +421,12 @@ func newChannelView(ch ota.Channel, bundles map[string]*ota.Bundle, url URLFunc)
 		cv.cohortKey = b.Version
 	}
 	cv.Staged = cv.Channel.Rollout.InEffect(ch.Active)
-	cv.fallbacks = &fallbackList{bundles: bundles, url: url}
+	cv.fallbacks = &fallbackList{bundles: bundles, url: url, deltas: av.deltas}
 	return cv
 }
 
 // buildFallbacks prepares the offers of fallbackOffers, each version once.
-func (cv *ChannelView) buildFallbacks(bundles map[string]*ota.Bundle, url URLFunc) []*offer {
+func (cv *ChannelView) buildFallbacks(bundles map[string]*ota.Bundle, url URLFunc, deltas map[string]*deltaAnswers) []*offer {
 	ch, r := &cv.Channel, cv.Channel.Rollout
 	var out []*offer
 	seen := map[string]bool{ch.Active: true}
@@ -399,7 +443,7 @@ func (cv *ChannelView) buildFallbacks(bundles map[string]*ota.Bundle, url URLFun
 			return
 		}
 		if fb := bundles[v]; fb != nil {
-			out = append(out, newOffer(fb, url(fb)))
+			out = append(out, newOffer(fb, url(fb), deltas))
 		}
 	}
 	if cv.Staged {
