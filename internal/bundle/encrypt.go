@@ -56,13 +56,64 @@ type Encrypted struct {
 // EncryptBundle encrypts the zip at zipPath into outPath with a fresh
 // session key. outPath is replaced only when the whole file was written.
 func EncryptBundle(zipPath, outPath string, priv *rsa.PrivateKey) (Encrypted, error) {
+	if err := checkDeviceKey(priv); err != nil {
+		return Encrypted{}, fmt.Errorf("encrypt bundle: %w", err)
+	}
+	sess, err := NewSession(priv)
+	if err != nil {
+		return Encrypted{}, fmt.Errorf("encrypt bundle: %w", err)
+	}
+	return sess.EncryptFile(zipPath, outPath)
+}
+
+func checkDeviceKey(priv *rsa.PrivateKey) error {
 	if priv == nil {
-		return Encrypted{}, errors.New("encrypt bundle: no private key")
+		return errors.New("no private key")
 	}
 	if bits := priv.N.BitLen(); bits != DeviceKeyBits {
-		return Encrypted{}, fmt.Errorf("encrypt bundle: the key has %d bits, but the updater plugin only accepts %d-bit RSA keys; create one with otactl key create", bits, DeviceKeyBits)
+		return fmt.Errorf("the key has %d bits, but the updater plugin only accepts %d-bit RSA keys; create one with otactl key create", bits, DeviceKeyBits)
 	}
-	in, err := os.Open(zipPath)
+	return nil
+}
+
+// Session is one release's AES-128 key and IV. Devices get both in the
+// answer's session_key and decrypt everything of the release with them:
+// the zip, and every file of a delta release (protocol §2.6, §6). It is
+// safe for concurrent use.
+type Session struct {
+	key, iv []byte
+	priv    *rsa.PrivateKey
+	// SessionKey is base64(IV) ":" base64(RSA-encrypted AES key).
+	SessionKey string
+	// KeyID is the key_id of devices with the matching public key.
+	KeyID string
+}
+
+// NewSession makes a fresh random session for priv.
+func NewSession(priv *rsa.PrivateKey) (*Session, error) {
+	s := &Session{key: make([]byte, aesKeyLen), iv: make([]byte, aes.BlockSize), priv: priv}
+	if _, err := rand.Read(s.key); err != nil {
+		return nil, fmt.Errorf("make session key: %w", err)
+	}
+	if _, err := rand.Read(s.iv); err != nil {
+		return nil, fmt.Errorf("make session key: %w", err)
+	}
+	// crypto.Hash(0) makes SignPKCS1v15 pad and encrypt the bytes as given,
+	// which is Node's privateEncrypt, what the plugin undoes.
+	encKey, err := rsa.SignPKCS1v15(nil, priv, crypto.Hash(0), s.key)
+	if err != nil {
+		return nil, fmt.Errorf("encrypt session key: %w", err)
+	}
+	s.SessionKey = base64.StdEncoding.EncodeToString(s.iv) + ":" + base64.StdEncoding.EncodeToString(encKey)
+	s.KeyID = KeyID(&priv.PublicKey)
+	return s, nil
+}
+
+// EncryptFile encrypts the file at inPath into outPath, replaced only
+// when the whole file was written, and returns the session key, the
+// encrypted checksum of the plaintext and the key id.
+func (s *Session) EncryptFile(inPath, outPath string) (Encrypted, error) {
+	in, err := os.Open(inPath)
 	if err != nil {
 		return Encrypted{}, fmt.Errorf("encrypt bundle: %w", err)
 	}
@@ -79,9 +130,9 @@ func EncryptBundle(zipPath, outPath string, priv *rsa.PrivateKey) (Encrypted, er
 		}
 	}()
 	w := bufio.NewWriterSize(tmp, 64<<10)
-	enc, err := Encrypt(bufio.NewReaderSize(in, 64<<10), w, priv)
+	enc, err := s.Encrypt(bufio.NewReaderSize(in, 64<<10), w)
 	if err != nil {
-		return Encrypted{}, fmt.Errorf("encrypt %s: %w", zipPath, err)
+		return Encrypted{}, fmt.Errorf("encrypt %s: %w", inPath, err)
 	}
 	if err := w.Flush(); err != nil {
 		return Encrypted{}, fmt.Errorf("write %s: %w", outPath, err)
@@ -100,19 +151,37 @@ func EncryptBundle(zipPath, outPath string, priv *rsa.PrivateKey) (Encrypted, er
 // under a fresh random key and IV, and returns the session key, the
 // encrypted checksum of plain and the key id of priv.
 func Encrypt(plain io.Reader, w io.Writer, priv *rsa.PrivateKey) (Encrypted, error) {
-	key := make([]byte, aesKeyLen)
-	iv := make([]byte, aes.BlockSize)
-	if _, err := rand.Read(key); err != nil {
-		return Encrypted{}, fmt.Errorf("make session key: %w", err)
-	}
-	if _, err := rand.Read(iv); err != nil {
-		return Encrypted{}, fmt.Errorf("make session key: %w", err)
-	}
-	block, err := aes.NewCipher(key)
+	s, err := NewSession(priv)
 	if err != nil {
-		return Encrypted{}, fmt.Errorf("make session key: %w", err)
+		return Encrypted{}, err
 	}
-	cbc := cipher.NewCBCEncrypter(block, iv)
+	return s.Encrypt(plain, w)
+}
+
+// Encrypt streams plain through AES-128-CBC with PKCS#7 padding into w
+// under the session's key, and returns the session key, the encrypted
+// checksum of plain and the key id.
+func (s *Session) Encrypt(plain io.Reader, w io.Writer) (Encrypted, error) {
+	digest, err := s.Seal(plain, w)
+	if err != nil {
+		return Encrypted{}, err
+	}
+	sum, err := s.SignChecksum(digest)
+	if err != nil {
+		return Encrypted{}, err
+	}
+	return Encrypted{SessionKey: s.SessionKey, Checksum: sum, KeyID: s.KeyID}, nil
+}
+
+// Seal streams plain through AES-128-CBC with PKCS#7 padding into w under
+// the session's key and returns the SHA-256 digest of plain, without the
+// RSA signature Encrypt adds (a few milliseconds each).
+func (s *Session) Seal(plain io.Reader, w io.Writer) ([]byte, error) {
+	block, err := aes.NewCipher(s.key)
+	if err != nil {
+		return nil, fmt.Errorf("make session key: %w", err)
+	}
+	cbc := cipher.NewCBCEncrypter(block, s.iv)
 	h := sha256.New()
 	buf := make([]byte, 64<<10) // a multiple of the block size
 	for {
@@ -125,35 +194,32 @@ func Encrypt(plain io.Reader, w io.Writer, priv *rsa.PrivateKey) (Encrypted, err
 			last := append(buf[:n], bytes.Repeat([]byte{byte(pad)}, pad)...)
 			cbc.CryptBlocks(last, last)
 			if _, err := w.Write(last); err != nil {
-				return Encrypted{}, fmt.Errorf("write encrypted bundle: %w", err)
+				return nil, fmt.Errorf("write encrypted bundle: %w", err)
 			}
 			break
 		}
 		if err != nil {
-			return Encrypted{}, fmt.Errorf("read bundle: %w", err)
+			return nil, fmt.Errorf("read bundle: %w", err)
 		}
 		h.Write(buf)
 		cbc.CryptBlocks(buf, buf)
 		if _, err := w.Write(buf); err != nil {
-			return Encrypted{}, fmt.Errorf("write encrypted bundle: %w", err)
+			return nil, fmt.Errorf("write encrypted bundle: %w", err)
 		}
 	}
+	return h.Sum(nil), nil
+}
 
-	// crypto.Hash(0) makes SignPKCS1v15 pad and encrypt the bytes as given,
-	// which is Node's privateEncrypt, what the plugin undoes.
-	encKey, err := rsa.SignPKCS1v15(nil, priv, crypto.Hash(0), key)
+// SignChecksum is the encrypted form of a raw SHA-256 digest devices
+// verify: hex(RSA private-key encryption of the 32 bytes), the checksum
+// of an encrypted zip and the file_hash of a file of an encrypted delta
+// release.
+func (s *Session) SignChecksum(digest []byte) (string, error) {
+	sum, err := rsa.SignPKCS1v15(nil, s.priv, crypto.Hash(0), digest)
 	if err != nil {
-		return Encrypted{}, fmt.Errorf("encrypt session key: %w", err)
+		return "", fmt.Errorf("encrypt checksum: %w", err)
 	}
-	sum, err := rsa.SignPKCS1v15(nil, priv, crypto.Hash(0), h.Sum(nil))
-	if err != nil {
-		return Encrypted{}, fmt.Errorf("encrypt checksum: %w", err)
-	}
-	return Encrypted{
-		SessionKey: base64.StdEncoding.EncodeToString(iv) + ":" + base64.StdEncoding.EncodeToString(encKey),
-		Checksum:   hex.EncodeToString(sum),
-		KeyID:      KeyID(&priv.PublicKey),
-	}, nil
+	return hex.EncodeToString(sum), nil
 }
 
 // KeyID is the key_id of a public key: the first 20 characters of the

@@ -312,7 +312,18 @@ func derivePublicURL(addr net.Addr, log *slog.Logger) string {
 // collectBlobs deletes bundle files no bundle record refers to any more,
 // keeping those younger than grace. It only logs failures: a leftover
 // file costs disk, not correctness.
+//
+// Delta file records no live release names go first (older than grace:
+// younger ones may belong to a release being uploaded), so their blobs
+// are collected in the same run. A record a release names is kept, and a
+// record keeps its blobs: otad never lists a file it no longer has as
+// present.
 func collectBlobs(ctx context.Context, st store.Store, bl blob.Store, now time.Time, grace time.Duration, log *slog.Logger) {
+	if n, err := st.PruneDeltaFiles(ctx, now.Add(-grace)); err != nil {
+		log.Warn("skipped forgetting unreferenced delta files", "err", err)
+	} else if n > 0 {
+		log.Info("forgot delta files no release names", "count", n)
+	}
 	// Files old enough first: without any, the bundle records (a million
 	// on a big store) need not be read at all.
 	var old []blob.Info

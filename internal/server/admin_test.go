@@ -166,6 +166,8 @@ var publicRoutes = map[string]bool{
 	"POST /updates": true, "POST /check": true, "POST /stats": true,
 	"POST /channel_self": true, "PUT /channel_self": true, "GET /channel_self": true, "DELETE /channel_self": true,
 	"GET /api/ota/bundle/:key": true, "HEAD /api/ota/bundle/:key": true,
+	"GET /api/ota/file/:key": true, "HEAD /api/ota/file/:key": true,
+	"POST /updates/manifest_size": true, "POST /check/manifest_size": true,
 	"POST /api/auth/login": true, "POST /api/v1/auth/login": true,
 	// @capawesome/capacitor-live-update's device endpoints (internal/capawesome).
 	"GET " + capawesome.RouteLatest: true, "GET " + capawesome.RouteChannels: true, "GET " + capawesome.RouteFiles: true,
@@ -175,7 +177,7 @@ var publicRoutes = map[string]bool{
 // route added later is covered by the authentication tests on its own.
 func protectedRoutes(t *testing.T, env *testEnv) []protectedRoute {
 	t.Helper()
-	fill := strings.NewReplacer(":app", testApp, ":channel", "stable", ":version", "1.0.0", ":device", "dev-1")
+	fill := strings.NewReplacer(":app", testApp, ":channel", "stable", ":version", "1.0.0", ":device", "dev-1", ":sha256", strings.Repeat("a", 64))
 	var out []protectedRoute
 	for _, r := range env.srv.e.Routes() {
 		// Echo lists its not-found handlers as routes with a pseudo-method.

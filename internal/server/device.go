@@ -136,17 +136,50 @@ func (s *Server) handleUpdates(c echo.Context) error {
 	d := update.DecideWith(snap, &req, s.cfg.DefaultApp, s.health)
 	s.observeCheck(snap, &req, &d)
 	if d.Bundle != nil && !s.links.Fresh(d.URLRenew) {
-		return s.answerFresh(c, &d)
+		return s.answerFresh(c, snap, &d, req.Platform)
 	}
 	// An offer's answer is encoded once, when the snapshot is built; c.JSON
 	// would encode the same bytes again. A query (?pretty) or debug mode
 	// asks echo for indented output, which only c.JSON writes.
 	if d.Body != nil && c.Request().URL.RawQuery == "" && !c.Echo().Debug {
+		if d.Gzip != nil {
+			// A delta release's manifest, gzipped once with the snapshot:
+			// the plugins' HTTP stacks ask for gzip and undo it.
+			h := c.Response().Header()
+			h.Set(echo.HeaderVary, echo.HeaderAcceptEncoding)
+			if acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
+				h.Set(echo.HeaderContentEncoding, "gzip")
+				return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, d.Gzip)
+			}
+		}
 		return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, d.Body)
 	}
 	// A copy, so that only this path puts an answer on the heap.
 	resp := d.Response
 	return c.JSON(http.StatusOK, &resp)
+}
+
+// acceptsGzip reports whether an Accept-Encoding header accepts gzip: a
+// "gzip" coding whose q is not 0, or else a "*" one. It allocates nothing.
+func acceptsGzip(header string) bool {
+	star := false
+	for header != "" {
+		var coding string
+		coding, header, _ = strings.Cut(header, ",")
+		name, params, _ := strings.Cut(coding, ";")
+		name = strings.TrimSpace(name)
+		refused := false
+		if v, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
+			refused = strings.Trim(strings.TrimSpace(v), "0.") == "" // q=0, q=0.0, …
+		}
+		switch {
+		case strings.EqualFold(name, "gzip"):
+			return !refused
+		case name == "*":
+			star = !refused
+		}
+	}
+	return star
 }
 
 // handleStats stores device events: one object or an array of them (§3.1).

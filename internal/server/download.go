@@ -56,11 +56,23 @@ func (s *Server) handleBundleDownload(c echo.Context) error {
 	}
 
 	if s.links.Redirects() {
-		return s.redirectDownload(c, sha, kind)
+		return s.redirectDownload(c, sha, bundleObject(&ota.Bundle{SHA256: sha, Kind: kind}), errNoBundle)
 	}
-	content, info, err := s.blobs.Open(ctx, sha)
+	ct := contentTypeZip
+	if kind == ota.KindAPK {
+		ct = contentTypeAPK
+	}
+	return s.serveBlob(c, sha, ct, immutable, errNoBundle)
+}
+
+// serveBlob sends the blob sha with range support, its SHA-256 as ETag,
+// and a cache lifetime of a year when its URL is a content address
+// (immutable) or a minute otherwise; notFound is the answer when there is
+// no such blob.
+func (s *Server) serveBlob(c echo.Context, sha, contentType string, immutable bool, notFound error) error {
+	content, info, err := s.blobs.Open(c.Request().Context(), sha)
 	if errors.Is(err, blob.ErrNotFound) {
-		return errNoBundle
+		return notFound
 	}
 	if err != nil {
 		return err
@@ -72,11 +84,7 @@ func (s *Server) handleBundleDownload(c echo.Context) error {
 	h.Set("X-Checksum-Sha256", sha)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Accept-Ranges", "bytes")
-	if kind == ota.KindAPK {
-		h.Set("Content-Type", contentTypeAPK)
-	} else {
-		h.Set("Content-Type", contentTypeZip)
-	}
+	h.Set("Content-Type", contentType)
 	if immutable {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	} else {
@@ -105,15 +113,15 @@ func (s *Server) handleBundleDownload(c echo.Context) error {
 // presigned redirect must not be cached past its lifetime; a CDN one may
 // be, briefly (the CDN base could be reconfigured).
 //
-// An unknown bundle is a 404. When the bucket cannot say (it is down), the
-// client is sent on anyway: a CDN may still have the bytes cached.
-func (s *Server) redirectDownload(c echo.Context, sha, kind string) error {
+// An unknown blob is notFound (a 404). When the bucket cannot say (it is
+// down), the client is sent on anyway: a CDN may still have the bytes cached.
+func (s *Server) redirectDownload(c echo.Context, sha string, obj downloads.Object, notFound error) error {
 	if _, err := s.blobs.Stat(c.Request().Context(), sha); errors.Is(err, blob.ErrNotFound) {
-		return errNoBundle
+		return notFound
 	} else if err != nil {
-		s.reqLog(c).Warn("redirecting a download without knowing the bundle is in the bucket", "sha256", sha, "err", err)
+		s.reqLog(c).Warn("redirecting a download without knowing the blob is in the bucket", "sha256", sha, "err", err)
 	}
-	to, err := s.links.Redirect(bundleObject(&ota.Bundle{SHA256: sha, Kind: kind}))
+	to, err := s.links.Redirect(obj)
 	if err != nil {
 		return err
 	}

@@ -387,6 +387,9 @@ func summarize(events []store.StoredStat, keep func(version string) bool) []ota.
 		installed map[string]bool
 		failed    map[string]bool
 		byKind    map[string]map[string]bool
+		// files: failing file → action → devices (per-file manifest
+		// failures name "<version>:<file>").
+		files map[string]map[string]map[string]bool
 	}
 	vs := map[string]*acc{}
 	for i := range events {
@@ -417,6 +420,23 @@ func summarize(events []store.StoredStat, keep func(version string) bool) []ota.
 			a.byKind[ev.Action] = map[string]bool{}
 		}
 		a.byKind[ev.Action][device] = true
+		if _, file, ok := strings.Cut(ev.VersionName, ":"); ok && fileActions[ev.Action] && file != "" {
+			if a.files == nil {
+				a.files = map[string]map[string]map[string]bool{}
+			}
+			byAction := a.files[file]
+			if byAction == nil {
+				if len(a.files) >= maxFilesTracked {
+					continue // a flood of made-up names stops growing here
+				}
+				byAction = map[string]map[string]bool{}
+				a.files[file] = byAction
+			}
+			if byAction[ev.Action] == nil {
+				byAction[ev.Action] = map[string]bool{}
+			}
+			byAction[ev.Action][device] = true
+		}
 	}
 	out := make([]ota.VersionStats, 0, len(vs))
 	for v, a := range vs {
@@ -436,9 +456,51 @@ func summarize(events []store.StoredStat, keep func(version string) bool) []ota.
 				st.Failures[k] = len(ds)
 			}
 		}
+		st.Files = fileFailures(a.files)
 		out = append(out, st)
 	}
 	slices.SortFunc(out, func(a, b ota.VersionStats) int { return compareNames(b.Version, a.Version) })
+	return out
+}
+
+// fileActions are the per-file failures of a delta download, whose
+// version_name is "<version>:<file>" (protocol §3.2).
+var fileActions = map[string]bool{
+	"download_manifest_file_fail": true, "download_manifest_checksum_fail": true,
+	"download_manifest_brotli_fail": true, "manifest_path_fail": true,
+}
+
+// maxFilesTracked bounds the distinct failing files counted per version.
+const maxFilesTracked = 1000
+
+// fileFailures lists the failing files, the most devices first (then by
+// name), at most ota.MaxFileFailures.
+func fileFailures(files map[string]map[string]map[string]bool) []ota.FileFailure {
+	if len(files) == 0 {
+		return nil
+	}
+	out := make([]ota.FileFailure, 0, len(files))
+	for name, byAction := range files {
+		ff := ota.FileFailure{File: name, Failures: make(map[string]int, len(byAction))}
+		devices := map[string]bool{}
+		for act, ds := range byAction {
+			ff.Failures[act] = len(ds)
+			for d := range ds {
+				devices[d] = true
+			}
+		}
+		ff.Devices = len(devices)
+		out = append(out, ff)
+	}
+	slices.SortFunc(out, func(a, b ota.FileFailure) int {
+		if a.Devices != b.Devices {
+			return b.Devices - a.Devices
+		}
+		return strings.Compare(a.File, b.File)
+	})
+	if len(out) > ota.MaxFileFailures {
+		out = out[:ota.MaxFileFailures]
+	}
 	return out
 }
 

@@ -107,7 +107,7 @@ func (s *Server) readApp(appID string) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if snap := s.snap.Load(); snap.IsUnloaded(appID) {
-		s.snap.Store(snap.WithApp(appID, st, s.bundleLink))
+		s.snap.Store(snap.WithApp(appID, st, s.bundleLink, s.snapshotOptions()...))
 	}
 	return nil
 }

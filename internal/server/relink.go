@@ -71,9 +71,20 @@ func (s *Server) stopRelinking() {
 // snapshot prepared, which is past its Renew time, and asks relinkLoop to
 // renew the snapshot. Only this path encodes a success answer per
 // request.
-func (s *Server) answerFresh(c echo.Context, d *update.Decision) error {
+//
+// A delta release's answer gets fresh file links too: its manifest is
+// built again from snap's records for the device's platform.
+func (s *Server) answerFresh(c echo.Context, snap *update.Snapshot, d *update.Decision, platform string) error {
 	resp := d.Response
 	resp.URL = s.offerURL(d)
+	if resp.Manifest != nil {
+		if av := snap.App(d.AppID); av != nil {
+			entries, _, _, ok := update.ManifestEntries(d.AppID, av.Manifests[d.Bundle.Version], update.ManifestFor(platform), s.fileLink)
+			if ok {
+				resp.Manifest = entries
+			}
+		}
+	}
 	return c.JSON(http.StatusOK, &resp)
 }
 

@@ -43,6 +43,10 @@ func (s *Server) newRouter() *echo.Echo {
 	dl := newDeviceLimits(s.cfg.DeviceRateLimit, s.cfg.Now)
 	e.POST("/updates", s.handleUpdates, s.limitDevices(dl.updates))
 	e.POST("/check", s.handleUpdates, s.limitDevices(dl.updates)) // the old worker's poll path
+	// getBundleDownloadSize: the plugin appends /manifest_size to its
+	// updateUrl (§1.6).
+	e.POST("/updates/manifest_size", s.handleManifestSize, s.limitDevices(dl.updates))
+	e.POST("/check/manifest_size", s.handleManifestSize, s.limitDevices(dl.updates))
 	e.POST("/stats", s.handleStats, s.limitDevices(dl.stats), s.limitStatsEvents)
 	e.POST("/channel_self", s.handleChannelSelfPost, s.limitDevices(dl.channel))
 	e.PUT("/channel_self", s.handleChannelSelfPut, s.limitDevices(dl.channel))
@@ -57,6 +61,9 @@ func (s *Server) newRouter() *echo.Echo {
 	// worker's <channel>-<version>.zip for the default app).
 	e.GET("/api/ota/bundle/:key", s.handleBundleDownload)
 	e.HEAD("/api/ota/bundle/:key", s.handleBundleDownload)
+	// Files of delta releases: public, keyed by content address.
+	e.GET("/api/ota/file/:key", s.handleFileDownload)
+	e.HEAD("/api/ota/file/:key", s.handleFileDownload)
 
 	// Login: public, rate-limited.
 	e.POST("/api/auth/login", s.handleLogin)
@@ -80,6 +87,9 @@ func (s *Server) newRouter() *echo.Echo {
 	v1.DELETE("/apps/:app/channels/:channel/releases/:version", s.handleDeleteRelease)
 	v1.GET("/apps/:app/bundles", s.handleListBundles)
 	v1.POST("/apps/:app/bundles", s.handleUpload)
+	// Files of delta releases, uploaded before the release that names them.
+	v1.POST("/apps/:app/files/missing", s.handleFilesMissing)
+	v1.PUT("/apps/:app/files/:sha256", s.handlePutFile)
 	v1.GET("/apps/:app/history", s.handleHistory)
 	v1.PUT("/apps/:app/devices/:device/channel", s.handleSetOverride)
 	v1.DELETE("/apps/:app/devices/:device/channel", s.handleDeleteOverride)

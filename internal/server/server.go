@@ -218,6 +218,23 @@ func (s *Server) bundleLink(b *ota.Bundle) downloads.Link { return s.links.Link(
 // CDN's).
 func (s *Server) bundleURL(b *ota.Bundle) string { return s.links.Permanent(bundleObject(b)) }
 
+// fileObject is a stored file form of a delta release as devices download
+// it. blob is its key in the blob store, so otad's route is a content
+// address, immutable and cacheable forever, like a bundle's.
+func fileObject(blob string) downloads.Object {
+	return downloads.Object{Key: blob, Name: blob, Route: "/api/ota/file/" + blob}
+}
+
+// fileLink is where devices download a stored file form now: otad's
+// route, the CDN's URL or a presigned one, like a bundle's. Every file
+// URL is made here.
+func (s *Server) fileLink(appID, blob string) downloads.Link { return s.links.Link(fileObject(blob)) }
+
+// snapshotOptions are the options every snapshot build of the server uses.
+func (s *Server) snapshotOptions() []update.Option {
+	return []update.Option{update.WithFileURLs(s.fileLink)}
+}
+
 // refreshApp reloads one app's device-facing state after a write. It must
 // be called after every successful write that changes release state.
 func (s *Server) refreshApp(ctx context.Context, appID string) error {
@@ -230,6 +247,6 @@ func (s *Server) refreshApp(ctx context.Context, appID string) error {
 	if err != nil {
 		return fmt.Errorf("refresh snapshot of %s: %w", appID, err)
 	}
-	s.snap.Store(s.snap.Load().WithApp(appID, st, s.bundleLink))
+	s.snap.Store(s.snap.Load().WithApp(appID, st, s.bundleLink, s.snapshotOptions()...))
 	return nil
 }

@@ -138,6 +138,9 @@ var ciRoutes = map[string]ciRule{
 	"DELETE /api/v1/apps/:app/channels/:channel/releases/:version": ciChannel,
 	"DELETE /api/ota/admin/ota/:channel/:version":                  ciChannel,
 	"POST /api/v1/apps/:app/explain":                               ciRead,
+	// Delta files are content, not a release: within the token's app.
+	"POST /api/v1/apps/:app/files/missing": ciRead,
+	"PUT /api/v1/apps/:app/files/:sha256":  ciRead,
 }
 
 // userOnlyPrefixes are route prefixes a CI token may not even read:

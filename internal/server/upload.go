@@ -17,6 +17,7 @@ import (
 
 	"github.com/otaship/ota/internal/blob"
 	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/internal/delta/ingest"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/update"
 	"github.com/otaship/ota/pkg/ota"
@@ -46,6 +47,8 @@ type uploadForm struct {
 
 	fields map[string]string
 	file   *blob.Info // set once the file part is stored
+	// manifest is the manifest part of a delta release, nil without one.
+	manifest []ota.ManifestFile
 }
 
 // uploadFields are the form fields an upload may carry besides file.
@@ -98,11 +101,11 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 	ctx := c.Request().Context()
 	req := c.Request()
 	limit := s.maxUpload()
-	if req.ContentLength > limit+multipartSlack {
+	if req.ContentLength > limit+multipartSlack+maxManifestBytes {
 		return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
 			"upload is %d bytes; the server accepts bundles up to %d bytes (OTAD_MAX_UPLOAD_SIZE)", req.ContentLength, limit)
 	}
-	req.Body = http.MaxBytesReader(c.Response(), s.idleBody(c, req.Body), limit+multipartSlack)
+	req.Body = http.MaxBytesReader(c.Response(), s.idleBody(c, req.Body), limit+multipartSlack+maxManifestBytes)
 	if ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type")); ct != "multipart/form-data" {
 		return badRequest("upload must be multipart/form-data with a file part, as curl -F file=@bundle.zip sends")
 	}
@@ -199,6 +202,17 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 				return putError(err)
 			}
 			f.file = &info
+		case name == "manifest":
+			if f.manifest != nil {
+				part.Close()
+				return badRequest("upload form has more than one manifest part")
+			}
+			files, err := readManifest(part)
+			part.Close()
+			if err != nil {
+				return err
+			}
+			f.manifest = files
 		case uploadFields[name]:
 			if _, dup := f.fields[name]; dup {
 				part.Close()
@@ -215,7 +229,7 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 			f.fields[name] = strings.TrimSpace(string(b))
 		default:
 			part.Close()
-			return badRequest("unknown form field %q; an upload takes file, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced, session_key, encrypted_checksum, key_id, signature", clip(name))
+			return badRequest("unknown form field %q; an upload takes file, manifest, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced, session_key, encrypted_checksum, key_id, signature", clip(name))
 		}
 	}
 }
@@ -351,12 +365,20 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 			return in, err
 		}
 	}
+	if f.manifest != nil {
+		if kind != ota.KindWeb {
+			return in, badRequest("a manifest makes a web bundle a delta release; an APK has none")
+		}
+		if err := s.checkManifest(ctx, app, f.manifest, enc != nil); err != nil {
+			return in, err
+		}
+	}
 	if enc != nil {
 		// Ciphertext cannot be looked into; devices check the zip after
 		// decrypting it, against the encrypted checksum.
 		err = s.checkEncryptedContent(ctx, f.file)
 	} else {
-		err = s.checkContent(ctx, kind, f.file)
+		err = s.checkContent(ctx, kind, f.file, f.manifest)
 	}
 	if err != nil {
 		return in, err
@@ -367,6 +389,7 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 		Encryption: enc, Signature: sig,
 	}
 	in.Channel = channel
+	in.Manifest = f.manifest
 	if err := checkSafetyFields(f.fields, kind, &in); err != nil {
 		return in, err
 	}
@@ -415,8 +438,9 @@ func checkChecksum(given, actual string) error {
 }
 
 // checkContent looks into the stored bytes: a web bundle must be a zip
-// the plugin can unpack, an APK must at least be a zip.
-func (s *Server) checkContent(ctx context.Context, kind string, info *blob.Info) error {
+// the plugin can unpack, an APK must at least be a zip. The zip of a delta
+// release must hold exactly its manifest's files.
+func (s *Server) checkContent(ctx context.Context, kind string, info *blob.Info, manifest []ota.ManifestFile) error {
 	content, _, err := s.blobs.Open(ctx, info.SHA256)
 	if err != nil {
 		return fmt.Errorf("open stored upload %s: %w", info.SHA256, err)
@@ -444,6 +468,11 @@ func (s *Server) checkContent(ctx context.Context, kind string, info *blob.Info)
 			return newError(http.StatusUnprocessableEntity, ota.ErrCodeInvalidBundle, "the file is not a valid zip: %v", err)
 		}
 		return fmt.Errorf("validate bundle %s: %w", info.SHA256, err)
+	}
+	if manifest != nil {
+		if err := ingest.CheckZip(ctx, ra, info.Size, rep.Wrapper, manifest); err != nil {
+			return manifestError(err)
+		}
 	}
 	for _, w := range rep.Warnings {
 		s.log.Warn("bundle accepted with a warning", "sha256", info.SHA256, "warning", w)

@@ -160,6 +160,20 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (UploadResult, err
 			return out, fmt.Errorf("upload: encode field %s: %w", f[0], err)
 		}
 	}
+	if r.Manifest != nil {
+		// Before the zip: the server checks the manifest's files first.
+		m, err := json.Marshal(r.Manifest)
+		if err != nil {
+			return out, fmt.Errorf("upload: encode manifest: %w", err)
+		}
+		part, err := mw.CreateFormFile("manifest", "manifest.json")
+		if err != nil {
+			return out, fmt.Errorf("upload: encode manifest part: %w", err)
+		}
+		if _, err := part.Write(m); err != nil {
+			return out, fmt.Errorf("upload: encode manifest part: %w", err)
+		}
+	}
 	if _, err := mw.CreateFormFile("file", r.FileName); err != nil {
 		return out, fmt.Errorf("upload: encode file part: %w", err)
 	}
@@ -198,6 +212,36 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (UploadResult, err
 	if err == nil && r.Size > 0 && file.n != r.Size {
 		return out, fmt.Errorf("upload: sent %d bytes but the file has %d", file.n, r.Size)
 	}
+	return out, err
+}
+
+// MissingFiles returns those of sums (SHA-256 of files' original bytes)
+// otad does not hold for app, which a delta release must upload first;
+// needBrotli (a subset of sums) are also missing while otad lacks their
+// Brotli form.
+func (c *Client) MissingFiles(ctx context.Context, app string, sums, needBrotli []string) ([]string, error) {
+	var out FilesMissingResponse
+	err := c.doJSON(ctx, http.MethodPost, appPath(app, "files", "missing"), nil, FilesMissingRequest{SHA256: sums, NeedBrotli: needBrotli}, &out)
+	return out.Missing, err
+}
+
+// PutFile stores one form of a delta release's file: body holds size
+// bytes in encoding (EncodingRaw, EncodingBrotli or EncodingEncrypted),
+// and sum is the SHA-256 of the original bytes (for EncodingEncrypted, of
+// the bytes sent). otad verifies it before it records anything.
+func (c *Client) PutFile(ctx context.Context, app, sum, encoding string, body io.Reader, size int64) (StoredFile, error) {
+	var out StoredFile
+	q := url.Values{}
+	if encoding != "" && encoding != EncodingRaw {
+		q.Set("encoding", encoding)
+	}
+	req, err := c.newRequest(ctx, http.MethodPut, appPath(app, "files", sum), q, body)
+	if err != nil {
+		return out, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	err = c.do(req, &out)
 	return out, err
 }
 

@@ -38,6 +38,10 @@ type ManifestFile struct {
 // files (the original bytes) a client is about to name in a manifest.
 type FilesMissingRequest struct {
 	SHA256 []string `json:"sha256"`
+	// NeedBrotli lists those whose Brotli form the release needs: a file
+	// named *.br is only sent to devices Brotli-compressed (as name.br.br).
+	// They count as missing until otad holds that form.
+	NeedBrotli []string `json:"need_brotli,omitempty"`
 }
 
 // FilesMissingResponse lists those of the request otad does not hold for
@@ -71,5 +75,6 @@ type StoredFile struct {
 	Created bool `json:"created"`
 }
 
-// MaxManifestFiles bounds the files of one delta release.
-const MaxManifestFiles = 50000
+// MaxManifestFiles bounds the files of one delta release: as many as a
+// bundle zip may hold entries.
+const MaxManifestFiles = 20000

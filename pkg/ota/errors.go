@@ -36,6 +36,16 @@ const (
 	ErrCodeInternal        = "internal_error"
 	ErrCodeUnavailable     = "unavailable"
 	ErrCodeMethod          = "method_not_allowed"
+	// ErrCodeInvalidManifest: a delta release's manifest breaks the
+	// plugin's rules (paths, index.html) or differs from its zip.
+	ErrCodeInvalidManifest = "invalid_manifest"
+	// ErrCodeMissingFiles: a delta release names files otad does not
+	// hold for the app; upload them (PUT .../files/{sha256}) and retry.
+	ErrCodeMissingFiles = "missing_files"
+	// ErrCodeInvalidFile: an uploaded file form is not what it claims
+	// (a Brotli form that does not decode, ciphertext that is not whole
+	// AES blocks).
+	ErrCodeInvalidFile = "invalid_file"
 )
 
 // APIError is an error answer from otad as the Go client sees it.
