@@ -170,7 +170,7 @@ func bundleZipRun(ctx context.Context, opts *BundleZipOptions) error {
 	}
 	zr := BundleZipResult{Filename: out, Checksum: res.SHA256, Size: res.Size, Files: res.Files}
 	if priv != nil {
-		e, err := encryptZip(out, res.SHA256, priv)
+		e, err := encryptZip(out, res.SHA256, priv, nil)
 		if err != nil {
 			return err
 		}

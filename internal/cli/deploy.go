@@ -282,8 +282,10 @@ type DeployResult struct {
 	// @capawesome/capacitor-live-update, when signed; SignKeyID names the
 	// key (this deploy's; empty when the server kept an earlier one).
 	Signature string            `json:"signature,omitempty"`
-	SignKeyID string            `json:"sign_key_id,omitempty"`
-	Upload    *ota.UploadResult `json:"upload,omitempty"`
+	SignKeyID string `json:"sign_key_id,omitempty"`
+	// Delta is set for a delta release.
+	Delta  *DeltaSummary     `json:"delta,omitempty"`
+	Upload *ota.UploadResult `json:"upload,omitempty"`
 }
 
 // printDeploy reports a deploy (or a dry run) on stdout.
@@ -315,6 +317,11 @@ func printDeploy(f *Factory, r DeployResult) error {
 		fmt.Fprintf(tw, "signed:\tkey %s\n", r.SignKeyID)
 	case r.Signature != "":
 		fmt.Fprintf(tw, "signed:\tby an earlier upload of the same bytes\n")
+	}
+	if d := r.Delta; d != nil && r.DryRun {
+		fmt.Fprintf(tw, "delta:\t%d files\n", d.Files)
+	} else if d != nil {
+		fmt.Fprintf(tw, "delta:\t%d files, %d uploaded (%s), %d already stored\n", d.Files, d.Uploaded, humanBytes(d.UploadedBytes), d.Reused)
 	}
 	if r.Upload != nil {
 		fmt.Fprintf(tw, "previous:\t%s\n", orDash(r.Upload.Previous))

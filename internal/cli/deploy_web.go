@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/otaship/ota/internal/bundle"
 	"github.com/otaship/ota/internal/capacitor"
+	"github.com/otaship/ota/internal/delta"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -38,6 +40,10 @@ type DeployWebOptions struct {
 	// SignKeySet is true when --sign-key was given, even empty ("" turns
 	// a configured key off).
 	SignKeySet bool
+	// Delta uploads a delta release (--delta, else the delta project
+	// setting); DeltaSet is true when the flag was given.
+	Delta    bool
+	DeltaSet bool
 }
 
 // NewCmdDeployWeb builds `otactl deploy web`.
@@ -91,14 +97,25 @@ Devices with that public key refuse unsigned bundles; devices of
 @capgo/capacitor-updater ignore the signature, so one deploy serves both
 plugins. Encrypted bundles are for @capgo/capacitor-updater only: a
 configured sign_key is skipped with --encrypt-key, and the two flags
-cannot be combined.`,
+cannot be combined.
+
+--delta (or "delta: true" in the project's otactl.yaml, or OTACTL_DELTA=1)
+makes the release a delta release: besides the zip, every file of webDir is
+stored on its own under its SHA-256, files of 8 KiB or more Brotli-compressed
+when that is smaller, and devices whose plugin supports it (5.10.0, 6.25.0,
+7.0.38 or later) download only the files they do not already have. Files the
+server holds from earlier releases are not uploaded again. With
+--encrypt-key each file is encrypted with the release's session key, and
+every file is uploaded (the ciphertext differs per release).
+--delta=false turns it off for one deploy. See docs/delta.md.`,
 		Example: `  otactl deploy web
   otactl deploy web 1.2.0 --channel beta --notes "fix login"
   otactl deploy web --skip-build --dry-run
   otactl deploy web --build-cmd "vite build --mode production"
   otactl deploy web 1.3.0 --rollout 10 --min-native 1.4.0
   otactl deploy web --encrypt-key .capgo_key_v2
-  otactl deploy web --sign-key keys/live-update.pem`,
+  otactl deploy web --sign-key keys/live-update.pem
+  otactl deploy web 1.4.0 --delta`,
 		Args: maxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -112,6 +129,7 @@ cannot be combined.`,
 			}
 			opts.EncryptKeySet = cmd.Flags().Changed("encrypt-key")
 			opts.SignKeySet = cmd.Flags().Changed("sign-key")
+			opts.DeltaSet = cmd.Flags().Changed("delta")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -130,6 +148,7 @@ cannot be combined.`,
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "upload even if the bundle needs native plugins the newest APK lacks")
 	cmd.Flags().StringVar(&opts.EncryptKey, "encrypt-key", "", encryptKeyUsage+" (env "+encryptKeyEnv+")")
 	cmd.Flags().StringVar(&opts.SignKey, "sign-key", "", signKeyUsage)
+	cmd.Flags().BoolVar(&opts.Delta, "delta", false, `upload a delta release: devices fetch only the files they lack (default: the "delta" setting)`)
 	return cmd
 }
 
@@ -173,6 +192,10 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 	signer, err := deploySigner(f, opts, cfg.SignKey, priv != nil)
 	if err != nil {
 		return err
+	}
+	useDelta := cfg.Delta
+	if opts.DeltaSet {
+		useDelta = opts.Delta
 	}
 	var client *ota.Client
 	if !opts.DryRun {
@@ -232,9 +255,23 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		Notes: opts.Notes, MinNative: opts.MinNative, MaxNative: opts.MaxNative, Size: z.Size,
 		Rollout: opts.Rollout,
 	}
+	var files []delta.File
+	if useDelta {
+		if files, err = delta.Scan(ctx, webDir); err != nil {
+			return fmt.Errorf("list the files of %s: %w", webDir, err)
+		}
+		r.Delta = &DeltaSummary{Files: len(files)}
+	}
+	var sess *bundle.Session
 	if priv != nil {
 		fmt.Fprintf(f.IO.ErrOut, "==> encrypting for key id %s\n", bundle.KeyID(&priv.PublicKey))
-		e, err := encryptZip(zipPath, z.SHA256, priv)
+		if useDelta {
+			// One session for the release: the zip and every file.
+			if sess, err = bundle.NewSession(priv); err != nil {
+				return err
+			}
+		}
+		e, err := encryptZip(zipPath, z.SHA256, priv, sess)
 		if err != nil {
 			return err
 		}
@@ -260,7 +297,22 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		return err
 	}
 	upload.Native, upload.Forced = native, forced
+	if useDelta {
+		if upload.Manifest, err = uploadDeltaFiles(ctx, f, client, app, files, sess, r.Delta); err != nil {
+			return err
+		}
+	}
 	res, err := uploadFile(ctx, f, client, upload, zipPath)
+	var ae *ota.APIError
+	if useDelta && errors.As(err, &ae) && ae.Code == ota.ErrCodeMissingFiles {
+		// The server forgot files it said it had (it collects unused
+		// ones at start): send what it lacks now, once more.
+		fmt.Fprintln(f.IO.ErrOut, "the server lacks files it had a moment ago; uploading them again")
+		if upload.Manifest, err = uploadDeltaFiles(ctx, f, client, app, files, sess, r.Delta); err != nil {
+			return err
+		}
+		res, err = uploadFile(ctx, f, client, upload, zipPath)
+	}
 	if err != nil {
 		return err
 	}
@@ -293,4 +345,39 @@ func deploySigner(f *Factory, opts *DeployWebOptions, configured string, encrypt
 		return nil, nil
 	}
 	return loadSignKey(f, path)
+}
+
+// DeltaSummary is what deploy web --delta did with the files, in its -o
+// json output.
+type DeltaSummary struct {
+	// Files is the number of files of the release; Uploaded the file forms
+	// sent and UploadedBytes their size; Reused the files the server held.
+	Files         int   `json:"files"`
+	Uploaded      int   `json:"uploaded"`
+	UploadedBytes int64 `json:"uploaded_bytes"`
+	Reused        int   `json:"reused"`
+}
+
+// uploadDeltaFiles stores the files of a delta release the server lacks,
+// with one progress bar on a terminal, and returns the manifest.
+func uploadDeltaFiles(ctx context.Context, f *Factory, client *ota.Client, app string, files []delta.File, sess *bundle.Session, sum *DeltaSummary) ([]ota.ManifestFile, error) {
+	var total int64
+	for _, file := range files {
+		total += file.Size
+	}
+	fmt.Fprintf(f.IO.ErrOut, "==> delta release: uploading what the server lacks of %d files (%s)\n", len(files), humanBytes(total))
+	o := delta.UploadOptions{Client: client, AppID: app, Files: files, Session: sess}
+	if f.IO.IsStderrTTY() {
+		bar := newProgressBar(f, total)
+		bar.Describe("files")
+		o.Progress = func(done, _ int64) { _ = bar.Set64(done) }
+		defer func() { _ = bar.Finish(); fmt.Fprintln(f.IO.ErrOut) }()
+	}
+	up, err := delta.UploadFiles(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("upload the files of the delta release to %s: %w", client.BaseURL, err)
+	}
+	sum.Uploaded, sum.UploadedBytes, sum.Reused = up.Uploaded, up.UploadedBytes, up.Reused
+	fmt.Fprintf(f.IO.ErrOut, "%d file forms uploaded (%s); %d files were on the server already\n", up.Uploaded, humanBytes(up.UploadedBytes), up.Reused)
+	return up.Manifest, nil
 }

@@ -47,9 +47,17 @@ type encryptedFile struct {
 // with the public key alone it must give back the zip whose SHA-256 is
 // plainSHA, and the encrypted checksum must name that SHA-256. A device
 // would otherwise find out, after the release.
-func encryptZip(zipPath, plainSHA string, priv *rsa.PrivateKey) (encryptedFile, error) {
+// sess is the release's session (a delta release encrypts its files
+// with it too); nil makes a fresh one.
+func encryptZip(zipPath, plainSHA string, priv *rsa.PrivateKey, sess *bundle.Session) (encryptedFile, error) {
 	out := zipPath + "_encrypted.zip"
-	enc, err := bundle.EncryptBundle(zipPath, out, priv)
+	var enc bundle.Encrypted
+	var err error
+	if sess == nil {
+		enc, err = bundle.EncryptBundle(zipPath, out, priv)
+	} else {
+		enc, err = sess.EncryptFile(zipPath, out)
+	}
 	if err != nil {
 		return encryptedFile{}, err
 	}

@@ -15,10 +15,12 @@ const rootLong = `otactl builds, uploads, rolls back and inspects Capacitor live
 served by otad.
 
 Settings, highest priority first: flags, OTACTL_* environment variables
-(OTACTL_SERVER, OTACTL_APP_ID, OTACTL_OUTPUT), otactl.yaml beside the
-project's capacitor.config.*, the user config file
-($XDG_CONFIG_HOME/otactl/config.yaml), defaults. OTACTL_TOKEN, when set,
-is used instead of the token stored by "otactl login" (for CI).
+(OTACTL_SERVER, OTACTL_APP_ID, OTACTL_OUTPUT, OTACTL_DELTA), otactl.yaml
+beside the project's capacitor.config.*, the user config file
+($XDG_CONFIG_HOME/otactl/config.yaml), defaults. The keys are server,
+app_id, output and delta ("delta: true" makes deploy web --delta the
+default). OTACTL_TOKEN, when set, is used instead of the token stored by
+"otactl login" (for CI).
 
 Exit codes:
   0  success

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -138,5 +140,49 @@ func TestDeployNativeCheckAndRollout(t *testing.T) {
 	}
 	if r := e.run("", "deploy", "web", "1.2.0", "--skip-build", "--rollout", "101"); r.code != ExitUsage {
 		t.Errorf("--rollout 101: exit %d", r.code)
+	}
+}
+
+// TestStatsFailures: per-file failures of a delta release count against
+// it, and stats --failures names the files.
+func TestStatsFailures(t *testing.T) {
+	e := newTestEnv(t)
+	e.mustRun("deploy", "web", "1.0.0", "--delta")
+	ev := func(device, action, version string) map[string]any {
+		return map[string]any{"platform": "ios", "device_id": device, "app_id": testAppID, "version_build": "1.0.0",
+			"version_name": version, "plugin_version": "8.51.14", "action": action}
+	}
+	body, _ := json.Marshal([]map[string]any{
+		ev("d1", "download_manifest_checksum_fail", "1.0.0:assets/app.js"),
+		ev("d2", "download_manifest_checksum_fail", "1.0.0:assets/app.js"),
+		ev("d2", "download_manifest_file_fail", "1.0.0:index.html"),
+	})
+	resp, err := http.Post(e.srv.URL+"/stats", "application/json", bytes.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("post stats: %v %v", resp, err)
+	}
+	resp.Body.Close()
+
+	r := e.mustRun("stats", "--failures")
+	for _, want := range []string{
+		"1.0.0 ",
+		"download_manifest_checksum_fail=2 download_manifest_file_fail=1",
+		"Failing files of 1.0.0:",
+		"assets/app.js  ",
+		"download_manifest_checksum_fail=2\n",
+		"index.html",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("stats --failures lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(e.mustRun("stats").stdout, "Failing files") {
+		t.Error("stats without --failures lists the files")
+	}
+	r = e.mustRun("stats", "--failures", "-o", "json")
+	var sum ota.StatsSummary
+	if err := json.Unmarshal([]byte(r.stdout), &sum); err != nil || len(sum.Versions) != 1 || len(sum.Versions[0].Files) != 2 ||
+		sum.Versions[0].Files[0].File != "assets/app.js" || sum.Versions[0].Files[0].Devices != 2 {
+		t.Errorf("stats --failures -o json = %s (%v)", r.stdout, err)
 	}
 }

@@ -29,6 +29,9 @@ const (
 	// with for @capawesome/capacitor-live-update (OTACTL_SIGN_KEY). A
 	// relative path in a settings file is relative to that file.
 	KeySignKey = "sign_key"
+	// KeyDelta makes otactl deploy web upload delta releases by default
+	// (a project setting: delta: true in otactl.yaml).
+	KeyDelta = "delta"
 )
 
 // Output formats.
@@ -47,6 +50,8 @@ type Config struct {
 	Output string `mapstructure:"output"`
 	// SignKey is the signing key's path, absolute once loaded; "" for none.
 	SignKey string `mapstructure:"sign_key"`
+	// Delta is the default of otactl deploy web --delta.
+	Delta bool `mapstructure:"delta"`
 
 	// Token is the bearer token for Server: OTACTL_TOKEN when set, else
 	// the one stored by otactl login. Empty when there is none.
@@ -113,7 +118,7 @@ func Load(o LoadOptions) (*Config, error) {
 	}
 	// The environment and flags are applied by hand rather than through
 	// viper's AutomaticEnv/BindPFlag so both can be injected in tests.
-	for _, key := range []string{KeyServer, KeyAppID, KeyOutput} {
+	for _, key := range []string{KeyServer, KeyAppID, KeyOutput, KeyDelta} {
 		if val := o.Getenv("OTACTL_" + strings.ToUpper(key)); val != "" {
 			v.Set(key, val)
 		}

@@ -217,3 +217,35 @@ func TestFindProjectDir(t *testing.T) {
 		t.Errorf("FindProjectDir(outside) = %q, want none", got)
 	}
 }
+
+func TestDeltaSetting(t *testing.T) {
+	for _, tt := range []struct {
+		name, project string
+		env           map[string]string
+		want          bool
+		wantErr       bool
+	}{
+		{"default off", "", nil, false, false},
+		{"project file", "delta: true\n", nil, true, false},
+		{"env beats the file", "delta: true\n", map[string]string{"OTACTL_DELTA": "false"}, false, false},
+		{"env 1", "", map[string]string{"OTACTL_DELTA": "1"}, true, false},
+		{"not a boolean", "", map[string]string{"OTACTL_DELTA": "maybe"}, false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newLayout(t, "", tt.project)
+			for k, v := range tt.env {
+				l.env[k] = v
+			}
+			cfg, err := l.load(nil, "")
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("OTACTL_DELTA=maybe accepted: %+v", cfg)
+				}
+				return
+			}
+			if err != nil || cfg.Delta != tt.want {
+				t.Errorf("delta = %v (%v); want %v", cfg != nil && cfg.Delta, err, tt.want)
+			}
+		})
+	}
+}
