@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/otaship/ota/internal/delta"
+	"github.com/otaship/ota/internal/delta/ingest"
+	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -132,4 +135,67 @@ func TestSeekReaderAt(t *testing.T) {
 			t.Errorf("ReadAt(%d, %d) err = %v, want EOF", tt.off, tt.n, err)
 		}
 	}
+}
+
+// FuzzManifestPart runs an upload's manifest part through what otad does
+// with it before the release (decode, the plugin's rules, resolving the
+// files against what the app holds) and checks what it lets through: one
+// file per target, every name the plugin accepts raw and with ".br", an
+// index.html, and every file resolved to a stored form of its size.
+func FuzzManifestPart(f *testing.F) {
+	a, b := strings.Repeat("a", 64), strings.Repeat("b", 64)
+	for _, s := range []string{
+		`[{"path":"index.html","sha256":"` + a + `","size":3}]`,
+		`[{"path":"index.html","sha256":"` + a + `","size":3},{"path":"x/y.js","sha256":"` + b + `","size":9000}]`,
+		`[{"path":"index.html","sha256":"` + a + `","size":3},{"path":"../x","sha256":"` + b + `","size":1}]`,
+		`[{"path":"INDEX.html","sha256":"` + a + `","size":3},{"path":"index.html","sha256":"` + a + `","size":3}]`,
+		`[{"path":"index.html","sha256":"` + a + `","size":3,"known":true}]`,
+		`[{"path":"d.br","sha256":"` + b + `","size":9000},{"path":"index.html","sha256":"` + a + `","size":3}]`,
+		`null`, `{}`, `[]`, `[{"path":"index.html"}] x`,
+	} {
+		f.Add([]byte(s))
+	}
+	recs := map[string]store.DeltaFile{
+		a: {SHA256: a, Size: 3},
+		b: {SHA256: b, Size: 9000, Br: strings.Repeat("c", 64), BrSize: 100},
+	}
+	f.Fuzz(func(t *testing.T, part []byte) {
+		files, err := decodeManifest(part)
+		if err != nil {
+			return
+		}
+		if delta.CheckManifest(files, false) != nil {
+			return
+		}
+		for i := range files {
+			files[i].Known = false
+		}
+		missing, err := ingest.Resolve(files, recs, false)
+		if err != nil || len(missing) > 0 {
+			return
+		}
+		targets := map[string]bool{}
+		index := false
+		for _, mf := range files {
+			if delta.PluginPathProblem(mf.Path) != "" || delta.PluginPathProblem(mf.Path+".br") != "" {
+				t.Fatalf("%q let through, the plugin refuses it", mf.Path)
+			}
+			low := strings.ToLower(mf.Path)
+			if targets[low] {
+				t.Fatalf("%q let through twice (or in another case)", mf.Path)
+			}
+			targets[low] = true
+			index = index || mf.Path == "index.html"
+			r := recs[mf.SHA256]
+			if mf.Raw != mf.SHA256 || mf.RawSize != r.Size || mf.Size != r.Size || mf.Br != r.Br {
+				t.Fatalf("%q resolved to %+v; the record is %+v", mf.Path, mf, r)
+			}
+			if strings.HasSuffix(mf.Path, ".br") && mf.Br == "" {
+				t.Fatalf("%q let through without its Brotli form", mf.Path)
+			}
+		}
+		if !index {
+			t.Fatal("a manifest without index.html let through")
+		}
+	})
 }

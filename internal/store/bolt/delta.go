@@ -315,7 +315,7 @@ func (s *Store) PruneDeltaFiles(ctx context.Context, before time.Time) (int, err
 }
 
 // namedBlobs adds to out the blobs every manifest of a live bundle of the
-// app names: each file's SHA-256 and its stored forms.
+// app names: each file's stored forms.
 func (a *appTx) namedBlobs(out map[string]bool) error {
 	web, err := a.sub([]byte(ota.KindWeb))
 	if err != nil {
@@ -342,10 +342,15 @@ func (a *appTx) namedBlobs(out map[string]bool) error {
 			return fmt.Errorf("manifest of %q of app %q: %w", k, a.id(), err)
 		}
 		for _, f := range rec.Files {
-			for _, key := range []string{f.SHA256, f.Raw, f.Br} {
-				if key != "" {
-					out[key] = true
-				}
+			// Blob keys only: an encrypted file's SHA256 is that of its
+			// plaintext, which is stored nowhere.
+			raw := f.Raw
+			if raw == "" {
+				raw = f.SHA256
+			}
+			out[raw] = true
+			if f.Br != "" {
+				out[f.Br] = true
 			}
 		}
 		return nil

@@ -240,14 +240,21 @@ func testDeltaReferences(t *testing.T, f *fixture) {
 			t.Fatalf("put delta file: %v", err)
 		}
 	}
+	// An encrypted release names its forms' blobs; its files' SHA-256 are
+	// those of plaintext stored nowhere.
+	enc := []ota.ManifestFile{{Path: "index.html", SHA256: Sum("plain"), Size: 5, Raw: Sum("cipher"), RawSize: 16, Br: Sum("cipher.br"), BrSize: 16, FileHash: "ab"}}
+	f.delta("e", "stable", "1.0.0", enc, 0)
 	refs, err := f.s.ReferencedBlobs(ctx)
 	if err != nil {
 		t.Fatalf("referenced blobs: %v", err)
 	}
-	for _, k := range []string{m1[0].SHA256, m1[0].Br, m1[1].SHA256, m2[1].SHA256, orphan, Sum("orphan.br"), Sum("young"), Sum("a1.0.0"), Sum("a1.1.0")} {
+	for _, k := range []string{m1[0].SHA256, m1[0].Br, m1[1].SHA256, m2[1].SHA256, orphan, Sum("orphan.br"), Sum("young"), Sum("a1.0.0"), Sum("a1.1.0"), Sum("cipher"), Sum("cipher.br")} {
 		if !refs[k] {
 			t.Errorf("blob %s… not referenced", k[:12])
 		}
+	}
+	if refs[Sum("plain")] {
+		t.Error("the plaintext SHA-256 of an encrypted file is listed as a blob: a backup would look for it")
 	}
 
 	// Once 1.0.0 is deleted, its index.html is named by nothing but its
