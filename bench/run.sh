@@ -2,7 +2,7 @@
 # bench/run.sh — run every benchmark comparison of docs/benchmarks.md and
 # print the table: target, measured, reference, ratio, threshold, PASS/MISS.
 #
-#   bench/run.sh [--quick] [--docs] [--phases updates,datasize,zip,upload,download,stats] [--keep]
+#   bench/run.sh [--quick] [--docs] [--phases updates,datasize,zip,upload,download,stats,delta] [--keep]
 #
 #   --quick   one repetition of 2 s load phases, and a 100,000-event store
 #             instead of 1,000,000 (use the full run for the numbers that count)

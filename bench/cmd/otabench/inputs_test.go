@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +85,43 @@ func TestHelpers(t *testing.T) {
 	}
 	if m := median([]time.Duration{4, 1, 3, 2}); m != 2 {
 		t.Errorf("median of four = %v, want the lower middle", m)
+	}
+}
+
+// TestMakeDeltaPair: the two releases differ in one renamed chunk and in
+// index.html, which names that chunk.
+func TestMakeDeltaPair(t *testing.T) {
+	web := t.TempDir()
+	for name, content := range map[string]string{
+		"index.html":                         "<html><head></head></html>",
+		"assets/js/chunk-0000-aaaaaaaa.js":   string(make([]byte, 39_000)),
+		"assets/js/chunk-0001-bbbbbbbb.js":   string(make([]byte, 5_000)),
+		"assets/css/style-0000-cccccccc.css": "body{}",
+	} {
+		p := filepath.Join(web, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := t.TempDir()
+	v1, v2 := filepath.Join(root, "v1", "www"), filepath.Join(root, "v2", "www")
+	c, err := makeDeltaPair(web, v1, v2)
+	if err != nil || c.name != "assets/js/chunk-0000-aaaaaaaa.js" {
+		t.Fatalf("changed %+v, %v", c, err)
+	}
+	if _, err := os.Stat(filepath.Join(v2, "assets/js/chunk-0000-c0ffee42.js")); err != nil {
+		t.Error("v2 lacks the renamed chunk")
+	}
+	if _, err := os.Stat(filepath.Join(v2, "assets/js/chunk-0000-aaaaaaaa.js")); err == nil {
+		t.Error("v2 still has the old chunk")
+	}
+	for dir, want := range map[string]string{v1: "chunk-0000-aaaaaaaa.js", v2: "chunk-0000-c0ffee42.js"} {
+		html, _ := os.ReadFile(filepath.Join(dir, "index.html"))
+		if !strings.Contains(string(html), want) {
+			t.Errorf("%s/index.html = %s; want it to name %s", dir, html, want)
+		}
 	}
 }

@@ -54,7 +54,7 @@ func main() {
 	flag.StringVar(&c.capgo, "capgo", "", "npm project dir with @capgo/cli installed (or a file whose text says why there is none)")
 	flag.StringVar(&c.out, "out", "", "write the results as markdown to this file")
 	flag.BoolVar(&c.quick, "quick", false, "one repetition of shorter load phases")
-	flag.StringVar(&c.phases, "phases", "updates,datasize,zip,upload,download,stats", "comma-separated phases to run")
+	flag.StringVar(&c.phases, "phases", "updates,datasize,zip,upload,download,stats,delta", "comma-separated phases to run")
 	flag.Parse()
 	if c.bin == "" || c.work == "" {
 		fmt.Fprintln(os.Stderr, "otabench: --bin and --work are required; run bench/run.sh")
@@ -129,8 +129,9 @@ func (b *bench) run(ctx context.Context) int {
 		"zip":      b.phaseZip,
 		"upload":   b.phaseUploadDownload,
 		"stats":    b.phaseStats,
+		"delta":    b.phaseDelta,
 	}
-	order := []string{"updates", "datasize", "zip", "upload", "stats"}
+	order := []string{"updates", "datasize", "zip", "upload", "stats", "delta"}
 	want := strings.Split(b.cfg.phases, ",")
 	if slices.Contains(want, "download") && !slices.Contains(want, "upload") {
 		want = append(want, "upload") // download needs the uploaded bundle
