@@ -1,11 +1,14 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otaship/ota/internal/delta"
 	"github.com/otaship/ota/internal/update"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -257,7 +261,65 @@ func TestConformance(t *testing.T) {
 		upToDate(t, f.env.device(http.MethodPost, "/updates", confRequest(nil)))
 	})
 	t.Run("T12 manifest bundle", func(t *testing.T) {
-		t.Skip("manifest (delta) bundles are not supported yet")
+		f := newConfFixture(t)
+		files := map[string]string{
+			"index.html":    "<html>1.0.2</html>",
+			"assets/app.js": strings.Repeat("CapacitorUpdater.notifyAppReady();\n", 400), // stored Brotli-compressed
+		}
+		var manifest []ota.ManifestFile
+		for _, name := range []string{"assets/app.js", "index.html"} {
+			data := []byte(files[name])
+			sum := sha256Hex(data)
+			body, enc := data, "raw"
+			if br, ok, _ := delta.Compress(name, data); ok {
+				body, enc = br, "br"
+			}
+			wantStatus(t, f.env.do(http.MethodPut, "/api/v1/apps/"+testApp+"/files/"+sum+"?encoding="+enc, body), http.StatusCreated, "")
+			manifest = append(manifest, ota.ManifestFile{Path: name, SHA256: sum, Size: int64(len(data))})
+		}
+		m, _ := json.Marshal(manifest)
+		body, ctype := multipartOf(t, formPart{Name: "version", Data: []byte("1.0.2")}, formPart{Name: "channel", Data: []byte("production")},
+			formPart{Name: "manifest", FileName: "manifest.json", Data: m}, formPart{Name: "file", FileName: "b.zip", Data: zipOf(files)})
+		wantStatus(t, f.env.do(http.MethodPost, "/api/v1/apps/"+testApp+"/bundles", body, "Content-Type", ctype), http.StatusCreated, "")
+
+		rec := f.env.device(http.MethodPost, "/updates", confRequest(nil))
+		got := decode[map[string]any](t, rec)
+		for _, k := range []string{"error", "kind", "message"} {
+			if _, ok := got[k]; ok {
+				t.Errorf("a success carries %q: %v", k, got)
+			}
+		}
+		if u, _ := got["url"].(string); got["version"] != "1.0.2" || !strings.HasPrefix(u, testPublic+"/") || !hex64.MatchString(fmt.Sprint(got["checksum"])) || got["session_key"] != "" {
+			t.Fatalf("answer %v; want 1.0.2 with a valid zip url, checksum and an empty session_key", got)
+		}
+		entries, _ := got["manifest"].([]any)
+		if len(entries) != 2 {
+			t.Fatalf("manifest %v; want the 2 files", got["manifest"])
+		}
+		for _, e := range entries {
+			entry := e.(map[string]any)
+			name, hash, dl := entry["file_name"].(string), entry["file_hash"].(string), entry["download_url"].(string)
+			if len(entry) != 3 || !hex64.MatchString(hash) || !strings.HasPrefix(dl, testPublic+"/") {
+				t.Errorf("entry %v", entry)
+				continue
+			}
+			rec := f.env.device(http.MethodGet, strings.TrimPrefix(dl, testPublic), nil)
+			data := rec.Body.Bytes()
+			if strings.HasSuffix(name, ".br") {
+				var err error
+				if data, err = io.ReadAll(delta.NewBrotliReader(bytes.NewReader(data))); err != nil {
+					t.Errorf("%s: not Brotli: %v", name, err)
+				}
+			}
+			if rec.Code != http.StatusOK || sha256Hex(data) != hash || files[strings.TrimSuffix(name, ".br")] != string(data) {
+				t.Errorf("GET %s (%s): status %d, bytes do not hash to file_hash", dl, name, rec.Code)
+			}
+		}
+		// A plugin that cannot read manifests gets the same release as a zip.
+		rec = f.env.device(http.MethodPost, "/updates", confRequest(map[string]any{"plugin_version": "6.24.0"}))
+		if old := decode[map[string]any](t, rec); old["manifest"] != nil || old["version"] != "1.0.2" {
+			t.Errorf("6.24.0 got %v; want the zip only", old)
+		}
 	})
 	t.Run("T13 encrypted bundle", func(t *testing.T) {
 		f := newConfFixture(t)

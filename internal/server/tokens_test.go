@@ -162,6 +162,18 @@ func TestCITokenScope(t *testing.T) {
 		{"list tokens", func() *httptest.ResponseRecorder {
 			return env.do(http.MethodGet, "/api/v1/tokens", nil, "Authorization", "Bearer "+appOnly)
 		}, http.StatusForbidden},
+		{"store a delta file of its app", func() *httptest.ResponseRecorder {
+			return env.do(http.MethodPut, "/api/v1/apps/"+testApp+"/files/"+sha256Hex([]byte("f")), "f", "Authorization", "Bearer "+beta)
+		}, http.StatusCreated},
+		{"ask which files its app lacks", func() *httptest.ResponseRecorder {
+			return env.do(http.MethodPost, "/api/v1/apps/"+testApp+"/files/missing", ota.FilesMissingRequest{SHA256: []string{sha256Hex([]byte("f"))}}, "Authorization", "Bearer "+beta)
+		}, http.StatusOK},
+		{"store a delta file of another app", func() *httptest.ResponseRecorder {
+			return env.do(http.MethodPut, "/api/v1/apps/com.other.app/files/"+sha256Hex([]byte("f")), "f", "Authorization", "Bearer "+appOnly)
+		}, http.StatusForbidden},
+		{"ask about another app's files", func() *httptest.ResponseRecorder {
+			return env.do(http.MethodPost, "/api/v1/apps/com.other.app/files/missing", ota.FilesMissingRequest{}, "Authorization", "Bearer "+appOnly)
+		}, http.StatusForbidden},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
