@@ -92,6 +92,9 @@ type Server struct {
 	testHookAppRead func(appID string)
 	// testDownloadChunk, when set, replaces downloadChunk.
 	testDownloadChunk int64
+	// deltaCache keeps delta releases' prepared answers across the
+	// snapshot rebuilds of their apps.
+	deltaCache update.DeltaCache
 
 	admin *adminState // login limits and upload bookkeeping
 	// health is the per-version device health: failure memory for the
@@ -232,7 +235,7 @@ func (s *Server) fileLink(appID, blob string) downloads.Link { return s.links.Li
 
 // snapshotOptions are the options every snapshot build of the server uses.
 func (s *Server) snapshotOptions() []update.Option {
-	return []update.Option{update.WithFileURLs(s.fileLink)}
+	return []update.Option{update.WithFileURLs(s.fileLink), update.WithDeltaCache(&s.deltaCache)}
 }
 
 // refreshApp reloads one app's device-facing state after a write. It must

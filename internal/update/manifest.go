@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/otaship/ota/internal/download"
@@ -27,11 +28,73 @@ type Option func(*buildOptions)
 
 type buildOptions struct {
 	fileURL FileURLFunc
+	cache   *DeltaCache
 }
 
 // WithFileURLs makes the snapshot offer delta releases with manifests
 // whose download URLs fn builds. Without it they are offered as zips.
 func WithFileURLs(fn FileURLFunc) Option { return func(o *buildOptions) { o.fileURL = fn } }
+
+// WithDeltaCache reuses the manifest answers of releases prepared by
+// earlier builds that used the same cache. A snapshot is rebuilt after
+// every write to its app (a rollback, a policy change, a legacy device's
+// setChannel), and preparing a thousand-file release's answers (encoding
+// and gzipping hundreds of KB twice) costs tens of milliseconds; a
+// release's manifest never changes. Only answers whose links never expire
+// are reused, so the file URLs must then not change for a release either.
+func WithDeltaCache(c *DeltaCache) Option { return func(o *buildOptions) { o.cache = c } }
+
+// DeltaCache holds prepared manifest answers between snapshot builds, per
+// app only those the app's newest view uses. Safe for concurrent use.
+type DeltaCache struct {
+	mu   sync.Mutex
+	apps map[string]map[deltaKey]*deltaAnswers
+}
+
+// deltaKey identifies what a release's answers are built from: the
+// bundle (its bytes and the zip URL), its manifest's length and how many
+// of its files are Known. A manifest changes only when a deleted bundle is
+// published again with the same bytes, which gives the same files.
+type deltaKey struct {
+	version, sha, url string
+	files, known      int
+}
+
+// answers returns the cached answers of key for app, or builds them; used
+// collects what the app's new view uses (answers with expiring file links
+// are never kept).
+func (c *DeltaCache) answers(app string, key deltaKey, used map[deltaKey]*deltaAnswers, build func() *deltaAnswers) *deltaAnswers {
+	var d *deltaAnswers
+	if c != nil {
+		c.mu.Lock()
+		d = c.apps[app][key]
+		c.mu.Unlock()
+	}
+	if d == nil {
+		d = build()
+	}
+	if d != nil && d[PlatformAndroid].renew.IsZero() && d[PlatformIOS].renew.IsZero() {
+		used[key] = d
+	}
+	return d
+}
+
+// keep makes used the app's cached answers, dropping the others.
+func (c *DeltaCache) keep(app string, used map[deltaKey]*deltaAnswers) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.apps == nil {
+		c.apps = map[string]map[deltaKey]*deltaAnswers{}
+	}
+	if len(used) == 0 {
+		delete(c.apps, app)
+		return
+	}
+	c.apps[app] = used
+}
 
 func newBuildOptions(opts []Option) buildOptions {
 	var o buildOptions
@@ -235,11 +298,16 @@ func (a *AppView) FileLink(blob string) download.Link {
 
 // prepareDeltas builds the manifest answers of the view's delta releases
 // (see deltaAnswers) with the links url and the file links give now.
+// Answers whose links never expire come from, and go to, the options'
+// DeltaCache; expiring ones (presigned URLs) are built each time.
 func (a *AppView) prepareDeltas(url URLFunc) {
 	o := a.opts
 	if o.fileURL == nil || len(a.Manifests) == 0 {
+		o.cache.keep(a.App.ID, nil)
 		return
 	}
+	used := map[deltaKey]*deltaAnswers{}
+	defer func() { o.cache.keep(a.App.ID, used) }()
 	a.deltas = make(map[string]*deltaAnswers, len(a.Manifests))
 	for v, files := range a.Manifests {
 		b := a.Bundles[v]
@@ -247,9 +315,24 @@ func (a *AppView) prepareDeltas(url URLFunc) {
 			continue
 		}
 		link := url(b)
-		var sessionKey string
-		zip := zipAnswer(b, link.URL, &sessionKey)
-		if d := newDeltaAnswers(&zip, link.Renew, a.App.ID, files, o.fileURL); d != nil {
+		build := func() *deltaAnswers {
+			var sessionKey string
+			zip := zipAnswer(b, link.URL, &sessionKey)
+			return newDeltaAnswers(&zip, link.Renew, a.App.ID, files, o.fileURL)
+		}
+		var d *deltaAnswers
+		if link.Renew.IsZero() {
+			key := deltaKey{version: v, sha: b.SHA256, url: link.URL, files: len(files)}
+			for i := range files {
+				if files[i].Known {
+					key.known++
+				}
+			}
+			d = o.cache.answers(a.App.ID, key, used, build)
+		} else {
+			d = build()
+		}
+		if d != nil {
 			a.deltas[v] = d
 		}
 	}

@@ -244,13 +244,45 @@ func TestDecideDeltaRenew(t *testing.T) {
 	if d := Decide(snap, &req, ""); !d.URLRenew.Equal(t0.Add(30*time.Minute)) || len(d.Response.Manifest) != 3 {
 		t.Errorf("renew %v, %d files; want the earliest file link's", d.URLRenew, len(d.Response.Manifest))
 	}
-	// Relink signs them again.
-	later := func(app, blob string) download.Link {
-		return download.Link{URL: "https://f2/" + blob, Renew: t0.Add(3 * time.Hour)}
-	}
-	_ = later
+	// Relink prepares them again.
 	re := snap.Relink(zip)
 	if d := Decide(re, &req, ""); !d.URLRenew.Equal(t0.Add(30 * time.Minute)) {
 		t.Errorf("after Relink with the same links: renew %v", d.URLRenew)
+	}
+	// Answers with expiring links are never cached.
+	var c DeltaCache
+	Build(deltaState(), zip, WithFileURLs(file), WithDeltaCache(&c))
+	if len(c.apps[appID]) != 0 {
+		t.Errorf("the cache keeps %d answers with presigned links", len(c.apps[appID]))
+	}
+}
+
+// TestDeltaCache: a rebuild reuses a release's prepared answers instead of
+// encoding them again, and forgets those no channel serves any more.
+func TestDeltaCache(t *testing.T) {
+	var c DeltaCache
+	opts := []Option{WithFileURLs(testFileURL), WithDeltaCache(&c)}
+	body := func(s *Snapshot) []byte {
+		req := baseRequest()
+		return Decide(s, &req, "").Body
+	}
+	s1 := Build(deltaState(), testURL, opts...)
+	s2 := s1.WithApp(appID, deltaState(), testURL, opts...)
+	if b1, b2 := body(s1), body(s2); len(b1) == 0 || &b1[0] != &b2[0] {
+		t.Error("the rebuild encoded the manifest answer again")
+	}
+	// Another manifest for the release (a bundle published again after its
+	// deletion, with other Known files) is built afresh.
+	st := deltaState()
+	st.Manifests[0].Files[0].Known = true
+	s3 := s2.WithApp(appID, st, testURL, opts...)
+	if b2, b3 := body(s2), body(s3); &b2[0] == &b3[0] {
+		t.Error("a changed manifest reused the old answer")
+	}
+	// Once no channel serves a delta release, its answers go.
+	plain := fixtureState()
+	s2.WithApp(appID, plain, testURL, opts...)
+	if len(c.apps[appID]) != 0 {
+		t.Errorf("the cache keeps %d answers of a release no channel serves", len(c.apps[appID]))
 	}
 }
