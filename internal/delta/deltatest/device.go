@@ -293,3 +293,10 @@ func SameTree(a, b string) (string, error) {
 	}
 	return "", nil
 }
+
+func writeFile(p string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(p, b, 0o644)
+}
