@@ -172,7 +172,7 @@ func (b *bench) phaseDelta(ctx context.Context) error {
 		answers[platform] = ans
 		r, err := install(platform, ans, v1, "")
 		name := map[string]string{"android": "Android", "ios": "iOS"}[platform]
-		target := fmt.Sprintf("bytes a %s device on the built-in 1.0.1 downloads for 1.0.2, delta vs zip", name)
+		target := fmt.Sprintf("bytes an %s device on the built-in 1.0.1 downloads for 1.0.2, delta vs zip", name)
 		if err != nil {
 			b.miss(target, "< 1 %", err)
 			continue
