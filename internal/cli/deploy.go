@@ -281,7 +281,7 @@ type DeployResult struct {
 	// Signature is the base64 signature of the zip for
 	// @capawesome/capacitor-live-update, when signed; SignKeyID names the
 	// key (this deploy's; empty when the server kept an earlier one).
-	Signature string            `json:"signature,omitempty"`
+	Signature string `json:"signature,omitempty"`
 	SignKeyID string `json:"sign_key_id,omitempty"`
 	// Delta is set for a delta release.
 	Delta  *DeltaSummary     `json:"delta,omitempty"`
