@@ -109,7 +109,7 @@ func TestCollectBlobsDelta(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs bytes.Buffer
-	collectBlobs(ctx, f.st, f.bl, later, slog.New(slog.NewTextHandler(&logs, nil)))
+	collectBlobs(ctx, f.st, f.bl, later, blobGrace, slog.New(slog.NewTextHandler(&logs, nil)))
 
 	old, live := f.files["1.0.0"], f.files["1.1.0"]
 	gone := []string{old[0].SHA256, old[1].SHA256, old[1].Br} // 1.0.0's index.html and app.js, both forms

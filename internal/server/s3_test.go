@@ -34,7 +34,7 @@ const s3Prefix = "otad/blobs"
 
 // counter counts what a handler writes, per route kind.
 type counter struct {
-	downloadBytes atomic.Int64 // bodies of /api/ota/bundle/…
+	downloadBytes atomic.Int64 // bodies of /api/ota/bundle/… and /api/ota/file/…
 	downloads     atomic.Int64
 	otherBytes    atomic.Int64 // everything else (/updates answers, admin)
 }
@@ -56,7 +56,7 @@ func (w countingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (c *counter) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := &c.otherBytes
-		if strings.HasPrefix(r.URL.Path, "/api/ota/bundle/") {
+		if strings.HasPrefix(r.URL.Path, "/api/ota/bundle/") || strings.HasPrefix(r.URL.Path, "/api/ota/file/") {
 			n = &c.downloadBytes
 			c.downloads.Add(1)
 		}
