@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/internal/webbundle"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -88,40 +91,44 @@ func TestHelpers(t *testing.T) {
 	}
 }
 
-// TestMakeDeltaPair: the two releases differ in one renamed chunk and in
-// index.html, which names that chunk.
+// TestMakeDeltaPair: the two releases differ in one renamed entry chunk
+// and in index.html, which names that chunk.
 func TestMakeDeltaPair(t *testing.T) {
-	web := t.TempDir()
-	for name, content := range map[string]string{
-		"index.html":                         "<html><head></head></html>",
-		"assets/js/chunk-0000-aaaaaaaa.js":   string(make([]byte, 39_000)),
-		"assets/js/chunk-0001-bbbbbbbb.js":   string(make([]byte, 5_000)),
-		"assets/css/style-0000-cccccccc.css": "body{}",
-	} {
-		p := filepath.Join(web, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	web := filepath.Join(t.TempDir(), "web")
+	if _, err := webbundle.Generate(web, webbundle.Options{Seed: 1, Files: 60, Size: 2 << 20}); err != nil {
+		t.Fatal(err)
 	}
 	root := t.TempDir()
 	v1, v2 := filepath.Join(root, "v1", "www"), filepath.Join(root, "v2", "www")
 	c, err := makeDeltaPair(web, v1, v2)
-	if err != nil || c.name != "assets/js/chunk-0000-aaaaaaaa.js" {
-		t.Fatalf("changed %+v, %v", c, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(v2, "assets/js/chunk-0000-c0ffee42.js")); err != nil {
-		t.Error("v2 lacks the renamed chunk")
+	if c.size < 30_000 || c.size > 50_000 {
+		t.Errorf("the changed chunk %s has %d bytes, want about 40 KB", c.name, c.size)
 	}
-	if _, err := os.Stat(filepath.Join(v2, "assets/js/chunk-0000-aaaaaaaa.js")); err == nil {
-		t.Error("v2 still has the old chunk")
+	if _, err := os.Stat(filepath.Join(v1, filepath.FromSlash(c.name))); err == nil {
+		t.Error("v1 has the new chunk")
 	}
-	for dir, want := range map[string]string{v1: "chunk-0000-aaaaaaaa.js", v2: "chunk-0000-c0ffee42.js"} {
-		html, _ := os.ReadFile(filepath.Join(dir, "index.html"))
-		if !strings.Contains(string(html), want) {
-			t.Errorf("%s/index.html = %s; want it to name %s", dir, html, want)
+	html1, _ := os.ReadFile(filepath.Join(v1, "index.html"))
+	html2, _ := os.ReadFile(filepath.Join(v2, "index.html"))
+	if strings.Contains(string(html1), c.name) || !strings.Contains(string(html2), c.name) {
+		t.Errorf("index.html of v2 should name %s, v1's should not", c.name)
+	}
+	var differ []string
+	err = filepath.WalkDir(v2, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
 		}
+		rel, _ := filepath.Rel(v2, p)
+		a, _ := os.ReadFile(filepath.Join(v1, rel))
+		b, _ := os.ReadFile(p)
+		if !bytes.Equal(a, b) {
+			differ = append(differ, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil || len(differ) != 2 {
+		t.Errorf("v2 differs from v1 in %v (%v), want the new chunk and index.html", differ, err)
 	}
 }

@@ -12,12 +12,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/otaship/ota/bench/internal/load"
 	"github.com/otaship/ota/internal/delta/deltatest"
+	"github.com/otaship/ota/internal/webbundle"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -289,74 +289,28 @@ type changedFile struct {
 	size int64
 }
 
-var chunkName = regexp.MustCompile(`^(assets/js/chunk-\d+-)([0-9a-f]{8})(\.js)$`)
-
-// makeDeltaPair copies web into v1 and v2 and makes them two releases of
-// a build: the JS chunk closest to 40 KB gets new content and a new hashed
-// name in v2, and each release's index.html names its chunk (a
-// modulepreload link, as Vite writes).
+// makeDeltaPair copies web, a tree bench/cmd/mkbundle wrote, into v1 and
+// v2 and makes v2 its next release (webbundle.Next): the 40 KiB entry
+// chunk gets new content under a new hashed name and index.html names it,
+// as a rebuild after a one-line fix does.
 func makeDeltaPair(web, v1, v2 string) (changedFile, error) {
-	var best changedFile
-	err := filepath.WalkDir(web, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(web, p)
-		rel = filepath.ToSlash(rel)
-		if !chunkName.MatchString(rel) {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		if best.name == "" || abs(fi.Size()-40_000) < abs(best.size-40_000) {
-			best = changedFile{rel, fi.Size()}
-		}
-		return nil
-	})
-	if err != nil {
-		return best, err
-	}
-	if best.name == "" {
-		return best, fmt.Errorf("no assets/js/chunk-*.js in %s (mkbundle.py's layout)", web)
-	}
 	for _, dir := range []string{v1, v2} {
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			return best, err
+			return changedFile{}, err
 		}
 		if err := os.CopyFS(dir, os.DirFS(web)); err != nil {
-			return best, err
+			return changedFile{}, err
 		}
 	}
-	m := chunkName.FindStringSubmatch(best.name)
-	newName := m[1] + "c0ffee42" + m[3]
-	old, err := os.ReadFile(filepath.Join(v2, filepath.FromSlash(best.name)))
+	_, _, entry, err := webbundle.Next(v2)
 	if err != nil {
-		return best, err
+		return changedFile{}, fmt.Errorf("make the next release of %s (a tree of bench/cmd/mkbundle): %w", web, err)
 	}
-	// A one-line fix: the same size, a few bytes different.
-	fixed := bytes.Clone(old)
-	copy(fixed[len(fixed)/2:], "/*fix*/")
-	if err := os.Remove(filepath.Join(v2, filepath.FromSlash(best.name))); err != nil {
-		return best, err
+	fi, err := os.Stat(filepath.Join(v2, filepath.FromSlash(entry)))
+	if err != nil {
+		return changedFile{}, err
 	}
-	if err := os.WriteFile(filepath.Join(v2, filepath.FromSlash(newName)), fixed, 0o644); err != nil {
-		return best, err
-	}
-	for dir, chunk := range map[string]string{v1: best.name, v2: newName} {
-		p := filepath.Join(dir, "index.html")
-		html, err := os.ReadFile(p)
-		if err != nil {
-			return best, err
-		}
-		link := fmt.Sprintf(`<link rel="modulepreload" href="%s">`, chunk)
-		html = bytes.Replace(html, []byte("</head>"), []byte(link+"</head>"), 1)
-		if err := os.WriteFile(p, html, 0o644); err != nil {
-			return best, err
-		}
-	}
-	return best, nil
+	return changedFile{entry, fi.Size()}, nil
 }
 
 // fillCache puts every file of dir into the device's download cache, as
@@ -382,13 +336,6 @@ func (h hostRewrite) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.URL.Scheme, r.URL.Host, r.Host = "http", h.addr, ""
 	return http.DefaultTransport.RoundTrip(r)
-}
-
-func abs(n int64) int64 {
-	if n < 0 {
-		return -n
-	}
-	return n
 }
 
 func fmtKB(n int64) string { return fmt.Sprintf("%.1f KB", float64(n)/1e3) }
