@@ -2,14 +2,20 @@ package bundle
 
 import (
 	"archive/zip"
+	"bufio"
+	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math"
 	"path"
 	"sort"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // ErrInvalidZip is matched (errors.Is) by every *ValidationError.
@@ -42,6 +48,14 @@ const ratioFloor = 1 << 20
 
 // maxProblems caps the list so a hostile zip cannot make a huge error.
 const maxProblems = 20
+
+// Entry name bounds. Android's and iOS's file systems take 255 bytes per
+// path segment; 1024 for a whole name leaves room for the app's own
+// directory before Android's PATH_MAX of 4096.
+const (
+	MaxNameLen    = 1024
+	MaxSegmentLen = 255
+)
 
 // Limits bound what Validate accepts. Zero fields take the defaults.
 type Limits struct {
@@ -78,10 +92,12 @@ type Report struct {
 
 // Validate decides whether the updater plugin would accept the zip
 // (protocol §5): safe paths, regular files, and an index.html at the root
-// or in exactly one wrapper folder. It reads only the central directory and
-// the local headers, never decompresses, and so cannot be bombed; sizes are
-// the declared ones. The local headers must match the central directory,
-// since Android reads the zip as a stream and iOS by its directory.
+// or in exactly one wrapper folder. The local headers must tell the same
+// story as the central directory (names, methods, flags, CRCs and sizes),
+// since Android reads the zip as a stream and iOS by its directory. Only
+// when the declared sizes are within the limits (so it cannot be bombed)
+// does it decompress every entry, to check the CRC and the real sizes
+// against the declared ones; it never reads more than an entry declares.
 // Problems come back together in a *ValidationError.
 func Validate(r io.ReaderAt, size int64, lim Limits) (Report, error) {
 	lim = lim.withDefaults()
@@ -108,6 +124,9 @@ func Validate(r io.ReaderAt, size int64, lim Limits) (Report, error) {
 	if len(v.problems) == 0 {
 		v.stream(r, zr.File)
 	}
+	if len(v.problems) == 0 {
+		v.contents(r, zr.File)
+	}
 	return v.rep, v.err()
 }
 
@@ -122,6 +141,10 @@ type validator struct {
 	top       []string        // top-level names in order of appearance
 	topSeen   map[string]bool
 	macLitter bool
+	// folded maps each path and parent folder, case-folded and in Unicode
+	// NFC, to its first spelling: iOS's file system does not tell "A.js"
+	// from "a.js", nor composed from decomposed accents.
+	folded map[string]string
 }
 
 func (v *validator) problem(format string, args ...any) {
@@ -173,6 +196,10 @@ func (v *validator) entry(f *zip.File) {
 		return
 	}
 	v.seen[clean] = true
+	if other, clash := v.foldClash(clean); clash {
+		v.problem("entries %q and %q differ only in case or Unicode normalisation: iOS would unpack them as one", other, name)
+		return
+	}
 	if !isDir {
 		if v.files == nil {
 			v.files = map[string]bool{}
@@ -230,13 +257,20 @@ const (
 	localSig      = 0x04034b50
 	descriptorSig = 0x08074b50
 	localLen      = 30
+	zip64ExtraID  = 0x0001
 )
+
+// Flags a streaming reader acts on: encryption (bit 0) and a data
+// descriptor after the data (bit 3).
+const streamFlags = 0x1 | 0x8
 
 // stream reads the local headers front to back, as a streaming reader such
 // as Java's ZipInputStream does, and checks they tell the same story as
 // the central directory: the same entries, in a row from the first byte,
-// under the same names. A zip that says one thing to each kind of reader
-// could otherwise pass this check and unpack differently on a device.
+// under the same names, with the same method, flags, CRC and sizes (in the
+// data descriptor when there is one). A zip that says one thing to each
+// kind of reader could otherwise pass this check and unpack differently
+// on a device.
 func (v *validator) stream(r io.ReaderAt, files []*zip.File) {
 	byData := make(map[int64]*zip.File, len(files))
 	for _, f := range files {
@@ -253,11 +287,15 @@ func (v *validator) stream(r io.ReaderAt, files []*zip.File) {
 		if _, err := r.ReadAt(hdr[:], off); err != nil || binary.LittleEndian.Uint32(hdr[:4]) != localSig {
 			break
 		}
-		flags := binary.LittleEndian.Uint16(hdr[6:])
 		nameLen := int64(binary.LittleEndian.Uint16(hdr[26:]))
 		extraLen := int64(binary.LittleEndian.Uint16(hdr[28:]))
 		name := make([]byte, nameLen)
+		extra := make([]byte, extraLen)
 		if _, err := r.ReadAt(name, off+localLen); err != nil {
+			v.problem("local header at offset %d is cut short", off)
+			return
+		}
+		if _, err := r.ReadAt(extra, off+localLen+nameLen); err != nil {
 			v.problem("local header at offset %d is cut short", off)
 			return
 		}
@@ -271,10 +309,19 @@ func (v *validator) stream(r io.ReaderAt, files []*zip.File) {
 			v.problem("entry %q is called %q in its local header: streaming readers (Android) would see the other name", f.Name, name)
 			return
 		}
+		if why := localDiffers(hdr[:], extra, f); why != "" {
+			v.problem("entry %q: its local header says %s: streaming readers (Android) would unpack other bytes", f.Name, why)
+			return
+		}
 		seen++
 		off = data + int64(f.CompressedSize64)
-		if flags&0x8 != 0 {
-			off += v.descriptorLen(r, off, f)
+		if f.Flags&0x8 != 0 {
+			n, why := v.descriptor(r, off, f)
+			if why != "" {
+				v.problem("entry %q: its data descriptor %s", f.Name, why)
+				return
+			}
+			off += n
 		}
 	}
 	switch {
@@ -285,18 +332,171 @@ func (v *validator) stream(r io.ReaderAt, files []*zip.File) {
 	}
 }
 
-// descriptorLen is the size of the data descriptor at off: an optional
-// signature, the CRC and two sizes of 4 bytes (8 for zip64).
-func (v *validator) descriptorLen(r io.ReaderAt, off int64, f *zip.File) int64 {
-	n := int64(12)
-	if f.CompressedSize64 >= math.MaxUint32 || f.UncompressedSize64 >= math.MaxUint32 {
-		n = 20
+// localDiffers compares a local header (hdr, its extra field) with the
+// central directory's record of the entry, returning what differs or "".
+// With a data descriptor the local CRC and sizes may be zero; the
+// descriptor is compared instead (see descriptor).
+func localDiffers(hdr, extra []byte, f *zip.File) string {
+	flags := binary.LittleEndian.Uint16(hdr[6:])
+	method := binary.LittleEndian.Uint16(hdr[8:])
+	crc := binary.LittleEndian.Uint32(hdr[14:])
+	csize := uint64(binary.LittleEndian.Uint32(hdr[18:]))
+	usize := uint64(binary.LittleEndian.Uint32(hdr[22:]))
+	switch {
+	case method != f.Method:
+		return fmt.Sprintf("compression method %d, the central directory %d", method, f.Method)
+	case flags&streamFlags != f.Flags&streamFlags:
+		return fmt.Sprintf("flags %#04x, the central directory %#04x (encryption or data descriptor)", flags&streamFlags, f.Flags&streamFlags)
 	}
-	var sig [4]byte
-	if _, err := r.ReadAt(sig[:], off); err == nil && binary.LittleEndian.Uint32(sig[:]) == descriptorSig {
-		n += 4
+	if flags&0x8 != 0 && crc == 0 && csize == 0 && usize == 0 {
+		return "" // the values follow the data
 	}
-	return n
+	if csize == math.MaxUint32 || usize == math.MaxUint32 {
+		usize, csize = zip64Sizes(extra, usize, csize)
+	}
+	switch {
+	case crc != f.CRC32:
+		return fmt.Sprintf("CRC %08x, the central directory %08x", crc, f.CRC32)
+	case csize != f.CompressedSize64:
+		return fmt.Sprintf("%d compressed bytes, the central directory %d", csize, f.CompressedSize64)
+	case usize != f.UncompressedSize64:
+		return fmt.Sprintf("%d uncompressed bytes, the central directory %d", usize, f.UncompressedSize64)
+	}
+	return ""
+}
+
+// zip64Sizes reads the sizes a local header left at 0xFFFFFFFF from its
+// zip64 extra field (APPNOTE 4.5.3: uncompressed, then compressed, each
+// only when its header field is 0xFFFFFFFF).
+func zip64Sizes(extra []byte, usize, csize uint64) (uint64, uint64) {
+	for len(extra) >= 4 {
+		id := binary.LittleEndian.Uint16(extra)
+		n := int(binary.LittleEndian.Uint16(extra[2:]))
+		extra = extra[4:]
+		if n > len(extra) {
+			break
+		}
+		field := extra[:n]
+		extra = extra[n:]
+		if id != zip64ExtraID {
+			continue
+		}
+		if usize == math.MaxUint32 && len(field) >= 8 {
+			usize, field = binary.LittleEndian.Uint64(field), field[8:]
+		}
+		if csize == math.MaxUint32 && len(field) >= 8 {
+			csize = binary.LittleEndian.Uint64(field)
+		}
+	}
+	return usize, csize
+}
+
+// descriptor reads the data descriptor at off (an optional signature, the
+// CRC and two sizes of 4 bytes, or 8 for zip64) and returns its length and
+// what in it differs from the central directory, or "".
+func (v *validator) descriptor(r io.ReaderAt, off int64, f *zip.File) (int64, string) {
+	wide := f.CompressedSize64 >= math.MaxUint32 || f.UncompressedSize64 >= math.MaxUint32
+	var buf [24]byte
+	n, _ := r.ReadAt(buf[:], off)
+	b := buf[:n]
+	length := int64(0)
+	if len(b) >= 4 && binary.LittleEndian.Uint32(b) == descriptorSig {
+		b, length = b[4:], 4
+	}
+	var crc uint32
+	var csize, usize uint64
+	switch {
+	case wide && len(b) >= 20:
+		crc, csize, usize = binary.LittleEndian.Uint32(b), binary.LittleEndian.Uint64(b[4:]), binary.LittleEndian.Uint64(b[12:])
+		length += 20
+	case !wide && len(b) >= 12:
+		crc = binary.LittleEndian.Uint32(b)
+		csize, usize = uint64(binary.LittleEndian.Uint32(b[4:])), uint64(binary.LittleEndian.Uint32(b[8:]))
+		length += 12
+	default:
+		return 0, "is cut short"
+	}
+	switch {
+	case crc != f.CRC32:
+		return 0, fmt.Sprintf("says CRC %08x, the central directory %08x", crc, f.CRC32)
+	case csize != f.CompressedSize64 || usize != f.UncompressedSize64:
+		return 0, fmt.Sprintf("says %d/%d bytes, the central directory %d/%d", csize, usize, f.CompressedSize64, f.UncompressedSize64)
+	}
+	return length, ""
+}
+
+// contents decompresses every entry and checks its CRC and real sizes
+// against the declared ones. It reads at most one byte past an entry's
+// declared uncompressed size, and Validate calls it only when the declared
+// sizes are within the limits, so a bomb costs no more than a zip that
+// declares its size honestly.
+func (v *validator) contents(r io.ReaderAt, files []*zip.File) {
+	var (
+		fr  io.ReadCloser
+		buf = make([]byte, 32<<10)
+		src = &countingReader{}
+	)
+	for _, f := range files {
+		off, err := f.DataOffset()
+		if err != nil {
+			v.problem("entry %q: local header is damaged (%v)", f.Name, err)
+			continue
+		}
+		src.reset(io.NewSectionReader(r, off, int64(f.CompressedSize64)))
+		var data io.Reader = src
+		if f.Method == zip.Deflate {
+			if fr == nil {
+				fr = flate.NewReader(src)
+			} else if err := fr.(flate.Resetter).Reset(src, nil); err != nil {
+				v.problem("entry %q: %v", f.Name, err)
+				continue
+			}
+			data = fr
+		}
+		h := crc32.NewIEEE()
+		n, err := io.CopyBuffer(h, io.LimitReader(data, int64(f.UncompressedSize64)+1), buf)
+		switch {
+		case err != nil:
+			v.problem("entry %q: its data cannot be read (%v)", f.Name, err)
+		case uint64(n) != f.UncompressedSize64:
+			v.problem("entry %q unpacks to %d bytes, but declares %d", f.Name, n, f.UncompressedSize64)
+		case uint64(src.n) != f.CompressedSize64:
+			v.problem("entry %q has %d bytes of compressed data, but declares %d", f.Name, src.n, f.CompressedSize64)
+		case h.Sum32() != f.CRC32:
+			v.problem("entry %q has CRC %08x, but declares %08x (damaged or altered)", f.Name, h.Sum32(), f.CRC32)
+		}
+	}
+}
+
+// countingReader counts the bytes read through it. It is an io.ByteReader,
+// so flate takes bytes from it one by one and never reads ahead: n is what
+// the compressed stream really used.
+type countingReader struct {
+	br *bufio.Reader
+	n  int64
+}
+
+func (c *countingReader) reset(r io.Reader) {
+	if c.br == nil {
+		c.br = bufio.NewReaderSize(r, 32<<10)
+	} else {
+		c.br.Reset(r)
+	}
+	c.n = 0
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.br.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.br.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
 }
 
 // conflicts finds a file that another entry uses as a folder ("a" and
@@ -360,24 +560,53 @@ func (v *validator) layout() {
 }
 
 // badName returns why a device would refuse an entry name (protocol §5.2),
-// or "".
+// or why it may fail to write it, or "".
 func badName(name string) string {
 	switch {
 	case name == "":
 		return "empty name"
+	case len(name) > MaxNameLen:
+		return fmt.Sprintf("name is %d bytes long, more than the limit of %d", len(name), MaxNameLen)
+	case !utf8.ValidString(name):
+		return "name is not valid UTF-8"
 	case strings.ContainsRune(name, 0):
 		return "name contains a NUL byte"
 	case strings.ContainsRune(name, '\\'):
 		return "name contains a backslash (devices refuse Windows paths: windows_path_fail)"
 	case strings.HasPrefix(name, "/"):
 		return "absolute path"
+	case len(name) >= 2 && name[1] == ':' && (name[0]|0x20 >= 'a' && name[0]|0x20 <= 'z'):
+		return "name starts with a drive letter (a Windows absolute path)"
 	}
 	for seg := range strings.SplitSeq(name, "/") {
 		if seg == ".." {
 			return "path leaves the bundle folder (..)"
 		}
+		if len(seg) > MaxSegmentLen {
+			return fmt.Sprintf("a path segment is %d bytes long, more than the limit of %d", len(seg), MaxSegmentLen)
+		}
 	}
 	return ""
+}
+
+// foldClash records clean and its parent folders under their folded form
+// and reports the first spelling of one that another entry spelt
+// differently. A folder may repeat under the same spelling ("a/x", "a/y").
+func (v *validator) foldClash(clean string) (other string, clash bool) {
+	if v.folded == nil {
+		v.folded = map[string]string{}
+	}
+	for p := clean; p != "."; p = path.Dir(p) {
+		key := strings.ToLower(norm.NFC.String(p))
+		seen, ok := v.folded[key]
+		switch {
+		case !ok:
+			v.folded[key] = p
+		case seen != p:
+			return seen, true
+		}
+	}
+	return "", false
 }
 
 // unixType returns the file type bits of a Unix mode in the external

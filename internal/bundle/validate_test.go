@@ -3,6 +3,7 @@ package bundle
 import (
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"errors"
 	"hash/crc32"
 	"io"
@@ -253,4 +254,157 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Validate accepted a zip without %s (report %+v)", want, rep)
 		}
 	})
+}
+
+// rawZip builds a zip whose entries carry their CRC and sizes in the local
+// header (no data descriptor), as most zip tools write them, so a test can
+// change one header and not the other.
+func rawZip(t testing.TB, names ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, name := range names {
+		body := []byte("<html></html>" + strings.Repeat(name, 20))
+		var comp bytes.Buffer
+		fw, err := flate.NewWriter(&comp, flate.BestCompression)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(body)
+		fw.Close()
+		fh := &zip.FileHeader{Name: name, Method: zip.Deflate, CRC32: crc32.ChecksumIEEE(body),
+			CompressedSize64: uint64(comp.Len()), UncompressedSize64: uint64(len(body))}
+		fh.SetMode(0o644)
+		w, err := zw.CreateRaw(fh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write(comp.Bytes())
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// headerOf returns the offset of the local ("PK\x03\x04", name at 30) or
+// central ("PK\x01\x02", name at 46) header of the entry called name.
+func headerOf(data []byte, magic string, name string) int {
+	nameAt := 30
+	if magic == "PK\x01\x02" {
+		nameAt = 46
+	}
+	for i := 0; ; {
+		j := bytes.Index(data[i:], []byte(magic))
+		if j < 0 {
+			panic("no header of " + name)
+		}
+		at := i + j
+		if bytes.HasPrefix(data[at+nameAt:], []byte(name)) {
+			return at
+		}
+		i = at + 4
+	}
+}
+
+// patch writes v (little-endian, 2 or 4 bytes) at off in the header of
+// name and returns the changed copy.
+func patch(data []byte, magic, name string, off int, v uint32, size int) []byte {
+	out := bytes.Clone(data)
+	at := headerOf(out, magic, name) + off
+	for k := range size {
+		out[at+k] = byte(v >> (8 * k))
+	}
+	return out
+}
+
+// Local header offsets: flags 6, method 8, CRC 14, compressed size 18,
+// uncompressed size 22. Central: flags 8, method 10, CRC 16, sizes 20, 24.
+const (
+	local, central = "PK\x03\x04", "PK\x01\x02"
+)
+
+// TestValidateHeadersAgree covers zips whose local headers disagree with
+// the central directory, or whose data disagrees with both: Android's
+// streaming reader and a directory reader would unpack different bytes.
+func TestValidateHeadersAgree(t *testing.T) {
+	good := rawZip(t, "index.html", "app.js")
+	crcOf := func(data []byte, magic string) uint32 {
+		at := headerOf(data, magic, "app.js") + map[string]int{local: 14, central: 16}[magic]
+		return uint32(data[at]) | uint32(data[at+1])<<8 | uint32(data[at+2])<<16 | uint32(data[at+3])<<24
+	}
+	// Same wrong CRC in both headers: only reading the data finds it.
+	badCRC := crcOf(good, local) ^ 0xdeadbeef
+	bothCRC := patch(patch(good, local, "app.js", 14, badCRC, 4), central, "app.js", 16, badCRC, 4)
+	// Both headers claim one byte more than the data unpacks to.
+	usize := func(data []byte) uint32 {
+		at := headerOf(data, central, "app.js") + 24
+		return uint32(data[at]) | uint32(data[at+1])<<8 | uint32(data[at+2])<<16 | uint32(data[at+3])<<24
+	}(good)
+	bothSize := patch(patch(good, local, "app.js", 22, usize+1, 4), central, "app.js", 24, usize+1, 4)
+	// A data descriptor (archive/zip's streaming writer) with another CRC.
+	withDesc := craft(t, file("index.html"), file("app.js"))
+	desc := bytes.LastIndex(withDesc[:headerOf(withDesc, central, "index.html")], []byte("PK\x07\x08"))
+	badDesc := bytes.Clone(withDesc)
+	badDesc[desc+4] ^= 0xff
+
+	tests := []struct {
+		name, want string
+		data       []byte
+	}{
+		{"method", "compression method 0", patch(good, local, "app.js", 8, uint32(zip.Store), 2)},
+		{"encryption flag", "flags", patch(good, local, "app.js", 6, 0x1, 2)},
+		{"CRC", "CRC", patch(good, local, "app.js", 14, crcOf(good, local)^1, 4)},
+		{"compressed size", "compressed bytes", patch(good, local, "app.js", 18, 3, 4)},
+		{"uncompressed size", "uncompressed bytes", patch(good, local, "app.js", 22, 3, 4)},
+		{"data descriptor", "data descriptor says CRC", badDesc},
+		{"CRC of the data", "has CRC", bothCRC},
+		{"real size", "unpacks to", bothSize},
+	}
+	if _, err := validate(good, Limits{}); err != nil {
+		t.Fatalf("the unchanged zip is refused: %v", err)
+	}
+	if _, err := validate(withDesc, Limits{}); err != nil {
+		t.Fatalf("the unchanged zip with data descriptors is refused: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := validate(tt.data, Limits{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v; want a problem containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestValidateNames covers names devices may fail to write although they
+// are not zip-slip: case and normalisation clashes, invalid UTF-8, drive
+// letters and overlong names.
+func TestValidateNames(t *testing.T) {
+	tests := []struct {
+		name, want string
+		entries    []zent
+	}{
+		{"case", "differ only in case", []zent{file("index.html"), file("App.js"), file("app.js")}},
+		{"case of a folder", "differ only in case", []zent{file("index.html"), file("Assets/a.js"), file("assets/b.js")}},
+		{"normalisation", "Unicode normalisation", []zent{file("index.html"), file("caf\u00e9.js"), file("cafe\u0301.js")}},
+		{"invalid UTF-8", "not valid UTF-8", []zent{file("index.html"), file("a\xff.js")}},
+		{"drive letter", "drive letter", []zent{file("index.html"), file("C:/Windows/x.js")}},
+		{"drive letter without slash", "drive letter", []zent{file("index.html"), file("c:x.js")}},
+		{"thousands of bytes", "more than the limit of 1024", []zent{file("index.html"), file(strings.Repeat("a/", 1500) + "x.js")}},
+		{"long segment", "segment is 300 bytes", []zent{file("index.html"), file(strings.Repeat("a", 297) + ".js")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := validate(craft(t, tt.entries...), Limits{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Validate() = %v; want a problem containing %q", err, tt.want)
+			}
+		})
+	}
+	// The same folder under one spelling, and names that only look alike.
+	ok := craft(t, file("index.html"), file("a/x.js"), file("a/y.js"), file("ab.js"), file("caf\u00e9.js"), file(strings.Repeat("b", 255)))
+	if _, err := validate(ok, Limits{}); err != nil {
+		t.Errorf("Validate() = %v; want valid", err)
+	}
 }
