@@ -51,6 +51,8 @@ const (
 	keyDownloadBaseURL = "download-base-url"
 	keyPresignTTL      = "presign-ttl"
 	keyDashboard       = "dashboard"
+	keyIPv6Prefix      = "rate-limit-ipv6-prefix"
+	keyWebhookLocal    = "webhook-allow-private"
 )
 
 // Defaults of the settings that have one.
@@ -65,6 +67,9 @@ const (
 	// carrier's NAT puts many phones behind one address, so it is far
 	// above what one device sends (one check per launch or resume).
 	defaultDeviceRate = 20
+	// defaultIPv6Prefix: one subscriber usually gets a /64 and may use
+	// any address in it.
+	defaultIPv6Prefix = 64
 )
 
 // fileKeys are the keys otad.yaml may hold. --config and --addr-file are
@@ -75,6 +80,7 @@ var fileKeys = []string{
 	keyMetricsAddr, keyMetricsToken, keyDeviceRate, keyTLSCert, keyTLSKey, keyDatabaseURL,
 	keyBlobURL, keyS3Endpoint, keyS3Region, keyS3PathStyle, keyDownloadBaseURL, keyPresignTTL,
 	keyDashboard,
+	keyIPv6Prefix, keyWebhookLocal,
 }
 
 // envName is the environment variable of a configuration key.
@@ -128,6 +134,12 @@ type config struct {
 	PresignTTLSet bool
 	// Dashboard serves the dashboard at /ui.
 	Dashboard bool
+	// IPv6Prefix is how many leading bits of an IPv6 address rate limits
+	// count as one client.
+	IPv6Prefix int
+	// WebhookAllowPrivate lets webhooks reach loopback, private and
+	// link-local addresses.
+	WebhookAllowPrivate bool
 }
 
 // minMetricsToken is the shortest accepted --metrics-token: it guards the
@@ -159,6 +171,8 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	v.SetDefault(keyDeviceRate, strconv.Itoa(defaultDeviceRate))
 	v.SetDefault(keyS3PathStyle, "false")
 	v.SetDefault(keyPresignTTL, downloads.DefaultTTL.String())
+	v.SetDefault(keyIPv6Prefix, strconv.Itoa(defaultIPv6Prefix))
+	v.SetDefault(keyWebhookLocal, "false")
 	fileSettings := map[string]any{}
 	v.SetDefault(keyDashboard, "true")
 
@@ -275,6 +289,14 @@ func loadConfig(flags *pflag.FlagSet, getenv func(string) string) (*config, erro
 	c.DeviceRateLimit = rate
 	if c.Dashboard, err = strconv.ParseBool(v.GetString(keyDashboard)); err != nil {
 		errs = append(errs, fmt.Errorf("%s %q: want true or false", keyDashboard, v.GetString(keyDashboard)))
+	}
+	prefix, err := strconv.Atoi(strings.TrimSpace(v.GetString(keyIPv6Prefix)))
+	if err != nil || prefix < 32 || prefix > 128 {
+		errs = append(errs, fmt.Errorf("%s %q: want a prefix length from 32 to 128, e.g. 64 (one subscriber) or 128 (one address)", keyIPv6Prefix, v.GetString(keyIPv6Prefix)))
+	}
+	c.IPv6Prefix = prefix
+	if c.WebhookAllowPrivate, err = strconv.ParseBool(v.GetString(keyWebhookLocal)); err != nil {
+		errs = append(errs, fmt.Errorf("%s %q: want true or false", keyWebhookLocal, v.GetString(keyWebhookLocal)))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("%s and %s go together: set both for HTTPS, or neither for plain HTTP", keyTLSCert, keyTLSKey))

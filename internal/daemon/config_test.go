@@ -61,7 +61,7 @@ trust-proxy: true
 			check: func(t *testing.T, c *config) {
 				want := config{Addr: defaultAddr, DataDir: defaultDataDir, TokenTTL: 12 * time.Hour,
 					MaxUploadBytes: 512 << 20, JWTKeyFile: filepath.Join(defaultDataDir, "jwt.key"),
-					LogLevel: "info", LogFormat: "auto", DeviceRateLimit: defaultDeviceRate, PresignTTL: time.Hour, Dashboard: true}
+					LogLevel: "info", LogFormat: "auto", DeviceRateLimit: defaultDeviceRate, PresignTTL: time.Hour, Dashboard: true, IPv6Prefix: defaultIPv6Prefix}
 				if *c != want {
 					t.Errorf("config = %+v\nwant     %+v", *c, want)
 				}
@@ -345,6 +345,41 @@ presign-ttl: 30m
 			}
 			if strings.Contains(err.Error(), "topsecret") {
 				t.Errorf("error %q repeats a secret", err)
+			}
+		})
+	}
+}
+
+func TestHostileDefaultsConfig(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		env         map[string]string
+		wantPrefix  int
+		wantPrivate bool
+		wantErr     string
+	}{
+		{"defaults", nil, nil, 64, false, ""},
+		{"flags", []string{"--rate-limit-ipv6-prefix", "56", "--webhook-allow-private"}, nil, 56, true, ""},
+		{"environment", nil, map[string]string{"OTAD_RATE_LIMIT_IPV6_PREFIX": "128", "OTAD_WEBHOOK_ALLOW_PRIVATE": "true"}, 128, true, ""},
+		{"prefix too short", []string{"--rate-limit-ipv6-prefix", "16"}, nil, 0, false, "from 32 to 128"},
+		{"prefix not a number", nil, map[string]string{"OTAD_RATE_LIMIT_IPV6_PREFIX": "/64"}, 0, false, "from 32 to 128"},
+		{"private not a boolean", nil, map[string]string{"OTAD_WEBHOOK_ALLOW_PRIVATE": "sometimes"}, 0, false, "want true or false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(parseServeFlags(t, tt.args...).Flags(), mapEnv(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one saying %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.IPv6Prefix != tt.wantPrefix || c.WebhookAllowPrivate != tt.wantPrivate {
+				t.Errorf("IPv6Prefix %d, WebhookAllowPrivate %v; want %d, %v", c.IPv6Prefix, c.WebhookAllowPrivate, tt.wantPrefix, tt.wantPrivate)
 			}
 		})
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/store/postgres"
 	"github.com/otaship/ota/internal/version"
+	"github.com/otaship/ota/internal/webhook"
 )
 
 // Timeouts of the HTTP server. There is no read or write timeout on whole
@@ -96,6 +97,8 @@ and the signing key. Move an existing data dir there with otad migrate.`,
 	f.String(keyTLSCert, "", "PEM certificate (chain) file; with --tls-key otad serves HTTPS itself, and picks up files renewed in place within 10 s ($OTAD_TLS_CERT)")
 	f.String(keyTLSKey, "", "PEM private key file of --tls-cert ($OTAD_TLS_KEY)")
 	f.Bool(keyDashboard, true, "serve the dashboard at /ui, for the same users as the admin API ($OTAD_DASHBOARD)")
+	f.Int(keyIPv6Prefix, defaultIPv6Prefix, "leading bits of an IPv6 address that login and device rate limits count as one client: 64 is one subscriber, 128 one address ($OTAD_RATE_LIMIT_IPV6_PREFIX)")
+	f.Bool(keyWebhookLocal, false, "let webhooks reach loopback, private and link-local addresses (refused by default, when added and at every delivery) ($OTAD_WEBHOOK_ALLOW_PRIVATE)")
 	f.String(keyAddrFile, "", "write the bound address to this file once listening, for --addr 127.0.0.1:0 ($OTAD_ADDR_FILE)")
 	f.String(keyBlobURL, "", "keep bundles in this bucket of S3-compatible storage, s3://BUCKET/PREFIX, instead of <data-dir>/blobs; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws/credentials ($OTAD_BLOB_URL)")
 	f.String(keyS3Endpoint, "", "S3 server's full URL, e.g. http://127.0.0.1:9000 (default AWS) ($OTAD_S3_ENDPOINT)")
@@ -179,8 +182,10 @@ func serve(ctx context.Context, e *env, cfg *config) error {
 		TrustProxy:      cfg.TrustProxy,
 		MetricsToken:    cfg.MetricsToken,
 		DeviceRateLimit: cfg.DeviceRateLimit,
+		IPv6Prefix:      cfg.IPv6Prefix,
 		BcryptCost:      cost,
 		Downloads:       links,
+		Webhooks:        webhook.Options{AllowPrivate: cfg.WebhookAllowPrivate},
 	}, st, blobs, issuer, log)
 	if err != nil {
 		return fmt.Errorf("start server: %w", err)

@@ -1,6 +1,8 @@
 // Package ratelimit is a keyed token-bucket limiter (per client address,
 // per user name) with bounded memory: it keeps at most a fixed number of
-// keys and drops the least recently used ones first.
+// keys and drops the least recently used ones first. Login is the policy
+// of login attempts built on it, and ClientKey the key of a client
+// address (an IPv6 client by its /64).
 //
 // An Allow for a key already seen does not allocate, since it sits on the
 // device hot path.
@@ -100,6 +102,17 @@ func (l *Limiter) enabled() bool {
 // returns false and how long until a token is available, rounded up to
 // whole seconds and at least one second, ready for a Retry-After header.
 func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
+	return l.allow(key, nil)
+}
+
+// AllowBytes is Allow for a key held in bytes (a client key built on the
+// stack, see ClientKey): it allocates only for a key not seen before.
+func (l *Limiter) AllowBytes(key []byte) (ok bool, retryAfter time.Duration) {
+	return l.allow("", key)
+}
+
+// allow is Allow of key, or of kb when it is not nil.
+func (l *Limiter) allow(key string, kb []byte) (ok bool, retryAfter time.Duration) {
 	if !l.enabled() {
 		return true, 0
 	}
@@ -108,8 +121,16 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 
-	e := l.entries[key]
+	var e *entry
+	if kb != nil {
+		e = l.entries[string(kb)]
+	} else {
+		e = l.entries[key]
+	}
 	if e == nil {
+		if kb != nil {
+			key = string(kb)
+		}
 		e = l.add(key, now)
 	} else {
 		elapsed := now.Sub(e.last)
@@ -133,6 +154,19 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 		return false, maxRetryAfter
 	}
 	return false, time.Duration(wait) * time.Second
+}
+
+// Refund gives back a token Allow took from key (up to the burst): for
+// attempts that turned out not to count, such as a correct password.
+func (l *Limiter) Refund(key string) {
+	if !l.enabled() {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e := l.entries[key]; e != nil {
+		e.tokens = math.Min(l.burst, e.tokens+1)
+	}
 }
 
 // Len returns the number of keys currently kept.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -113,10 +114,15 @@ func (s *Server) withURL(ch ota.Channel) ota.Channel {
 	return ch
 }
 
+// handleListApps lists the apps; a CI token limited to one app sees that
+// one only.
 func (s *Server) handleListApps(c echo.Context) error {
 	apps, err := s.store.ListApps(c.Request().Context())
 	if err != nil {
 		return err
+	}
+	if t := ciToken(c); t != nil && t.AppID != "" {
+		apps = slices.DeleteFunc(apps, func(a ota.App) bool { return a.ID != t.AppID })
 	}
 	if apps == nil {
 		apps = []ota.App{}
@@ -180,6 +186,13 @@ func (s *Server) handlePatchChannel(c echo.Context) error {
 	var p ota.ChannelPolicyPatch
 	if err := s.decodeJSON(c, &p, 0, false); err != nil {
 		return err
+	}
+	// Which channel is the default decides what every device without a
+	// channel of its own gets: an app-wide change.
+	if p.Default != nil {
+		if err := requireAppWide(c, app, "change the default channel"); err != nil {
+			return err
+		}
 	}
 	if p == (ota.ChannelPolicyPatch{}) {
 		return badRequest("the patch changes nothing; send at least one policy field, e.g. {\"ios\":false}")
@@ -369,6 +382,9 @@ func (s *Server) handleHistory(c echo.Context) error {
 			return err
 		}
 		q.AppID = app
+	} else if t := ciToken(c); t != nil && t.AppID != "" {
+		// Every app's history, as far as the token may read: its app.
+		q.AppID = t.AppID
 	}
 	if ch := c.QueryParam("channel"); ch != "" {
 		if err := checkChannel(ch); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/otaship/ota/internal/auth"
 	"github.com/otaship/ota/internal/blob"
 	"github.com/otaship/ota/internal/capawesome"
+	"github.com/otaship/ota/internal/ratelimit"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
@@ -113,32 +114,71 @@ func addUsers(t *testing.T, env *testEnv, n int) {
 }
 
 func TestLoginRateLimit(t *testing.T) {
-	t.Run("per user across addresses", func(t *testing.T) {
+	t.Run("per user and address", func(t *testing.T) {
 		env := newTestEnv(t)
-		for i := range loginUserBurst {
-			rec := login(env, "/api/auth/login", "admin", "wrong", fmt.Sprintf("192.0.2.%d:1", i+1))
+		for range ratelimit.LoginPairBurst {
+			rec := login(env, "/api/auth/login", "admin", "wrong", "192.0.2.1:1")
 			wantStatus(t, rec, 401, ota.ErrCodeUnauthorized)
 		}
-		rec := login(env, "/api/auth/login", "admin", "correct horse", "192.0.2.200:1")
+		rec := login(env, "/api/auth/login", "admin", "correct horse", "192.0.2.1:2")
 		wantStatus(t, rec, 429, ota.ErrCodeTooManyRequests)
 		if ra := rec.Header().Get("Retry-After"); ra == "" || ra == "0" {
 			t.Errorf("Retry-After = %q, want a positive number of seconds", ra)
 		}
+		// The user is not locked out from elsewhere.
+		wantStatus(t, login(env, "/api/auth/login", "admin", "correct horse", "198.51.100.1:1"), 200, "")
+	})
+	t.Run("one other address cannot keep a user locked", func(t *testing.T) {
+		env := newTestEnv(t)
+		// Six wrong attempts, then one every 12 s for ten minutes, from
+		// one address: the user's own logins keep working.
+		for i := range 6 + 50 {
+			if i >= 6 {
+				env.clock.Advance(12 * time.Second)
+			}
+			login(env, "/api/auth/login", "admin", "wrong", "203.0.113.66:1")
+			if i%10 == 5 {
+				wantStatus(t, login(env, "/api/auth/login", "admin", "correct horse", fmt.Sprintf("198.51.100.%d:1", i)), 200, "")
+			}
+		}
+	})
+	t.Run("per user across addresses", func(t *testing.T) {
+		env := newTestEnv(t)
+		// The admin logged in from home once.
+		wantStatus(t, login(env, "/api/auth/login", "admin", "correct horse", "198.51.100.7:1"), 200, "")
+		for i := range ratelimit.LoginUserBurst {
+			rec := login(env, "/api/auth/login", "admin", "wrong", fmt.Sprintf("10.%d.%d.1:1", i/200, i%200))
+			wantStatus(t, rec, 401, ota.ErrCodeUnauthorized)
+		}
+		// Distributed guessing hits the ceiling: a new address is refused...
+		wantStatus(t, login(env, "/api/auth/login", "admin", "correct horse", "192.0.2.200:1"), 429, ota.ErrCodeTooManyRequests)
+		// ...but not the address the admin logged in from before.
+		wantStatus(t, login(env, "/api/auth/login", "admin", "correct horse", "198.51.100.7:1"), 200, "")
 	})
 	t.Run("per address across users", func(t *testing.T) {
 		env := newTestEnv(t)
-		addUsers(t, env, loginIPBurst)
-		for i := range loginIPBurst {
+		addUsers(t, env, ratelimit.LoginAddressBurst)
+		for i := range ratelimit.LoginAddressBurst {
 			rec := login(env, "/api/auth/login", fmt.Sprintf("user%d", i), "wrong", "192.0.2.7:1")
 			wantStatus(t, rec, 401, ota.ErrCodeUnauthorized)
 		}
 		rec := login(env, "/api/auth/login", "admin", "correct horse", "192.0.2.7:2")
 		wantStatus(t, rec, 429, ota.ErrCodeTooManyRequests)
 	})
+	t.Run("an IPv6 /64 is one address", func(t *testing.T) {
+		env := newTestEnv(t)
+		addUsers(t, env, ratelimit.LoginAddressBurst)
+		for i := range ratelimit.LoginAddressBurst {
+			rec := login(env, "/api/auth/login", fmt.Sprintf("user%d", i), "wrong", fmt.Sprintf("[2001:db8:1:2::%x]:1", i+1))
+			wantStatus(t, rec, 401, ota.ErrCodeUnauthorized)
+		}
+		wantStatus(t, login(env, "/api/auth/login", "admin", "correct horse", "[2001:db8:1:2:ffff::1]:1"), 429, ota.ErrCodeTooManyRequests)
+		wantStatus(t, login(env, "/api/auth/login", "admin", "correct horse", "[2001:db8:1:3::1]:1"), 200, "")
+	})
 	t.Run("forwarded-for is ignored without a trusted proxy", func(t *testing.T) {
 		env := newTestEnv(t)
-		addUsers(t, env, loginIPBurst)
-		for i := range loginIPBurst {
+		addUsers(t, env, ratelimit.LoginAddressBurst)
+		for i := range ratelimit.LoginAddressBurst {
 			login(env, "/api/auth/login", fmt.Sprintf("user%d", i), "wrong", "192.0.2.8:1",
 				"X-Forwarded-For", fmt.Sprintf("10.0.0.%d", i))
 		}
@@ -147,14 +187,31 @@ func TestLoginRateLimit(t *testing.T) {
 	})
 	t.Run("forwarded-for counts behind a trusted proxy", func(t *testing.T) {
 		env := newTestEnv(t, func(c *Config) { c.TrustProxy = true })
-		addUsers(t, env, loginIPBurst)
-		for i := range loginIPBurst {
+		addUsers(t, env, ratelimit.LoginAddressBurst)
+		for i := range ratelimit.LoginAddressBurst {
 			login(env, "/api/auth/login", fmt.Sprintf("user%d", i), "wrong", "192.0.2.9:1",
 				"X-Forwarded-For", "10.0.0.1")
 		}
 		rec := login(env, "/api/auth/login", "admin", "correct horse", "192.0.2.9:1", "X-Forwarded-For", "10.0.0.2")
 		wantStatus(t, rec, 200, "")
 	})
+}
+
+// A user name that does not exist may be a password typed into the name
+// field: the log names it by a keyed hash only.
+func TestLoginLogsNoUnknownName(t *testing.T) {
+	env := newTestEnv(t)
+	const typed = "hunter2-typed-as-name"
+	for range ratelimit.LoginPairBurst + 1 {
+		login(env, "/api/auth/login", typed, "x", "192.0.2.50:1")
+	}
+	logs := env.logs.String()
+	if strings.Contains(logs, typed) {
+		t.Errorf("the log names the unknown user:\n%s", grepLines(logs, "login"))
+	}
+	if !strings.Contains(logs, "user_hash=") || !strings.Contains(logs, "login rate limited") {
+		t.Errorf("no user_hash in the failed and rate-limited login lines:\n%s", grepLines(logs, "login"))
+	}
 }
 
 // protectedRoute is one admin route with parameters filled in.
@@ -521,6 +578,10 @@ func TestDownload(t *testing.T) {
 	t.Run("legacy alias with dashes", func(t *testing.T) {
 		c2 := zipOf(map[string]string{"index.html": "rc"})
 		env.publish(testApp, "pre-release", "2.0.0-rc-1", c2)
+		// A private channel's releases have no guessable alias...
+		wantStatus(t, get(http.MethodGet, "/api/ota/bundle/pre-release-2.0.0-rc-1.zip"), 404, ota.ErrCodeBundleNotFound)
+		// ...one that devices may choose has.
+		env.patch(testApp, "pre-release", ota.ChannelPolicyPatch{AllowSelfSet: ptrTo(true)})
 		rec := get(http.MethodGet, "/api/ota/bundle/pre-release-2.0.0-rc-1.zip")
 		wantStatus(t, rec, 200, "")
 		if !bytes.Equal(rec.Body.Bytes(), c2) {

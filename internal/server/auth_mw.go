@@ -1,6 +1,10 @@
 package server
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"math"
 	"net"
@@ -17,16 +21,9 @@ import (
 	"github.com/otaship/ota/pkg/ota"
 )
 
-// Login attempts allowed per client address and per user name: a burst,
-// then a steady rate. Both are far above what a person or a deploy script
-// needs and far below what guessing passwords needs.
-const (
-	loginIPBurst   = 10
-	loginIPRate    = 1.0 / 6 // per second: 10 a minute
-	loginUserBurst = 5
-	loginUserRate  = 1.0 / 12 // per second: 5 a minute
-	maxLoginBody   = 4 << 10
-)
+// maxLoginBody bounds a login request. The attempts allowed are
+// ratelimit.Login's (per address, per user and address, per user).
+const maxLoginBody = 4 << 10
 
 // Keys of values requireAuth stores in the echo context.
 const (
@@ -36,8 +33,12 @@ const (
 
 // adminState is what the admin handlers keep between requests.
 type adminState struct {
-	loginByIP   *ratelimit.Limiter
-	loginByUser *ratelimit.Limiter
+	login ratelimit.LoginGuard
+	// logKey keys the hashes by which logs name user names that may not
+	// exist (a password typed into the name field must not reach a log,
+	// nor a hash of it that could be guessed offline). It is random per
+	// process, so the same name matches within one run's logs only.
+	logKey []byte
 	// unknownUser makes a login for a missing user cost a bcrypt check.
 	unknownUser *auth.UnknownUser
 	// blobMu orders "delete the bytes of a rejected upload" (write lock)
@@ -52,12 +53,20 @@ type adminState struct {
 	uploads int
 }
 
-func newAdminState(now func() time.Time, bcryptCost int) *adminState {
-	return &adminState{
-		unknownUser: auth.NewUnknownUser(bcryptCost),
-		loginByIP:   ratelimit.New(loginIPRate, loginIPBurst, ratelimit.WithClock(now)),
-		loginByUser: ratelimit.New(loginUserRate, loginUserBurst, ratelimit.WithClock(now)),
+func newAdminState(now func() time.Time, bcryptCost int, login ratelimit.LoginGuard) *adminState {
+	if login == nil {
+		login = ratelimit.NewLogin(now)
 	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // never fails (crypto/rand)
+	return &adminState{unknownUser: auth.NewUnknownUser(bcryptCost), login: login, logKey: key}
+}
+
+// userHash names a user name in the log without revealing it.
+func (a *adminState) userHash(name string) string {
+	m := hmac.New(sha256.New, a.logKey)
+	m.Write([]byte(name))
+	return hex.EncodeToString(m.Sum(nil)[:8])
 }
 
 // unauthorized is the one answer to every authentication failure; the
@@ -131,7 +140,14 @@ func actor(c echo.Context) string {
 	return name
 }
 
-// clientIP is the address rate limits are keyed by. Headers such as
+// clientKey appends the key rate limits count the request's client by to
+// dst: its address, an IPv6 one cut to its /64 (Config.IPv6Prefix). See
+// ratelimit.ClientKey.
+func (s *Server) clientKey(dst []byte, c echo.Context) []byte {
+	return ratelimit.ClientKey(dst, s.clientIP(c), s.cfg.IPv6Prefix)
+}
+
+// clientIP is the client's address, for logs and rate limits. Headers such as
 // X-Forwarded-For are set by the client unless a proxy overwrites them, so
 // they count only when the operator says a proxy does (TrustProxy).
 func (s *Server) clientIP(c echo.Context) string {
@@ -154,11 +170,15 @@ func tooManyRequests(retry time.Duration) error {
 	return e
 }
 
-// handleLogin exchanges a user name and password for a bearer token.
+// handleLogin exchanges a user name and password for a bearer token. A
+// user name that may not exist (a password typed into the name field) is
+// logged only as a keyed hash.
 func (s *Server) handleLogin(c echo.Context) error {
 	setAdminHeaders(c)
 	ip := s.clientIP(c)
-	if ok, retry := s.admin.loginByIP.Allow(ip); !ok {
+	var kb [40]byte
+	addr := string(s.clientKey(kb[:0], c))
+	if ok, retry := s.admin.login.AllowAddress(addr); !ok {
 		s.reqLog(c).Warn("login rate limited", "by", "address", "address", ip)
 		return tooManyRequests(retry)
 	}
@@ -172,8 +192,8 @@ func (s *Server) handleLogin(c echo.Context) error {
 	if len(req.Username) > 128 || len(req.Password) > 1024 {
 		return badRequest("username or password is too long")
 	}
-	if ok, retry := s.admin.loginByUser.Allow(req.Username); !ok {
-		s.reqLog(c).Warn("login rate limited", "by", "user", "user", req.Username, "address", ip)
+	if ok, retry, by := s.admin.login.AllowUser(req.Username, addr); !ok {
+		s.reqLog(c).Warn("login rate limited", "by", by, "user_hash", s.admin.userHash(req.Username), "address", ip)
 		return tooManyRequests(retry)
 	}
 	const badCreds = "wrong user name or password"
@@ -183,15 +203,18 @@ func (s *Server) handleLogin(c echo.Context) error {
 		// Spend the same time as a wrong password, so answers do not tell
 		// which user names exist.
 		s.admin.unknownUser.Check(req.Password)
-		s.reqLog(c).Info("login failed", "reason", "unknown user", "user", req.Username, "address", ip)
+		s.admin.login.Done(req.Username, addr, false)
+		s.reqLog(c).Info("login failed", "reason", "unknown user", "user_hash", s.admin.userHash(req.Username), "address", ip)
 		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
 	case err != nil:
 		return err
 	}
 	if !auth.CheckPassword(u.PasswordHash, req.Password) {
-		s.reqLog(c).Info("login failed", "reason", "wrong password", "user", req.Username, "address", ip)
+		s.admin.login.Done(req.Username, addr, false)
+		s.reqLog(c).Info("login failed", "reason", "wrong password", "user", u.Name, "address", ip)
 		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
 	}
+	s.admin.login.Done(req.Username, addr, true)
 	tok, exp, err := s.tokens.Issue(u.Name, u.TokenGeneration)
 	if err != nil {
 		return err

@@ -48,7 +48,8 @@ func (s *Server) limitDevices(l *ratelimit.Limiter) echo.MiddlewareFunc {
 			return next
 		}
 		return func(c echo.Context) error {
-			if ok, retry := l.Allow(s.clientIP(c)); !ok {
+			var kb [40]byte // the key stays on the stack
+			if ok, retry := l.AllowBytes(s.clientKey(kb[:0], c)); !ok {
 				return deviceTooManyRequests(retry)
 			}
 			return next(c)

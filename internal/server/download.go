@@ -172,8 +172,9 @@ func contentKey(key string) (sha, ext string, ok bool) {
 }
 
 // resolveLegacyKey finds the bundle the old worker stored as
-// "<channel>-<version>.zip": a release of that channel of the default app.
-// Channel and version may both contain '-', so every split is tried.
+// "<channel>-<version>.zip": a release of that channel of the default app,
+// when devices may see that channel (public or self-settable). Channel and
+// version may both contain '-', so every split is tried.
 func (s *Server) resolveLegacyKey(ctx context.Context, key string) (ota.Bundle, error) {
 	app := s.cfg.DefaultApp
 	name, ok := strings.CutSuffix(key, ".zip")
@@ -196,6 +197,12 @@ func (s *Server) resolveLegacyKey(ctx context.Context, key string) (ota.Bundle, 
 		}
 		if err != nil {
 			return ota.Bundle{}, err
+		}
+		// Only channels a device may choose (the public default and
+		// self-settable ones): the name is guessable, unlike a content
+		// address, so a private channel's bundles stay unlisted.
+		if !ch.Public && !ch.Policy.AllowSelfSet {
+			continue
 		}
 		if !hasRelease(ch, version) {
 			continue

@@ -604,3 +604,111 @@ func FuzzEventCounter(f *testing.F) {
 		}
 	})
 }
+
+// 300 addresses of one IPv6 /64 are one client: choosing a new address
+// inside one's /64 is free.
+func TestDeviceRateLimitIPv6(t *testing.T) {
+	update := mustMarshal(t, confRequest(nil))
+	for _, tt := range []struct {
+		name      string
+		prefix    int
+		wantAllow int
+	}{
+		{"a /64 is one client", 0, 5},
+		{"configured per address", 128, 300},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnv(t, func(c *Config) { c.DeviceRateLimit = 1; c.IPv6Prefix = tt.prefix }) // burst 5
+			allowed := 0
+			for i := range 300 {
+				rec := env.deviceFrom(fmt.Sprintf("[2001:db8:42:7:%x:%x::1]:443", i/256, i%256+1), http.MethodPost, "/updates", update)
+				if rec.Code == http.StatusOK {
+					allowed++
+				}
+			}
+			if allowed != tt.wantAllow {
+				t.Errorf("%d of 300 update checks from one /64 answered, want %d", allowed, tt.wantAllow)
+			}
+			if rec := env.deviceFrom("[2001:db8:42:8::1]:443", http.MethodPost, "/updates", update); rec.Code != http.StatusOK {
+				t.Errorf("another /64: status %d, want 200", rec.Code)
+			}
+		})
+	}
+}
+
+// Webhooks cannot reach loopback, link-local or private addresses unless
+// the operator allows them, and the test call's answer does not tell an
+// open port from a closed one.
+func TestWebhookTargetsHostile(t *testing.T) {
+	env := newTestEnv(t)
+	for _, url := range []string{
+		"http://127.0.0.1:22/", "http://[::1]:6379/", "http://localhost:9200/x", "http://169.254.169.254/latest/meta-data/",
+		"http://10.0.0.1/", "http://192.168.1.1/admin", "http://[fe80::1]/", "http://0.0.0.0:8080/",
+	} {
+		rec := env.do(http.MethodPost, "/api/v1/webhooks", ota.WebhookRequest{URL: url})
+		wantStatus(t, rec, http.StatusBadRequest, ota.ErrCodeBadRequest)
+		if !strings.Contains(rec.Body.String(), "--webhook-allow-private") {
+			t.Errorf("refusal of %s does not say how to allow it: %s", url, rec.Body)
+		}
+	}
+
+	allowed := newTestEnv(t, func(c *Config) { c.Webhooks.AllowPrivate = true })
+	t.Cleanup(allowed.srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + ln.Addr().String() + "/"
+	ln.Close()
+	hook := decode[ota.WebhookCreated](t, allowed.do(http.MethodPost, "/api/v1/webhooks", ota.WebhookRequest{URL: closedURL}))
+	rec := allowed.do(http.MethodPost, "/api/v1/webhooks/"+hook.ID+"/test", nil)
+	wantStatus(t, rec, http.StatusOK, "")
+	d := decode[ota.WebhookDelivery](t, rec)
+	if d.OK || d.Error == "" {
+		t.Fatalf("delivery to a closed port = %+v, want a failure", d)
+	}
+	for _, leak := range []string{"refused", "reset", "127.0.0.1", "dial", "timeout"} {
+		if strings.Contains(strings.ToLower(d.Error), leak) {
+			t.Errorf("the test call's answer %q says %q about the port", d.Error, leak)
+		}
+	}
+}
+
+// Upload errors name what went wrong, never the server's files.
+func TestUploadErrorsHostile(t *testing.T) {
+	env := newTestEnv(t)
+	path := "/api/v1/apps/" + testApp + "/bundles"
+	body, ct := multipartOf(t,
+		formPart{Name: "version", Data: []byte("1.0.0")},
+		formPart{Name: "file", FileName: "bundle.zip", Data: zipOf(map[string]string{"index.html": strings.Repeat("x", 64<<10)})})
+	tests := []struct {
+		name   string
+		body   []byte
+		fields []string
+		want   string
+	}{
+		{"truncated upload", body[:len(body)/2], nil, "ended before the form was complete"},
+		{"min_native above max_native", nil, []string{"version", "1.0.1", "min_native", "2.0.0", "max_native", "1.9"}, "above max_native"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var rec *httptest.ResponseRecorder
+			if tt.body != nil {
+				rec = env.do(http.MethodPost, path, tt.body, "Content-Type", ct)
+			} else {
+				rec = env.upload(path, zipOf(map[string]string{"index.html": "x"}), tt.fields...)
+			}
+			wantStatus(t, rec, http.StatusBadRequest, ota.ErrCodeBadRequest)
+			msg := rec.Body.String()
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("answer %s, want it to say %q", msg, tt.want)
+			}
+			for _, leak := range []string{env.dir, "/tmp", "put-", "blobs"} {
+				if strings.Contains(msg, leak) {
+					t.Errorf("answer %s names the server's %q", msg, leak)
+				}
+			}
+		})
+	}
+	wantStatus(t, env.do(http.MethodGet, path, nil), http.StatusNotFound, ota.ErrCodeAppNotFound) // nothing was published
+}

@@ -33,7 +33,7 @@ func scrapeMetrics(t *testing.T, env *testEnv) string {
 }
 
 func TestMetricsAfterTraffic(t *testing.T) {
-	env := newTestEnv(t, func(c *Config) { c.MetricsToken = testMetricsToken })
+	env := newTestEnv(t, func(c *Config) { c.MetricsToken = testMetricsToken; c.Webhooks.AllowPrivate = true })
 	v1 := "/api/v1/apps/" + testApp + "/bundles"
 	zip := zipOf(map[string]string{"index.html": "<html>1.0.1</html>"})
 	wantStatus(t, env.upload(v1, zip, "version", "1.0.1", "channel", "production"), http.StatusCreated, "")
@@ -232,7 +232,7 @@ func TestWebhooksEndToEnd(t *testing.T) {
 	var waits []time.Duration
 	var wmu sync.Mutex
 	env := newTestEnv(t, func(c *Config) {
-		c.Webhooks = webhook.Options{Sleep: func(ctx context.Context, d time.Duration) error {
+		c.Webhooks = webhook.Options{AllowPrivate: true, Sleep: func(ctx context.Context, d time.Duration) error {
 			wmu.Lock()
 			waits = append(waits, d)
 			wmu.Unlock()
@@ -461,7 +461,7 @@ func TestPanicIsLoggedAndCounted(t *testing.T) {
 // TestWebhookOnAutoHalt: a halt otad makes by itself, from device stats,
 // reaches webhooks like an admin's change.
 func TestWebhookOnAutoHalt(t *testing.T) {
-	env := newTestEnv(t)
+	env := newTestEnv(t, func(c *Config) { c.Webhooks.AllowPrivate = true }) // a loopback receiver
 	t.Cleanup(env.srv.Close)
 	got := make(chan ota.WebhookPayload, 10)
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

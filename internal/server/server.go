@@ -24,6 +24,7 @@ import (
 	"github.com/otaship/ota/internal/blob"
 	downloads "github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/metrics"
+	"github.com/otaship/ota/internal/ratelimit"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/update"
 	"github.com/otaship/ota/internal/webhook"
@@ -44,6 +45,12 @@ type Config struct {
 	// TrustProxy makes rate limits key on X-Forwarded-For/X-Real-IP; set it
 	// only behind a proxy that overwrites them.
 	TrustProxy bool
+	// IPv6Prefix is how many leading bits of an IPv6 client address rate
+	// limits count as one client (0: 64, 128: the whole address).
+	IPv6Prefix int
+	// LoginGuard limits login attempts; nil means ratelimit.NewLogin's
+	// in-memory limits of this process.
+	LoginGuard ratelimit.LoginGuard
 	// DeviceRateLimit is how many requests per second one client address
 	// may send to each group of device endpoints (update checks, stats,
 	// channel), with bursts of five times that; 0 turns the limit off.
@@ -135,7 +142,7 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log, admin: newAdminState(cfg.Now, cfg.BcryptCost)}
+	s := &Server{cfg: cfg, store: st, blobs: bl, tokens: tokens, log: log, admin: newAdminState(cfg.Now, cfg.BcryptCost, cfg.LoginGuard)}
 	s.links = cfg.Downloads
 	if s.links == nil {
 		if s.links, err = downloads.New(downloads.Config{PublicURL: cfg.PublicURL, Log: log}); err != nil {

@@ -182,6 +182,18 @@ func (s *Server) ciAllowed(c echo.Context, t *store.CIToken) error {
 	return nil
 }
 
+// requireAppWide refuses a change that affects every channel of app (the
+// default channel, say) to a CI token limited to one channel: such a token
+// may change what its channel serves, not what the app's other devices get.
+func requireAppWide(c echo.Context, app, what string) error {
+	t := ciToken(c)
+	if t == nil || t.Channel == "" {
+		return nil
+	}
+	return forbidden("CI token %q is limited to channel %s and cannot %s of %s, which affects every channel; use a token without a channel limit or a user login",
+		t.Name, t.Channel, what, app)
+}
+
 // checkCIScope refuses a change to app/channel outside the token's scope.
 // A nil token (a user login) may change anything.
 func checkCIScope(t *store.CIToken, app, channel string) error {

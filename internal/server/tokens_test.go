@@ -257,3 +257,52 @@ func TestUploadedAt(t *testing.T) {
 		wantStatus(t, rec, http.StatusBadRequest, ota.ErrCodeBadRequest)
 	}
 }
+
+// A token limited to one channel changes that channel only; app-wide
+// settings (which channel is the default) need a token of the whole app.
+// A token limited to one app lists and reads that app only.
+func TestCITokenNarrow(t *testing.T) {
+	env := newTestEnv(t)
+	env.publish(testApp, "production", "1.0.0", nil)
+	env.publish(testApp, "beta", "1.1.0", nil)
+	env.publish("com.other.app", "production", "9.0.0", nil)
+	beta := env.createToken(ota.TokenCreateRequest{Name: "beta-deploy", AppID: testApp, Channel: "beta"}).Token
+	appOnly := env.createToken(ota.TokenCreateRequest{Name: "app-deploy", AppID: testApp}).Token
+	patch := func(token, channel string, body map[string]any) *httptest.ResponseRecorder {
+		return env.do(http.MethodPatch, "/api/v1/apps/"+testApp+"/channels/"+channel, body, "Authorization", "Bearer "+token)
+	}
+
+	wantStatus(t, patch(beta, "beta", map[string]any{"default": true}), http.StatusForbidden, ota.ErrCodeForbidden)
+	if got := decode[ota.App](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp, nil)).DefaultChannel; got != "production" {
+		t.Fatalf("default channel = %s after a refused patch, want production", got)
+	}
+	if rec := env.device(http.MethodPost, "/updates", confRequest(nil)); strings.Contains(rec.Body.String(), `"1.1.0"`) {
+		t.Errorf("devices without a channel are offered beta's %s", rec.Body)
+	}
+	wantStatus(t, patch(beta, "beta", map[string]any{"ios": false}), http.StatusOK, "")
+	wantStatus(t, patch(beta, "beta", map[string]any{"default": true, "ios": true}), http.StatusForbidden, ota.ErrCodeForbidden)
+	wantStatus(t, patch(appOnly, "beta", map[string]any{"default": true}), http.StatusOK, "")
+
+	for _, token := range []string{appOnly, beta} {
+		apps := decode[[]ota.App](t, env.do(http.MethodGet, "/api/v1/apps", nil, "Authorization", "Bearer "+token))
+		if len(apps) != 1 || apps[0].ID != testApp {
+			t.Errorf("apps listed for a token of %s: %+v", testApp, apps)
+		}
+		page := decode[ota.HistoryPage](t, env.do(http.MethodGet, "/api/v1/history?limit=500", nil, "Authorization", "Bearer "+token))
+		if len(page.Events) == 0 {
+			t.Errorf("history of the token's own app is empty")
+		}
+		for _, ev := range page.Events {
+			if ev.AppID != testApp {
+				t.Errorf("history for a token of %s shows %+v", testApp, ev)
+			}
+		}
+	}
+	// A user login and an unlimited token still see every app.
+	all := env.createToken(ota.TokenCreateRequest{Name: "everything"}).Token
+	for _, token := range []string{env.token, all} {
+		if apps := decode[[]ota.App](t, env.do(http.MethodGet, "/api/v1/apps", nil, "Authorization", "Bearer "+token)); len(apps) != 2 {
+			t.Errorf("apps = %+v, want both", apps)
+		}
+	}
+}

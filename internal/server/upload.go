@@ -235,14 +235,23 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 }
 
 // formError maps a failure to read the form to an answer: a body over the
-// MaxBytesReader limit is 413, anything else a broken request.
+// MaxBytesReader limit is 413, anything else a broken request. The answer
+// names what happened, never the error's text: a failure while the file
+// part streams to disk carries the server's temporary path.
 func formError(err error) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	switch {
+	case errors.As(err, &mbe):
 		return newError(http.StatusRequestEntityTooLarge, ota.ErrCodeTooLarge,
 			"upload is larger than the server accepts (%d bytes including the form)", mbe.Limit)
+	case errors.Is(err, errStalled):
+		return badRequest("the client sent no data for too long; the upload was dropped")
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return badRequest("the upload ended before the form was complete (connection closed, or a Content-Length larger than the body); send it again")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return badRequest("the upload was cancelled before the form was complete; send it again")
 	}
-	return badRequest("read upload form: %v", err)
+	return badRequest("the upload is not a readable multipart form; send it as curl -F file=@bundle.zip does")
 }
 
 // putError maps a failure to store the file part: the client's broken or
@@ -333,6 +342,9 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 			}
 		}
 	}
+	if err := checkNativeRange(f.fields["min_native"], f.fields["max_native"]); err != nil {
+		return in, err
+	}
 	if err := checkNotes(f.fields["notes"]); err != nil {
 		return in, err
 	}
@@ -394,6 +406,21 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 		return in, err
 	}
 	return in, nil
+}
+
+// checkNativeRange refuses a native range no device is in: min above max
+// would publish a bundle offered to nobody. Bounds that are not semver
+// are compared by the decision as it can (and flagged there).
+func checkNativeRange(lo, hi string) error {
+	if lo == "" || hi == "" {
+		return nil
+	}
+	min, errMin := update.CoerceNative(lo)
+	max, errMax := update.CoerceNative(hi)
+	if errMin == nil && errMax == nil && min.Compare(max) > 0 {
+		return badRequest("min_native %s is above max_native %s: no device would be offered the bundle", clip(lo), clip(hi))
+	}
+	return nil
 }
 
 // uploadTime is when the upload is recorded: now, or the uploaded_at

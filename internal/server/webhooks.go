@@ -116,6 +116,9 @@ func (s *Server) handleCreateWebhook(c echo.Context) error {
 	if err := webhook.CheckURL(req.URL); err != nil {
 		return badRequest("%v", err)
 	}
+	if err := s.hooks.CheckTarget(c.Request().Context(), req.URL); err != nil {
+		return badRequest("%v", err)
+	}
 	if req.AppID != "" {
 		if err := checkApp(req.AppID); err != nil {
 			return err
@@ -203,7 +206,9 @@ func (s *Server) handleDeleteWebhook(c echo.Context) error {
 }
 
 // handleTestWebhook sends a test event to the webhook now, once, and
-// answers with the attempt (logged like any other).
+// answers with the attempt (logged like any other). A failed attempt says
+// which step failed, not the network's words for it (see webhook's
+// attemptError), so the answer is no port scanner.
 func (s *Server) handleTestWebhook(c echo.Context) error {
 	w, err := s.webhookParam(c)
 	if err != nil {

@@ -21,7 +21,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -45,8 +47,16 @@ type Store interface {
 type Options struct {
 	// Client sends the requests; nil means a client that follows no
 	// redirects (a 3xx is a failed attempt: the receiver must be named
-	// exactly).
+	// exactly) and, unless AllowPrivate, connects to public addresses only.
 	Client *http.Client
+	// AllowPrivate lets webhooks reach loopback, private, link-local and
+	// other non-public addresses (otad --webhook-allow-private). Without
+	// it CheckTarget refuses them when a webhook is added, and every
+	// delivery refuses to connect to one, whatever the name resolves to.
+	AllowPrivate bool
+	// LookupIP resolves names for CheckTarget (default: the system's
+	// resolver).
+	LookupIP func(ctx context.Context, host string) ([]netip.Addr, error)
 	// Workers is the number of concurrent deliveries (default 2).
 	Workers int
 	// QueueSize bounds the deliveries waiting or backing off (default
@@ -109,7 +119,12 @@ type Dispatcher struct {
 // New returns a dispatcher over st.
 func New(st Store, o Options) *Dispatcher {
 	if o.Client == nil {
-		o.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		o.Client = defaultClient(o.AllowPrivate)
+	}
+	if o.LookupIP == nil {
+		o.LookupIP = func(ctx context.Context, host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		}
 	}
 	if o.Workers <= 0 {
 		o.Workers = DefaultWorkers
@@ -281,7 +296,8 @@ func (d *Dispatcher) send(ctx context.Context, j job) ota.WebhookDelivery {
 	del.Status = status
 	switch {
 	case err != nil:
-		del.Error = err.Error()
+		del.Error = attemptError(err)
+		d.o.Log.Info("webhook attempt failed", "webhook", j.hook.ID, "event_id", j.payload.ID, "attempt", j.attempt, "err", err)
 	case status < 200 || status > 299:
 		del.Error = "receiver answered " + strconv.Itoa(status) + " " + http.StatusText(status)
 	default:
