@@ -15,9 +15,13 @@ import (
 // wrong algorithm, issuer or audience, expired. The reason is for logs only.
 var ErrInvalidToken = errors.New("invalid token")
 
-// Claims is what a verified token says.
+// Claims is what a verified token says. UserID is the user's random id
+// (store.User.ID): a user removed and created again under the same name
+// has another, so the old user's tokens stay dead. It is empty in tokens
+// from before user ids existed.
 type Claims struct {
 	Subject    string
+	UserID     string
 	Generation uint64
 	ExpiresAt  time.Time
 }
@@ -50,10 +54,11 @@ type Issuer struct {
 
 // tokenClaims is the JWT payload. Gen is the user's token generation at
 // issue time; bumping the stored generation (password change, logout
-// everywhere) makes older tokens stale.
+// everywhere) makes older tokens stale. UID is the user's random id.
 type tokenClaims struct {
 	jwt.RegisteredClaims
 	Gen uint64 `json:"gen"`
+	UID string `json:"uid,omitempty"`
 }
 
 // NewIssuer returns an Issuer for key, which must be at least MinKeyLen
@@ -94,11 +99,14 @@ func NewIssuer(key []byte, opts Options) (*Issuer, error) {
 // TTL returns the lifetime of issued tokens.
 func (i *Issuer) TTL() time.Duration { return i.opts.TTL }
 
-// Issue signs a token for subject carrying the user's token generation.
-// expiresAt is the token's "exp", to the second.
-func (i *Issuer) Issue(subject string, generation uint64) (token string, expiresAt time.Time, err error) {
+// Issue signs a token for subject (a user name) carrying the user's id
+// and token generation. expiresAt is the token's "exp", to the second.
+func (i *Issuer) Issue(subject, userID string, generation uint64) (token string, expiresAt time.Time, err error) {
 	if subject == "" {
 		return "", time.Time{}, errors.New("issue token: empty subject")
+	}
+	if userID == "" {
+		return "", time.Time{}, fmt.Errorf("issue token for %s: no user id", subject)
 	}
 	now := i.opts.Now()
 	exp := jwt.NewNumericDate(now.Add(i.opts.TTL))
@@ -113,6 +121,7 @@ func (i *Issuer) Issue(subject string, generation uint64) (token string, expires
 			ID:        rand.Text(),
 		},
 		Gen: generation,
+		UID: userID,
 	}
 	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(i.key)
 	if err != nil {
@@ -143,5 +152,5 @@ func (i *Issuer) Verify(token string) (Claims, error) {
 	if c.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: no subject", ErrInvalidToken)
 	}
-	return Claims{Subject: c.Subject, Generation: c.Gen, ExpiresAt: c.ExpiresAt.Time}, nil
+	return Claims{Subject: c.Subject, UserID: c.UID, Generation: c.Gen, ExpiresAt: c.ExpiresAt.Time}, nil
 }

@@ -56,7 +56,7 @@ func with(c jwt.MapClaims, k string, v any) jwt.MapClaims { c[k] = v; return c }
 func TestIssueVerifyRoundTrip(t *testing.T) {
 	iss := newIssuer(t, testKey, auth.Options{Now: at(t0.Add(123 * time.Millisecond))})
 	const gen = 1<<63 + 5 // beyond float64 precision: must survive exactly
-	tok, exp, err := iss.Issue("alice", gen)
+	tok, exp, err := iss.Issue("alice", "u-alice", gen)
 	if err != nil {
 		t.Fatalf("Issue: %v", err)
 	}
@@ -67,8 +67,8 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
-	want := auth.Claims{Subject: "alice", Generation: gen, ExpiresAt: exp}
-	if c.Subject != want.Subject || c.Generation != want.Generation || !c.ExpiresAt.Equal(want.ExpiresAt) {
+	want := auth.Claims{Subject: "alice", UserID: "u-alice", Generation: gen, ExpiresAt: exp}
+	if c.Subject != want.Subject || c.UserID != want.UserID || c.Generation != want.Generation || !c.ExpiresAt.Equal(want.ExpiresAt) {
 		t.Errorf("Verify = %+v, want %+v", c, want)
 	}
 
@@ -77,7 +77,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	claims := p.Claims.(jwt.MapClaims)
-	for _, k := range []string{"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "gen"} {
+	for _, k := range []string{"iss", "aud", "sub", "iat", "nbf", "exp", "jti", "gen", "uid"} {
 		if _, ok := claims[k]; !ok {
 			t.Errorf("token lacks claim %q: %v", k, claims)
 		}
@@ -85,7 +85,7 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 	if p.Header["alg"] != "HS256" {
 		t.Errorf("alg = %v, want HS256", p.Header["alg"])
 	}
-	tok2, _, err := iss.Issue("alice", gen)
+	tok2, _, err := iss.Issue("alice", "u-alice", gen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,10 @@ func TestIssueVerifyRoundTrip(t *testing.T) {
 
 func TestIssueRejectsEmptySubject(t *testing.T) {
 	iss := newIssuer(t, testKey, auth.Options{})
-	if _, _, err := iss.Issue("", 1); err == nil {
+	if _, _, err := iss.Issue("alice", "", 1); err == nil {
+		t.Error("Issue without a user id: want an error")
+	}
+	if _, _, err := iss.Issue("", "u-x", 1); err == nil {
 		t.Error("Issue with an empty subject: want an error")
 	}
 }
@@ -119,7 +122,7 @@ func TestVerify(t *testing.T) {
 	}
 	issueWith := func(key []byte, opts auth.Options) string {
 		t.Helper()
-		tok, _, err := newIssuer(t, key, opts).Issue("alice", 7)
+		tok, _, err := newIssuer(t, key, opts).Issue("alice", "u-alice", 7)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +201,7 @@ func TestVerify(t *testing.T) {
 func TestTTLOption(t *testing.T) {
 	clk := t0
 	iss := newIssuer(t, testKey, auth.Options{TTL: time.Minute, Now: func() time.Time { return clk }})
-	tok, exp, err := iss.Issue("bob", 0)
+	tok, exp, err := iss.Issue("bob", "u-bob", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +218,7 @@ func TestTTLOption(t *testing.T) {
 // never panic, and every refusal must wrap ErrInvalidToken.
 func FuzzVerify(f *testing.F) {
 	iss := newIssuer(f, testKey, auth.Options{Now: at(t0)})
-	tok, _, err := iss.Issue("alice", 1)
+	tok, _, err := iss.Issue("alice", "u-alice", 1)
 	if err != nil {
 		f.Fatal(err)
 	}

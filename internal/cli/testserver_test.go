@@ -19,11 +19,13 @@ import (
 	"github.com/otaship/ota/internal/server"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/store/bolt"
+	"github.com/otaship/ota/internal/webhook"
 )
 
 // The user every test server starts with.
 const (
 	testUser     = "admin"
+	testUserID   = "0123456789abcdef0123456789abcdef"
 	testPassword = "correct horse battery"
 )
 
@@ -69,7 +71,7 @@ func startTestServer(dir string) (*testServer, error) {
 		return nil, err
 	}
 	now := time.Now()
-	if err := st.CreateUser(ctx, store.User{Name: testUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
+	if err := st.CreateUser(ctx, store.User{ID: testUserID, Name: testUser, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
 		closeAll()
 		return nil, fmt.Errorf("create user: %w", err)
 	}
@@ -81,6 +83,7 @@ func startTestServer(dir string) (*testServer, error) {
 	}
 	srv, err := server.New(ctx, server.Config{
 		PublicURL: "http://" + l.Addr().String(), TokenTTL: time.Hour, MaxUploadBytes: 64 << 20,
+		Webhooks: webhook.Options{AllowPrivate: true}, // receivers of the tests are on loopback
 	}, st, bl, iss, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		l.Close()
@@ -90,7 +93,7 @@ func startTestServer(dir string) (*testServer, error) {
 	hs := &httptest.Server{Listener: l, Config: &http.Server{Handler: srv.Handler()}}
 	hs.Start()
 
-	tok, _, err := iss.Issue(testUser, 0)
+	tok, _, err := iss.Issue(testUser, testUserID, 0)
 	if err != nil {
 		hs.Close()
 		closeAll()
@@ -102,7 +105,7 @@ func startTestServer(dir string) (*testServer, error) {
 		closeAll()
 		return nil, err
 	}
-	expired, _, err := old.Issue(testUser, 0)
+	expired, _, err := old.Issue(testUser, testUserID, 0)
 	if err != nil {
 		hs.Close()
 		closeAll()

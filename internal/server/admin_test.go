@@ -254,7 +254,7 @@ func TestAuthRequired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	forged, _, err := otherKey.Issue(testUser, 1)
+	forged, _, err := otherKey.Issue(testUser, "any-id", 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -86,7 +86,8 @@ func setAdminHeaders(c echo.Context) {
 }
 
 // requireAuth admits requests with a valid bearer token of an existing
-// user whose password has not changed since the token was issued, or with
+// user (the same user: its id matches) whose password has not changed
+// since the token was issued, or with
 // a valid CI token whose scope covers the route (see ciAllowed).
 func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -123,6 +124,12 @@ func (s *Server) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if err != nil {
 			return err
+		}
+		if claims.UserID != u.ID {
+			// A user removed and created again has a new id; a token
+			// without one is from before ids existed.
+			log.Info("authentication failed", "reason", "token of another user of that name, or from before user ids", "user", u.Name)
+			return unauthorized(c, "invalid or expired token")
 		}
 		if claims.Generation != u.TokenGeneration {
 			log.Info("authentication failed", "reason", "token issued before the last password change", "user", u.Name)
@@ -215,7 +222,7 @@ func (s *Server) handleLogin(c echo.Context) error {
 		return newError(http.StatusUnauthorized, ota.ErrCodeUnauthorized, badCreds)
 	}
 	s.admin.login.Done(req.Username, addr, true)
-	tok, exp, err := s.tokens.Issue(u.Name, u.TokenGeneration)
+	tok, exp, err := s.tokens.Issue(u.Name, u.ID, u.TokenGeneration)
 	if err != nil {
 		return err
 	}

@@ -193,7 +193,7 @@ func (e *testEnv) issue(user string) string {
 	if err != nil {
 		e.t.Fatalf("get user %s: %v", user, err)
 	}
-	tok, _, err := e.tokens.Issue(user, u.TokenGeneration)
+	tok, _, err := e.tokens.Issue(user, u.ID, u.TokenGeneration)
 	if err != nil {
 		e.t.Fatalf("issue token: %v", err)
 	}

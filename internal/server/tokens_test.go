@@ -8,6 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/otaship/ota/internal/auth"
+	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -305,4 +310,56 @@ func TestCITokenNarrow(t *testing.T) {
 			t.Errorf("apps = %+v, want both", apps)
 		}
 	}
+}
+
+// Login tokens die with their user: removing a user and creating one of
+// the same name (whose token generation starts at 0 again) does not
+// revive the old user's tokens, nor does a token from before user ids.
+func TestLoginTokenOfRemovedUser(t *testing.T) {
+	env := newTestEnv(t)
+	ctx := t.Context()
+	hash, err := auth.HashPassword("pw-of-bob-1", bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.store.CreateUser(ctx, store.User{Name: "bob", PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	old := decode[ota.LoginResponse](t, login(env, "/api/v1/auth/login", "bob", "pw-of-bob-1", "")).Token
+	me := func(token string) *httptest.ResponseRecorder {
+		return env.do(http.MethodGet, "/api/v1/me", nil, "Authorization", "Bearer "+token)
+	}
+	wantStatus(t, me(old), http.StatusOK, "")
+	if err := env.store.DeleteUser(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, me(old), http.StatusUnauthorized, ota.ErrCodeUnauthorized)
+	if err := env.store.CreateUser(ctx, store.User{Name: "bob", PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	for name, token := range map[string]string{
+		"the removed user's token": old,
+		"a token without a user id": func() string {
+			legacy, err := jwtWithoutUID(env, "bob")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return legacy
+		}(),
+	} {
+		t.Run(name, func(t *testing.T) { wantStatus(t, me(token), http.StatusUnauthorized, ota.ErrCodeUnauthorized) })
+	}
+	if n := strings.Count(env.logs.String(), "token of another user of that name"); n != 2 {
+		t.Errorf("%d refusals logged for the user id, want 2 (not for a bad signature or claim):\n%s", n, grepLines(env.logs.String(), "authentication failed"))
+	}
+	fresh := decode[ota.LoginResponse](t, login(env, "/api/v1/auth/login", "bob", "pw-of-bob-1", "")).Token
+	wantStatus(t, me(fresh), http.StatusOK, "")
+}
+
+// jwtWithoutUID signs a token as otad did before tokens named user ids.
+func jwtWithoutUID(env *testEnv, user string) (string, error) {
+	now := env.clock.Now()
+	claims := jwt.MapClaims{"iss": "otad-test", "aud": "otactl", "sub": user, "gen": 0,
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": "x"}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(testKey)
 }

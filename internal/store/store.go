@@ -11,6 +11,8 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"io"
 	"time"
@@ -34,13 +36,25 @@ var (
 
 // User is an account that may use the admin API. PasswordHash is a bcrypt
 // hash; TokenGeneration grows whenever the password changes, which
-// invalidates every token issued before.
+// invalidates every token issued before. ID is random and never reused:
+// login tokens carry it, so a user removed and created again under the
+// same name (whose generation starts again at 0) does not accept the
+// removed user's tokens.
 type User struct {
+	ID              string    `json:"id"`
 	Name            string    `json:"name"`
 	PasswordHash    []byte    `json:"password_hash"`
 	TokenGeneration uint64    `json:"token_generation"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// NewUserID returns a random user id for CreateUser: 16 random bytes in
+// hex, so ids never repeat.
+func NewUserID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand never fails
+	return hex.EncodeToString(b)
 }
 
 // PublishInput describes a bundle whose bytes are already in the blob store,
@@ -154,7 +168,9 @@ type Store interface {
 	TokenStore
 
 	// Users.
-	CreateUser(ctx context.Context, u User) error // ErrConflict if the name exists
+	// CreateUser adds an account; ErrConflict if the name exists. An
+	// empty u.ID is replaced by a new random one (see NewUserID).
+	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, name string) (User, error)
 	ListUsers(ctx context.Context) ([]User, error)
 	// SetPassword stores a new hash and bumps TokenGeneration.

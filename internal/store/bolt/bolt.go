@@ -151,6 +151,34 @@ var migrations = []func(*bbolt.Tx) error{
 			return nil
 		})
 	},
+	// 4: every user gets a random id (login tokens carry it, so a user
+	// created again under a removed one's name does not accept its
+	// tokens). Tokens issued before carry none and are refused: users log
+	// in again once.
+	func(tx *bbolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		var names []string
+		if err := b.ForEach(func(k, _ []byte) error { names = append(names, string(k)); return nil }); err != nil {
+			return err
+		}
+		for _, name := range names {
+			u, err := loadUser(b, name)
+			if err != nil {
+				return err
+			}
+			if u.ID != "" {
+				continue
+			}
+			u.ID = store.NewUserID()
+			if err := put(b, []byte(name), u); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // Open opens (creating when missing) the store file at path, and migrates

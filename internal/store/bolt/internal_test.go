@@ -327,3 +327,38 @@ func TestMigrateToDelta(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Users stored before user ids existed get one when the file is opened.
+func TestMigrationGivesUsersIDs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ota.db")
+	old, err := open(path, Options{}, migrations[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = old.db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range []string{"alice", "bob"} {
+			if err := put(tx.Bucket(bUsers), []byte(name), userRecord{Name: name, PasswordHash: []byte("h")}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	users, err := s.ListUsers(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 2 || users[0].ID == "" || users[1].ID == "" || users[0].ID == users[1].ID {
+		t.Errorf("users after the migration = %+v; want two with distinct ids", users)
+	}
+}

@@ -137,6 +137,7 @@ type eventRecord struct {
 }
 
 type userRecord struct {
+	ID              string    `json:"id,omitempty"`
 	Name            string    `json:"name"`
 	PasswordHash    []byte    `json:"password_hash"`
 	TokenGeneration uint64    `json:"token_generation"`
@@ -166,7 +167,7 @@ func (e eventRecord) wire(seq uint64) ota.Event {
 
 func (u userRecord) wire() store.User {
 	return store.User{
-		Name: u.Name, PasswordHash: u.PasswordHash, TokenGeneration: u.TokenGeneration,
+		ID: u.ID, Name: u.Name, PasswordHash: u.PasswordHash, TokenGeneration: u.TokenGeneration,
 		CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
 	}
 }

@@ -267,7 +267,7 @@ func testUsers(t *testing.T, f *fixture) {
 	if string(u.PasswordHash) != "h2" || u.TokenGeneration != 1 || !u.UpdatedAt.Equal(later) || !u.CreatedAt.Equal(now) {
 		t.Errorf("after set password bob = %+v; want hash h2, generation 1, updated %v", u, later)
 	}
-	if u, err = f.s.GetUser(ctx, "bob"); err != nil || u.TokenGeneration != 1 || string(u.PasswordHash) != "h2" {
+	if u, err = f.s.GetUser(ctx, "bob"); err != nil || u.TokenGeneration != 1 || string(u.PasswordHash) != "h2" || u.ID == "" {
 		t.Errorf("stored bob = %+v, %v; want generation 1 and hash h2", u, err)
 	}
 	users, err := f.s.ListUsers(ctx)
@@ -281,11 +281,34 @@ func testUsers(t *testing.T, f *fixture) {
 	if !slices.Equal(names, []string{"al", "bob"}) {
 		t.Errorf("users = %v; want [al bob]", names)
 	}
+	first := u.ID
+	if first == "" || users[0].ID == "" || users[0].ID == first {
+		t.Errorf("user ids %q and %q; want two distinct random ones", users[0].ID, first)
+	}
 	if err := f.s.DeleteUser(ctx, "bob"); err != nil {
 		t.Fatalf("delete bob: %v", err)
 	}
 	if _, err := f.s.GetUser(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("get deleted bob: %v; want ErrNotFound", err)
+	}
+	// Created again under the same name, bob is another user: his tokens
+	// name the old id.
+	if err := f.s.CreateUser(ctx, store.User{Name: "bob", PasswordHash: []byte("h3")}); err != nil {
+		t.Fatalf("create bob again: %v", err)
+	}
+	again, err := f.s.GetUser(ctx, "bob")
+	if err != nil {
+		t.Fatalf("get bob again: %v", err)
+	}
+	if again.ID == "" || again.ID == first || again.TokenGeneration != 0 {
+		t.Errorf("bob created again = %+v; want a new id (old %q) at generation 0", again, first)
+	}
+	// A given id is kept.
+	if err := f.s.CreateUser(ctx, store.User{ID: "fixed-id-1", Name: "carol", PasswordHash: []byte("h")}); err != nil {
+		t.Fatalf("create carol: %v", err)
+	}
+	if c, err := f.s.GetUser(ctx, "carol"); err != nil || c.ID != "fixed-id-1" {
+		t.Errorf("carol = %+v, %v; want id fixed-id-1", c, err)
 	}
 }
 
