@@ -471,7 +471,7 @@ func (s *Server) handleDeleteOverride(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.DeleteOverride(ctx, app, device); err != nil {
+	if err := s.store.DeleteOverride(ctx, app, device, false, actor(c), s.cfg.Now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return newError(http.StatusNotFound, ota.ErrCodeNotFound, "device %s of app %s is not pinned to a channel", device, app)
 		}

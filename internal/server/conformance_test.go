@@ -445,15 +445,29 @@ func TestConformance(t *testing.T) {
 	})
 	t.Run("T20 unsetChannel by query and by body", func(t *testing.T) {
 		f := newConfFixture(t)
-		f.env.override(testApp, confDevice, "internal")
+		// The pin a legacy plugin set itself (its setChannel) is the
+		// device's to remove.
+		setBeta := func() {
+			t.Helper()
+			wantJSON(t, f.env.device(http.MethodPost, "/channel_self", confRequest(map[string]any{"channel": "beta", "plugin_version": "6.20.0"})),
+				map[string]any{"status": "ok"})
+			wantSuccess(t, f.env.device(http.MethodPost, "/updates", confRequest(nil)), f.beta)
+		}
+		setBeta()
 		q := url.Values{"app_id": {testApp}, "device_id": {confDevice}}
 		wantJSON(t, f.env.device(http.MethodDelete, "/channel_self?"+q.Encode(), nil), map[string]any{"status": "ok"})
 		wantSuccess(t, f.env.device(http.MethodPost, "/updates", confRequest(nil)), f.prod)
 
-		f.env.override(testApp, confDevice, "internal")
+		setBeta()
 		wantJSON(t, f.env.device(http.MethodDelete, "/channel_self", confRequest(nil)), map[string]any{"status": "ok"})
 		wantSuccess(t, f.env.device(http.MethodPost, "/updates", confRequest(nil)), f.prod)
 		// Nothing left to remove is still ok.
 		wantJSON(t, f.env.device(http.MethodDelete, "/channel_self", confRequest(nil)), map[string]any{"status": "ok"})
+
+		// An admin's pin stands (otad's rule; see TestChannelSelfAdminPin).
+		f.env.override(testApp, confDevice, "internal")
+		wantJSON(t, f.env.device(http.MethodDelete, "/channel_self?"+q.Encode(), nil),
+			map[string]any{"error": ota.ChCannotOverride, "message": msgAdminPin})
+		wantSuccess(t, f.env.device(http.MethodPost, "/updates", confRequest(nil)), f.internal)
 	})
 }

@@ -312,11 +312,13 @@ func truncateUTF8(s string, n int) string {
 	return s[:n]
 }
 
-// Channel refusal messages, Capgo's words (§4.1).
+// Channel refusal messages, Capgo's words (§4.1), and otad's for a pin
+// an admin set.
 const (
 	msgMissingChannel  = "Cannot find channel in body"
 	msgChannelNotFound = "Cannot find channel"
 	msgSelfSetRefused  = "This channel does not allow devices to self associate"
+	msgAdminPin        = "An administrator assigned this device's channel; the device cannot change it"
 )
 
 func channelRefusal(code, msg string) ota.ChannelSelfResponse {
@@ -378,15 +380,20 @@ func (s *Server) handleChannelSelfPost(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
+	// The pin is the device's own: it may move or drop it, never an
+	// admin's (the store refuses with ErrConflict).
+	ctx, self := c.Request().Context(), "device:"+device
 	if public {
 		// Choosing the public default means having no override.
-		err = s.store.DeleteOverride(ctx, appID, device)
+		err = s.store.DeleteOverride(ctx, appID, device, true, self, s.cfg.Now())
 		if errors.Is(err, store.ErrNotFound) {
 			return c.JSON(http.StatusOK, ota.ChannelSelfResponse{Status: "ok"})
 		}
 	} else {
-		err = s.store.SetOverride(ctx, store.DeviceOverride{AppID: appID, DeviceID: device, Channel: cv.Channel.Name}, "device:"+device, s.cfg.Now())
+		err = s.store.SetOverride(ctx, store.DeviceOverride{AppID: appID, DeviceID: device, Channel: cv.Channel.Name, ByDevice: true}, self, s.cfg.Now())
+	}
+	if errors.Is(err, store.ErrConflict) {
+		return c.JSON(http.StatusOK, channelRefusal(ota.ChCannotOverride, msgAdminPin))
 	}
 	if err != nil {
 		return fmt.Errorf("set channel %s for device %s of %s: %w", cv.Channel.Name, device, appID, err)
@@ -485,7 +492,8 @@ func queryBool(c echo.Context, name string, def bool) bool {
 }
 
 // handleChannelSelfDelete is a legacy plugin's unsetChannel: it removes
-// the device's server-side override. Old plugins send a JSON body; Capgo
+// the device's server-side override, when the device set it itself; an
+// admin's pin stays (cannot_override). Old plugins send a JSON body; Capgo
 // reads the query string; both are accepted. Having no override is fine.
 func (s *Server) handleChannelSelfDelete(c echo.Context) error {
 	appID, deviceID := c.QueryParam("app_id"), c.QueryParam("device_id")
@@ -507,9 +515,11 @@ func (s *Server) handleChannelSelfDelete(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	switch err := s.store.DeleteOverride(ctx, appID, device); {
+	switch err := s.store.DeleteOverride(ctx, appID, device, true, "device:"+device, s.cfg.Now()); {
 	case errors.Is(err, store.ErrNotFound):
 		// No such app or no override: the device is unset already.
+	case errors.Is(err, store.ErrConflict):
+		return c.JSON(http.StatusOK, channelRefusal(ota.ChCannotOverride, msgAdminPin))
 	case err != nil:
 		return fmt.Errorf("unset channel of device %s of %s: %w", device, appID, err)
 	default:

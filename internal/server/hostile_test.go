@@ -712,3 +712,52 @@ func TestUploadErrorsHostile(t *testing.T) {
 	}
 	wantStatus(t, env.do(http.MethodGet, path, nil), http.StatusNotFound, ota.ErrCodeAppNotFound) // nothing was published
 }
+
+// An admin's device pin stands until an admin removes it: anonymous
+// unsetChannel calls and a legacy plugin's setChannel are refused with
+// cannot_override, record nothing, and the device keeps its channel.
+// What a device may do to its own pin is recorded too.
+func TestChannelSelfAdminPin(t *testing.T) {
+	f := newConfFixture(t)
+	env := f.env
+	env.override(testApp, confDevice, "internal")
+	before := len(decode[ota.HistoryPage](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/history?limit=500", nil)).Events)
+	legacy := func(ch string) map[string]any {
+		return confRequest(map[string]any{"channel": ch, "plugin_version": "6.20.0"})
+	}
+	refused := map[string]any{"error": ota.ChCannotOverride, "message": msgAdminPin}
+	attacks := []struct {
+		name, method, path string
+		body               any
+	}{
+		{"DELETE by query", http.MethodDelete, "/channel_self?app_id=" + testApp + "&device_id=" + strings.ToUpper(confDevice), nil},
+		{"DELETE by body", http.MethodDelete, "/channel_self", confRequest(nil)},
+		{"legacy setChannel to the public channel", http.MethodPost, "/channel_self", legacy("production")},
+		{"legacy setChannel to a self-settable channel", http.MethodPost, "/channel_self", legacy("beta")},
+	}
+	for _, a := range attacks {
+		t.Run(a.name, func(t *testing.T) {
+			wantJSON(t, env.device(a.method, a.path, a.body), refused)
+			wantSuccess(t, env.device(http.MethodPost, "/updates", confRequest(nil)), f.internal)
+		})
+	}
+	page := decode[ota.HistoryPage](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/history?limit=500", nil))
+	if len(page.Events) != before {
+		t.Errorf("refused device requests added %d history events", len(page.Events)-before)
+	}
+	// The admin removes it, and that is recorded.
+	wantStatus(t, env.do(http.MethodDelete, "/api/v1/apps/"+testApp+"/devices/"+confDevice+"/channel", nil), http.StatusNoContent, "")
+	page = decode[ota.HistoryPage](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/history?limit=1", nil))
+	if ev := page.Events[0]; ev.Type != ota.EventOverride || ev.From != "internal" || ev.To != "" || ev.Actor != testUser {
+		t.Errorf("newest event = %+v; want the admin's unpinning", ev)
+	}
+	// A device's own pin: set and removed by the device, both recorded.
+	wantJSON(t, env.device(http.MethodPost, "/channel_self", legacy("beta")), map[string]any{"status": "ok"})
+	wantJSON(t, env.device(http.MethodDelete, "/channel_self", confRequest(nil)), map[string]any{"status": "ok"})
+	page = decode[ota.HistoryPage](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/history?limit=2", nil))
+	for i, want := range []struct{ from, to string }{{"beta", ""}, {"", "beta"}} {
+		if ev := page.Events[i]; ev.Type != ota.EventOverride || ev.From != want.from || ev.To != want.to || ev.Actor != "device:"+confDevice {
+			t.Errorf("event %d = %+v; want the device's own change %s → %s", i, ev, want.from, want.to)
+		}
+	}
+}

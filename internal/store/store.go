@@ -115,11 +115,14 @@ type VersionHealth struct {
 }
 
 // DeviceOverride pins one device of an app to a channel (admin-assigned, or
-// stored by a legacy plugin's setChannel).
+// stored by a legacy plugin's setChannel). ByDevice says which: a device
+// may replace or remove only a pin it set itself, while an admin's pin
+// stands until an admin changes it.
 type DeviceOverride struct {
 	AppID    string `json:"app_id"`
 	DeviceID string `json:"device_id"`
 	Channel  string `json:"channel"`
+	ByDevice bool   `json:"by_device,omitempty"`
 }
 
 // HistoryQuery selects a page of history, newest first. Empty AppID means
@@ -243,9 +246,14 @@ type Store interface {
 
 	// SetOverride pins a device (matched case-insensitively) to an existing
 	// channel of the app, with a device_override event; ErrNotFound when the
-	// app or channel does not exist.
+	// app or channel does not exist. With o.ByDevice (the device asks
+	// itself) an admin's pin is ErrConflict and stays; an admin's
+	// SetOverride replaces any pin and makes it the admin's.
 	SetOverride(ctx context.Context, o DeviceOverride, actor string, now time.Time) error
-	DeleteOverride(ctx context.Context, appID, deviceID string) error
+	// DeleteOverride unpins a device with a device_override event (From
+	// the old channel, To empty); ErrNotFound when it was not pinned. With
+	// byDevice an admin's pin is ErrConflict and stays.
+	DeleteOverride(ctx context.Context, appID, deviceID string, byDevice bool, actor string, now time.Time) error
 
 	// AppendStats stores device events. Implementations bound what they keep,
 	// and drop events of apps they do not know (devices choose the app id).

@@ -216,4 +216,7 @@ const (
 	ChNotFound                = "channel_not_found"
 	ChSelfSetNotAllowed       = "channel_self_set_not_allowed"
 	ChPublicSelfSetNotAllowed = "public_channel_self_set_not_allowed"
+	// ChCannotOverride: an admin pinned the device to its channel, and a
+	// device cannot change or remove an admin's pin (Capgo's code).
+	ChCannotOverride = "cannot_override"
 )

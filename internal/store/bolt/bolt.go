@@ -179,6 +179,11 @@ var migrations = []func(*bbolt.Tx) error{
 		}
 		return nil
 	},
+	// 4: device pins have owners. A pin stored before is a bare channel
+	// name; the newest history event that set it says who did: a legacy
+	// plugin's own setChannel ("device:<id>") becomes a device's pin,
+	// anything else stays an admin's.
+	markDevicePins,
 }
 
 // Open opens (creating when missing) the store file at path, and migrates

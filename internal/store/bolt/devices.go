@@ -21,8 +21,32 @@ const (
 	maxStatsLimit     = 10000
 )
 
+// overrideRecord is a pinned device as stored in an app's overrides
+// bucket. Values written before pins had owners are the bare channel name:
+// they read as an admin's pin (see migration 4, which tells a device's
+// apart by its history event).
+type overrideRecord struct {
+	Channel  string `json:"channel"`
+	ByDevice bool   `json:"by_device,omitempty"`
+}
+
+func decodeOverride(v []byte) (overrideRecord, error) {
+	if len(v) == 0 || v[0] != '{' {
+		return overrideRecord{Channel: string(v)}, nil // a channel name never starts with '{'
+	}
+	var r overrideRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return r, fmt.Errorf("decode override: %w", err)
+	}
+	return r, nil
+}
+
+// overrideNote names the device in an override event.
+func overrideNote(dev string) string { return "device " + dev }
+
 // SetOverride pins a device of an app to an existing channel. Device ids
-// are matched without regard to case.
+// are matched without regard to case. A device's own request does not
+// replace an admin's pin (ErrConflict).
 func (s *Store) SetOverride(ctx context.Context, o store.DeviceOverride, actor string, now time.Time) error {
 	now = norm(now)
 	if err := checkName("device id", o.DeviceID); err != nil {
@@ -44,16 +68,25 @@ func (s *Store) SetOverride(ctx context.Context, o store.DeviceOverride, actor s
 		if err != nil {
 			return err
 		}
-		old := string(b.Get([]byte(dev)))
-		if old == o.Channel {
-			return nil // already pinned there: nothing to record
+		var old overrideRecord
+		if v := b.Get([]byte(dev)); v != nil {
+			if old, err = decodeOverride(v); err != nil {
+				return err
+			}
+			if o.ByDevice && !old.ByDevice {
+				return fmt.Errorf("device %s is pinned to %s by an admin: %w", dev, old.Channel, store.ErrConflict)
+			}
 		}
-		if err := b.Put([]byte(dev), []byte(o.Channel)); err != nil {
+		rec := overrideRecord{Channel: o.Channel, ByDevice: o.ByDevice}
+		if old == rec {
+			return nil // already pinned there, by the same kind of actor: nothing to record
+		}
+		if err := put(b, []byte(dev), rec); err != nil {
 			return fmt.Errorf("write override: %w", err)
 		}
 		_, err = a.appendEvent(eventRecord{
 			Time: now, Actor: actor, Type: ota.EventOverride, Channel: o.Channel,
-			From: old, To: o.Channel, Note: "device " + dev,
+			From: old.Channel, To: o.Channel, Note: overrideNote(dev),
 		})
 		return err
 	})
@@ -63,8 +96,10 @@ func (s *Store) SetOverride(ctx context.Context, o store.DeviceOverride, actor s
 	return nil
 }
 
-// DeleteOverride unpins a device; ErrNotFound when it was not pinned.
-func (s *Store) DeleteOverride(ctx context.Context, appID, deviceID string) error {
+// DeleteOverride unpins a device, with an event; ErrNotFound when it was
+// not pinned, ErrConflict when a device asks to remove an admin's pin.
+func (s *Store) DeleteOverride(ctx context.Context, appID, deviceID string, byDevice bool, actor string, now time.Time) error {
+	now = norm(now)
 	dev := strings.ToLower(deviceID)
 	err := s.update(ctx, func(tx *bbolt.Tx) error {
 		if err := checkName("device id", dev); err != nil {
@@ -78,15 +113,77 @@ func (s *Store) DeleteOverride(ctx context.Context, appID, deviceID string) erro
 		if err != nil {
 			return err
 		}
-		if b.Get([]byte(dev)) == nil {
+		v := b.Get([]byte(dev))
+		if v == nil {
 			return fmt.Errorf("device %q of app %q has no channel override: %w", deviceID, appID, store.ErrNotFound)
 		}
-		return b.Delete([]byte(dev))
+		old, err := decodeOverride(v)
+		if err != nil {
+			return err
+		}
+		if byDevice && !old.ByDevice {
+			return fmt.Errorf("device %s is pinned to %s by an admin: %w", dev, old.Channel, store.ErrConflict)
+		}
+		if err := b.Delete([]byte(dev)); err != nil {
+			return err
+		}
+		_, err = a.appendEvent(eventRecord{
+			Time: now, Actor: actor, Type: ota.EventOverride, Channel: old.Channel,
+			From: old.Channel, Note: overrideNote(dev) + " unpinned",
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("delete override of device %s of %s: %w", deviceID, appID, err)
 	}
 	return nil
+}
+
+// markDevicePins is migration 4 (see migrations).
+func markDevicePins(tx *bbolt.Tx) error {
+	apps, err := appsBucket(tx)
+	if err != nil {
+		return err
+	}
+	events := tx.Bucket(bEvents)
+	return apps.ForEachBucket(func(k []byte) error {
+		ab := apps.Bucket(k)
+		ovs, hist := ab.Bucket(bOverrides), ab.Bucket(bHistory)
+		if ovs == nil || hist == nil || events == nil {
+			return nil
+		}
+		open := map[string]string{} // note of the setting event → device
+		_ = ovs.ForEach(func(dev, v []byte) error {
+			if len(v) > 0 && v[0] != '{' {
+				open[overrideNote(string(dev))] = string(dev)
+			}
+			return nil
+		})
+		byDevice := map[string]bool{}
+		c := hist.Cursor()
+		for seq, _ := c.Last(); seq != nil && len(open) > 0; seq, _ = c.Prev() {
+			var ev eventRecord
+			if ok, err := get(events, seq, &ev); err != nil || !ok {
+				continue // an unreadable event decides nothing
+			}
+			dev, ok := open[ev.Note]
+			if ev.Type != ota.EventOverride || !ok {
+				continue
+			}
+			delete(open, ev.Note)
+			byDevice[dev] = strings.HasPrefix(ev.Actor, "device:")
+		}
+		for dev, mine := range byDevice {
+			if !mine {
+				continue
+			}
+			ch := string(ovs.Get([]byte(dev)))
+			if err := put(ovs, []byte(dev), overrideRecord{Channel: ch, ByDevice: true}); err != nil {
+				return fmt.Errorf("app %q: %w", k, err)
+			}
+		}
+		return nil
+	})
 }
 
 // overrides lists an app's overrides.
@@ -97,7 +194,11 @@ func (a *appTx) overrides() ([]store.DeviceOverride, error) {
 	}
 	var out []store.DeviceOverride
 	err = b.ForEach(func(k, v []byte) error {
-		out = append(out, store.DeviceOverride{AppID: a.id(), DeviceID: string(k), Channel: string(v)})
+		r, err := decodeOverride(v)
+		if err != nil {
+			return fmt.Errorf("override of %q: %w", k, err)
+		}
+		out = append(out, store.DeviceOverride{AppID: a.id(), DeviceID: string(k), Channel: r.Channel, ByDevice: r.ByDevice})
 		return nil
 	})
 	return out, err

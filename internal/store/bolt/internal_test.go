@@ -362,3 +362,66 @@ func TestMigrationGivesUsersIDs(t *testing.T) {
 		t.Errorf("users after the migration = %+v; want two with distinct ids", users)
 	}
 }
+
+// Pins stored before pins had owners are a bare channel name; the
+// migration makes those a legacy plugin set itself the device's own.
+func TestMigrationMarksDevicePins(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "ota.db")
+	old, err := open(path, Options{}, migrations[:3])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []string{"stable", "beta"} {
+		if _, err := old.Publish(ctx, store.PublishInput{Bundle: ota.Bundle{AppID: "a", Version: "1.0.0", Kind: ota.KindWeb, SHA256: "aa"}, Channel: ch, Actor: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin := func(dev, ch, actor string) {
+		t.Helper()
+		if err := old.SetOverride(ctx, store.DeviceOverride{AppID: "a", DeviceID: dev, Channel: ch}, actor, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin("self", "stable", "device:self")
+	pin("admin", "beta", "alice")
+	pin("both", "stable", "device:both")
+	pin("both", "beta", "alice") // the admin's came last
+	// Write them as the older otad did: bare channel names.
+	err = old.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bApps).Bucket([]byte("a")).Bucket(bOverrides)
+		for dev, ch := range map[string]string{"self": "stable", "admin": "beta", "both": "beta"} {
+			if err := b.Put([]byte(dev), []byte(ch)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.LoadAppState(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.DeviceOverride{}
+	for _, o := range st.Overrides {
+		got[o.DeviceID] = o
+	}
+	want := map[string]store.DeviceOverride{
+		"self":  {AppID: "a", DeviceID: "self", Channel: "stable", ByDevice: true},
+		"admin": {AppID: "a", DeviceID: "admin", Channel: "beta"},
+		"both":  {AppID: "a", DeviceID: "both", Channel: "beta"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pins after the migration = %+v; want %+v", got, want)
+	}
+}

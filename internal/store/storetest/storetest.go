@@ -1162,14 +1162,77 @@ func testOverrides(t *testing.T, f *fixture) {
 	if !slices.Equal(st.Overrides, want) {
 		t.Errorf("overrides = %+v; want %+v", st.Overrides, want)
 	}
-	if err := f.s.DeleteOverride(ctx, "demo", "ABC-123"); err != nil {
+	before := f.countEvents()
+	if err := f.s.DeleteOverride(ctx, "demo", "ABC-123", false, actor, f.tick()); err != nil {
 		t.Fatalf("delete override: %v", err)
 	}
-	wantErr(t, "delete again", f.s.DeleteOverride(ctx, "demo", "abc-123"), store.ErrNotFound)
-	wantErr(t, "delete in unknown app", f.s.DeleteOverride(ctx, "nope", "abc-123"), store.ErrNotFound)
+	if ev := f.last("demo"); f.countEvents() != before+1 || ev.Type != ota.EventOverride || ev.From != "stable" || ev.To != "" || ev.Actor != actor {
+		t.Errorf("event of the delete = %+v; want device_override from stable to nothing by %s", ev, actor)
+	}
+	wantErr(t, "delete again", f.s.DeleteOverride(ctx, "demo", "abc-123", false, actor, f.tick()), store.ErrNotFound)
+	wantErr(t, "delete in unknown app", f.s.DeleteOverride(ctx, "nope", "abc-123", false, actor, f.tick()), store.ErrNotFound)
 	if st, err := f.s.LoadAppState(ctx, "demo"); err != nil || len(st.Overrides) != 0 {
 		t.Errorf("overrides after delete = %+v, %v; want none", st.Overrides, err)
 	}
+	testOverrideOwners(t, f)
+}
+
+// testOverrideOwners: a device replaces or removes only a pin it set
+// itself; an admin's pin stands until an admin changes it, and every
+// change is in the history.
+func testOverrideOwners(t *testing.T, f *fixture) {
+	ctx := t.Context()
+	const dev, self = "legacy-1", "device:legacy-1"
+	bySelf := func(ch string) error {
+		return f.s.SetOverride(ctx, store.DeviceOverride{AppID: "demo", DeviceID: dev, Channel: ch, ByDevice: true}, self, f.tick())
+	}
+	pins := func() []store.DeviceOverride {
+		st, err := f.s.LoadAppState(ctx, "demo")
+		if err != nil {
+			t.Fatalf("load app state: %v", err)
+		}
+		return st.Overrides
+	}
+	if err := bySelf("beta"); err != nil {
+		t.Fatalf("device pins itself: %v", err)
+	}
+	if err := bySelf("stable"); err != nil {
+		t.Fatalf("device moves its own pin: %v", err)
+	}
+	if got := pins(); len(got) != 1 || got[0] != (store.DeviceOverride{AppID: "demo", DeviceID: dev, Channel: "stable", ByDevice: true}) {
+		t.Errorf("pins = %+v; want the device's own pin to stable", got)
+	}
+	if err := f.s.DeleteOverride(ctx, "demo", dev, true, self, f.tick()); err != nil {
+		t.Fatalf("device removes its own pin: %v", err)
+	}
+	if err := f.s.SetOverride(ctx, store.DeviceOverride{AppID: "demo", DeviceID: dev, Channel: "beta"}, actor, f.tick()); err != nil {
+		t.Fatalf("admin pins the device: %v", err)
+	}
+	before := f.countEvents()
+	wantErr(t, "device replaces an admin's pin", bySelf("stable"), store.ErrConflict)
+	wantErr(t, "device removes an admin's pin", f.s.DeleteOverride(ctx, "demo", dev, true, self, f.tick()), store.ErrConflict)
+	if n := f.countEvents() - before; n != 0 {
+		t.Errorf("refused device changes recorded %d events", n)
+	}
+	if got := pins(); len(got) != 1 || got[0] != (store.DeviceOverride{AppID: "demo", DeviceID: dev, Channel: "beta"}) {
+		t.Errorf("pins = %+v; want the admin's pin to beta, unchanged", got)
+	}
+	// An admin taking over a device's pin on the same channel makes it
+	// the admin's, with an event.
+	if err := f.s.DeleteOverride(ctx, "demo", dev, false, actor, f.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if err := bySelf("beta"); err != nil {
+		t.Fatal(err)
+	}
+	before = f.countEvents()
+	if err := f.s.SetOverride(ctx, store.DeviceOverride{AppID: "demo", DeviceID: dev, Channel: "beta"}, actor, f.tick()); err != nil {
+		t.Fatal(err)
+	}
+	if f.countEvents() != before+1 || len(pins()) != 1 || pins()[0].ByDevice {
+		t.Errorf("after an admin pinned a self-pinned device to its channel: pins %+v, %d events", pins(), f.countEvents()-before)
+	}
+	wantErr(t, "device replaces it now", bySelf("stable"), store.ErrConflict)
 }
 
 func testStats(t *testing.T, f *fixture) {
