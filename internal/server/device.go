@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,15 +24,6 @@ import (
 // Business outcomes, refusals included, are HTTP 200 with a JSON body the
 // plugin understands; only malformed requests get a 4xx, and a 429 only
 // from the per-address rate limit (devicelimit.go).
-
-// Bounds on what one stats request may carry. Capgo uses the same metadata
-// limits; the plugin's own queue never sends more than 200 events.
-const (
-	maxStatsEvents      = 1000
-	maxStatsMetaKeys    = 30
-	maxStatsMetaKeyLen  = 64
-	maxStatsMetaValueLn = 2048
-)
 
 // bodyPool recycles request body buffers: device endpoints are the hot path
 // and their bodies are small.
@@ -129,6 +119,11 @@ func (s *Server) handleUpdates(c echo.Context) error {
 		return invalidJSON(err)
 	}
 	req.DeviceID = strings.ToLower(req.DeviceID)
+	// The old /check body has no device id; any other must be one the
+	// plugin could have sent, as on every device route.
+	if req.DeviceID != "" && !deviceIDValid(req.DeviceID) {
+		return invalidDevice(req.DeviceID)
+	}
 	snap, err := s.snapFor(c.Request().Context(), cmp.Or(req.AppID, s.cfg.DefaultApp))
 	if err != nil {
 		return err
@@ -218,24 +213,39 @@ func (s *Server) handleStats(c echo.Context) error {
 	}
 	now := s.cfg.Now()
 	stored := make([]store.StoredStat, len(events))
+	var unverified []bool // nil: every report verified
 	for i := range events {
 		ev := &events[i]
 		var raw []byte
 		if raws != nil {
 			raw = raws[i]
 		}
-		// The bytes as sent are stored only if nothing below changes
-		// the event.
+		// Every event names a device the plugin could have sent; its
+		// other fields are cut to what the plugin sends (devicefields.go).
+		// The bytes as sent are stored only if nothing below changes the
+		// event.
+		if !deviceIDValid(ev.DeviceID) {
+			return invalidDevice(ev.DeviceID)
+		}
 		if lower := strings.ToLower(ev.DeviceID); lower != ev.DeviceID {
 			ev.DeviceID, raw = lower, nil
 		}
 		if ev.AppID == "" {
 			ev.AppID, raw = s.cfg.DefaultApp, nil
 		}
-		if !metadataInBounds(ev.Metadata) {
-			ev.Metadata, raw = boundMetadata(ev.Metadata), nil
+		if boundStatsEvent(ev) {
+			raw = nil
 		}
-		stored[i] = store.StoredStat{Received: now, Event: *ev, Raw: raw}
+		// A report about a version otad never offered this device is
+		// kept, but counts for nothing: made-up reports must cost a
+		// check each.
+		if healthAction(ev.Action) && !s.offers.Offered(ev.AppID, ev.DeviceID, update.EventVersion(ev.VersionName)) {
+			if unverified == nil {
+				unverified = make([]bool, len(events))
+			}
+			unverified[i] = true
+		}
+		stored[i] = store.StoredStat{Received: now, Event: *ev, Raw: raw, Unverified: unverified != nil && unverified[i]}
 	}
 	// The apps the events name are loaded before anything is stored: a
 	// store that cannot be read then fails the batch as a whole, and the
@@ -244,7 +254,13 @@ func (s *Server) handleStats(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.AppendStats(c.Request().Context(), stored); err != nil {
+	switch err := s.store.AppendStats(c.Request().Context(), stored); {
+	case errors.Is(err, store.ErrStorageFull):
+		// The disk's last room is for uploads and rollbacks. The events
+		// still count toward device health below, which is what halts a
+		// bad release; a 5xx would only make every device resend them.
+		s.warnStatsDropped(len(stored), err)
+	case err != nil:
 		// A 5xx makes the plugin keep the batch and retry it.
 		return fmt.Errorf("store %d stats events: %w", len(stored), err)
 	}
@@ -252,53 +268,22 @@ func (s *Server) handleStats(c echo.Context) error {
 	// Counting happens after the events are stored, so a batch the plugin
 	// retries after a 5xx is not lost; distinct-device counting makes the
 	// retry harmless.
-	if err := s.afterStats(c.Request().Context(), snap, events); err != nil {
+	if err := s.afterStats(c.Request().Context(), snap, events, unverified); err != nil {
 		s.reqLog(c).Error("device health after stats", "err", err)
 	}
 	return c.JSON(http.StatusOK, ota.StatsResponse{Status: "ok"})
 }
 
-// metadataInBounds reports whether boundMetadata would return m as it is.
-func metadataInBounds(m map[string]string) bool {
-	if m == nil {
-		return true
+// warnStatsDropped logs that stats went unstored for lack of disk, at
+// most once a minute.
+func (s *Server) warnStatsDropped(n int, err error) {
+	now := s.cfg.Now().Unix()
+	last := s.statsDroppedAt.Load()
+	if now-last < 60 || !s.statsDroppedAt.CompareAndSwap(last, now) {
+		return
 	}
-	if len(m) == 0 || len(m) > maxStatsMetaKeys {
-		return false
-	}
-	for k, v := range m {
-		if len(k) > maxStatsMetaKeyLen || len(v) > maxStatsMetaValueLn {
-			return false
-		}
-	}
-	return true
-}
-
-// boundMetadata keeps at most maxStatsMetaKeys entries (the first in key
-// order), drops over-long keys and cuts over-long values, instead of
-// refusing the event: a refusal would lose the whole batch.
-func boundMetadata(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	if metadataInBounds(m) {
-		return m
-	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		if len(k) <= maxStatsMetaKeyLen {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	if len(keys) > maxStatsMetaKeys {
-		keys = keys[:maxStatsMetaKeys]
-	}
-	out := make(map[string]string, len(keys))
-	for _, k := range keys {
-		out[k] = truncateUTF8(m[k], maxStatsMetaValueLn)
-	}
-	return out
+	s.log.Warn("device stats not stored: the disk is nearly full (they still count toward device health); free space or move the data dir",
+		"events", n, "err", err)
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
@@ -344,6 +329,9 @@ func (s *Server) handleChannelSelfPost(c echo.Context) error {
 	var req ota.DeviceInfo
 	if err := s.decodeDeviceJSON(c, &req); err != nil {
 		return err
+	}
+	if req.DeviceID != "" && !deviceIDValid(req.DeviceID) {
+		return invalidDevice(req.DeviceID)
 	}
 	appID := req.AppID
 	if appID == "" {
@@ -413,6 +401,9 @@ func (s *Server) handleChannelSelfPut(c echo.Context) error {
 	if err := s.decodeDeviceJSON(c, &req); err != nil {
 		return err
 	}
+	if req.DeviceID != "" && !deviceIDValid(req.DeviceID) {
+		return invalidDevice(req.DeviceID)
+	}
 	appID := req.AppID
 	if appID == "" {
 		appID = s.cfg.DefaultApp
@@ -449,6 +440,9 @@ func (s *Server) handleChannelSelfPut(c echo.Context) error {
 // may pick, as a bare array with numeric ids (§4.4). Every field comes as a
 // query parameter.
 func (s *Server) handleChannelSelfGet(c echo.Context) error {
+	if d := c.QueryParam("device_id"); d != "" && !deviceIDValid(d) {
+		return invalidDevice(d)
+	}
 	appID := c.QueryParam("app_id")
 	if appID == "" {
 		appID = s.cfg.DefaultApp

@@ -31,8 +31,36 @@ var (
 )
 
 // defaultHealthMaxDevices bounds the devices remembered per version and
-// outcome, so a flood of fake device ids cannot grow memory without bound.
-const defaultHealthMaxDevices = 100000
+// outcome, and defaultHealthMaxBytes the memory of all of them together,
+// so a flood of fake device ids cannot grow memory without bound.
+const (
+	defaultHealthMaxDevices = 100000
+	defaultHealthMaxBytes   = 64 << 20
+)
+
+// Memory one remembered device costs in the tracker: its id, the map
+// entry, and for a failure the list of actions (the action strings are
+// shared constants, see canonAction).
+func installedCost(id string) int64 { return int64(len(id)) + 48 }
+func failedCost(id string) int64    { return int64(len(id)) + 80 }
+
+const actionCost = 16
+
+// canonAction returns the package's own copy of a health action, so the
+// failure lists do not hold on to request memory.
+func canonAction(a string) string {
+	for k := range loopActions {
+		if k == a {
+			return k
+		}
+	}
+	for k := range failureActions {
+		if k == a {
+			return k
+		}
+	}
+	return a
+}
 
 // healthFlushDelay is how long new health data may stay only in memory:
 // the tracker saves in batches at most this often.
@@ -55,18 +83,38 @@ type versionHealth struct {
 // saved through the store in batches and loaded at start.
 type healthTracker struct {
 	maxDevices int
+	maxBytes   int64
 
 	mu       sync.RWMutex
 	versions map[healthKey]*versionHealth
 	dirty    map[healthKey]bool
-	flushing bool // a flush is scheduled
+	flushing bool  // a flush is scheduled
+	bytes    int64 // memory of the remembered devices (installedCost, failedCost)
 }
 
-func newHealthTracker(maxDevices int) *healthTracker {
+func newHealthTracker(maxDevices int, maxBytes int64) *healthTracker {
 	if maxDevices <= 0 {
 		maxDevices = defaultHealthMaxDevices
 	}
-	return &healthTracker{maxDevices: maxDevices, versions: map[healthKey]*versionHealth{}, dirty: map[healthKey]bool{}}
+	if maxBytes <= 0 {
+		maxBytes = defaultHealthMaxBytes
+	}
+	return &healthTracker{maxDevices: maxDevices, maxBytes: maxBytes, versions: map[healthKey]*versionHealth{}, dirty: map[healthKey]bool{}}
+}
+
+// room reports whether cost more bytes fit; the caller holds mu.
+func (h *healthTracker) room(cost int64) bool { return h.bytes+cost <= h.maxBytes }
+
+// versionBytes is what a version's devices cost; the caller holds mu.
+func versionBytes(v *versionHealth) int64 {
+	var n int64
+	for d := range v.installed {
+		n += installedCost(d)
+	}
+	for d, acts := range v.failed {
+		n += failedCost(d) + int64(len(acts))*actionCost
+	}
+	return n
 }
 
 // FailedOn implements update.FailureMemory.
@@ -85,21 +133,40 @@ func (h *healthTracker) FailedOn(appID, version, deviceID string) bool {
 	return false
 }
 
-// load replaces the tracker's state with stored records.
+// load replaces the tracker's state with stored records, within the
+// same bounds as record (a store written by an otad with larger ones
+// loads what fits, failures first: they are what halts a release).
 func (h *healthTracker) load(hs []store.VersionHealth) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range hs {
-		v := &versionHealth{installed: make(map[string]struct{}, len(r.Installed)), failed: make(map[string][]string, len(r.Failed)), updated: r.UpdatedAt}
-		for _, d := range r.Installed {
-			v.installed[d] = struct{}{}
-		}
+		v := &versionHealth{installed: make(map[string]struct{}, min(len(r.Installed), h.maxDevices)),
+			failed: make(map[string][]string, min(len(r.Failed), h.maxDevices)), updated: r.UpdatedAt}
 		for d, acts := range r.Failed {
+			cost := failedCost(d) + int64(len(acts))*actionCost
+			if len(v.failed) >= h.maxDevices || !h.room(cost) {
+				break
+			}
+			for i := range acts {
+				acts[i] = canonAction(acts[i])
+			}
 			v.failed[d] = acts
+			h.bytes += cost
+		}
+		for _, d := range r.Installed {
+			if len(v.installed) >= h.maxDevices || !h.room(installedCost(d)) {
+				break
+			}
+			v.installed[d] = struct{}{}
+			h.bytes += installedCost(d)
 		}
 		h.versions[healthKey{r.AppID, r.Version}] = v
 	}
 }
+
+// healthAction reports whether an action says something about a
+// version's health (success or failure).
+func healthAction(a string) bool { return successActions[a] || loopActions[a] || failureActions[a] }
 
 // countsAsFailure reports whether an event is a failure of its version.
 // download_fail names the running bundle in the plugin's auto path, so it
@@ -131,13 +198,17 @@ func countsAsFailure(ev *ota.StatsEvent, installed bool) bool {
 
 // record counts events about versions the snapshot knows and returns the
 // versions whose counts changed. Only distinct devices count, so a
-// retried batch changes nothing.
-func (h *healthTracker) record(snap *update.Snapshot, events []ota.StatsEvent, now time.Time) []healthKey {
+// retried batch changes nothing; events marked in unverified (reports of
+// versions the device was not offered; nil: none) do not count.
+func (h *healthTracker) record(snap *update.Snapshot, events []ota.StatsEvent, unverified []bool, now time.Time) []healthKey {
 	var touched []healthKey
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := range events {
 		ev := &events[i]
+		if unverified != nil && unverified[i] {
+			continue
+		}
 		success, failure := successActions[ev.Action], loopActions[ev.Action] || failureActions[ev.Action]
 		if (!success && !failure) || ev.DeviceID == "" {
 			continue
@@ -156,13 +227,19 @@ func (h *healthTracker) record(snap *update.Snapshot, events []ota.StatsEvent, n
 		_, installed := v.installed[ev.DeviceID]
 		changed := false
 		switch {
-		case success && !installed && len(v.installed) < h.maxDevices:
+		case success && !installed && len(v.installed) < h.maxDevices && h.room(installedCost(ev.DeviceID)):
 			v.installed[ev.DeviceID] = struct{}{}
+			h.bytes += installedCost(ev.DeviceID)
 			changed = true
 		case failure && countsAsFailure(ev, installed):
 			acts, known := v.failed[ev.DeviceID]
-			if (known || len(v.failed) < h.maxDevices) && !slices.Contains(acts, ev.Action) {
-				v.failed[ev.DeviceID] = append(acts, ev.Action)
+			cost := int64(actionCost)
+			if !known {
+				cost += failedCost(ev.DeviceID)
+			}
+			if (known || len(v.failed) < h.maxDevices) && !slices.Contains(acts, ev.Action) && h.room(cost) {
+				v.failed[ev.DeviceID] = append(acts, canonAction(ev.Action))
+				h.bytes += cost
 				changed = true
 			}
 		}
@@ -204,6 +281,7 @@ func (h *healthTracker) prune(before time.Time, keep func(healthKey) bool) int {
 	n := 0
 	for k, v := range h.versions {
 		if v.updated.Before(before) && !keep(k) {
+			h.bytes -= versionBytes(v)
 			delete(h.versions, k)
 			h.dirty[k] = true
 			n++
@@ -327,8 +405,8 @@ func (s *Server) scheduleHealthFlush() {
 
 // afterStats counts a stats batch and halts rollouts whose failure rate
 // crossed their channel's threshold.
-func (s *Server) afterStats(ctx context.Context, snap *update.Snapshot, events []ota.StatsEvent) error {
-	touched := s.health.record(snap, events, s.cfg.Now())
+func (s *Server) afterStats(ctx context.Context, snap *update.Snapshot, events []ota.StatsEvent, unverified []bool) error {
+	touched := s.health.record(snap, events, unverified, s.cfg.Now())
 	if len(touched) == 0 {
 		return nil
 	}
@@ -381,7 +459,8 @@ func (s *Server) checkHalt(ctx context.Context, snap *update.Snapshot, k healthK
 }
 
 // summarize turns stored stats events into per-version health: distinct
-// devices that installed each version and that reported each failure.
+// devices that installed each version and that reported each failure,
+// leaving out unverified reports (as the live counts do).
 func summarize(events []store.StoredStat, keep func(version string) bool) []ota.VersionStats {
 	type acc struct {
 		installed map[string]bool
@@ -393,6 +472,9 @@ func summarize(events []store.StoredStat, keep func(version string) bool) []ota.
 	}
 	vs := map[string]*acc{}
 	for i := range events {
+		if events[i].Unverified {
+			continue // not offered to that device: counts for nothing
+		}
 		ev := &events[i].Event
 		success, failure := successActions[ev.Action], loopActions[ev.Action] || failureActions[ev.Action]
 		if (!success && !failure) || ev.DeviceID == "" {

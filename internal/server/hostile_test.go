@@ -10,12 +10,17 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/store/bolt"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -760,4 +765,288 @@ func TestChannelSelfAdminPin(t *testing.T) {
 			t.Errorf("event %d = %+v; want the device's own change %s → %s", i, ev, want.from, want.to)
 		}
 	}
+}
+
+// Made-up successes do not stop the automatic halt: a report counts
+// toward a version's health only when otad offered that version to that
+// device id. One request of 1,000 made-up "set" events for the version
+// rolling out, then 60 real devices that were offered it and fail: the
+// release halts. The made-up reports are kept, marked unverified, and
+// left out of the stats summary.
+func TestForgedReportsDoNotHoldOffAHalt(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MaxJSONBytes = 1 << 20 })
+	ts := httptest.NewServer(env.srv.Handler())
+	defer ts.Close()
+	env.publish(testApp, "production", "1.0.0", nil)
+	env.publish(testApp, "production", "1.1.0", nil)
+	env.patch(testApp, "production", ota.ChannelPolicyPatch{AutoHalt: ptrTo(true), HaltOnFailureRate: ptrTo(0.2), MinDevices: ptrTo(50)})
+
+	forged := make([]ota.StatsEvent, 1000)
+	for i := range forged {
+		forged[i] = ota.StatsEvent{DeviceInfo: ota.DeviceInfo{AppID: testApp, DeviceID: fmt.Sprintf("fake-%04d", i), Platform: "android",
+			VersionName: "1.1.0", VersionBuild: "1.0.0", PluginVersion: "8.51.14"}, Action: "set"}
+	}
+	wantStatus(t, env.device(http.MethodPost, "/stats", forged), http.StatusOK, "")
+	if devices, _ := env.srv.health.counts(testApp, "1.1.0"); devices != 0 {
+		t.Fatalf("1,000 made-up reports count as %d devices", devices)
+	}
+
+	client := ts.Client()
+	for _, d := range fleet(60, "1.0.0", 10) { // every one fails 1.1.0
+		d.poll(t, client, ts.URL)
+	}
+	ch := decode[ota.Channel](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/channels/production", nil))
+	if ch.Active != "1.0.0" || ch.Rollout == nil || !ch.Rollout.Halted {
+		t.Fatalf("after 60 real failures the channel serves %s (rollout %+v); want 1.1.0 halted", ch.Active, ch.Rollout)
+	}
+
+	stats := decode[[]store.StoredStat](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/stats?limit=1000", nil))
+	unverified := 0
+	for _, st := range stats {
+		if strings.HasPrefix(st.Event.DeviceID, "fake-") != st.Unverified {
+			t.Fatalf("stored %+v: unverified %v", st.Event.DeviceInfo, st.Unverified)
+		}
+		if st.Unverified {
+			unverified++
+		}
+	}
+	if unverified == 0 {
+		t.Fatal("no made-up report is stored")
+	}
+	sum := decode[ota.StatsSummary](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/health", nil))
+	for _, v := range sum.Versions {
+		// The halt came at the 50th failure (min_devices); later devices
+		// were not offered 1.1.0.
+		if v.Version == "1.1.0" && (v.Installed > 60 || v.Failed < 50 || v.Failed > 60) {
+			t.Errorf("summary of 1.1.0 = %+v; want the real devices only, not 1,000 more", v)
+		}
+	}
+}
+
+// What otad offered each device survives a restart: reports that come
+// after it still count.
+func TestOffersSurviveRestart(t *testing.T) {
+	env := newTestEnv(t)
+	env.publish(testApp, "production", "1.0.1", nil)
+	wantSuccessVersion := func(rec *httptest.ResponseRecorder) {
+		t.Helper()
+		if !strings.Contains(rec.Body.String(), `"version":"1.0.1"`) {
+			t.Fatalf("update check: %s", rec.Body)
+		}
+	}
+	wantSuccessVersion(env.device(http.MethodPost, "/updates", confRequest(nil)))
+	env.srv.Close() // saves what is not saved yet, as a stopping otad does
+	env.reopen()
+	if o, ok := env.srv.offers.Lookup(testApp, confDevice); !ok || o.Version != "1.0.1" || o.Channel != "production" || o.Count != 1 {
+		t.Fatalf("offer after a restart = %+v, %v", o, ok)
+	}
+	ev := confRequest(map[string]any{"action": "update_fail", "version_name": "1.0.1"})
+	wantStatus(t, env.device(http.MethodPost, "/stats", []any{ev}), http.StatusOK, "")
+	if _, failed := env.srv.health.counts(testApp, "1.0.1"); failed != 1 {
+		t.Errorf("a failure of a version offered before the restart counts %d times, want 1", failed)
+	}
+}
+
+// Every device route applies the same device id rules: what the plugin
+// sends (a UUID), not whatever a client makes up.
+func TestDeviceIDHostile(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MaxJSONBytes = 1 << 20 })
+	env.publish(testApp, "production", "1.0.0", nil)
+	ids := map[string]string{
+		"65 bytes":      strings.Repeat("a", maxDeviceLen+1),
+		"half a MB":     strings.Repeat("d", 512<<10),
+		"path":          "../../etc/passwd",
+		"space":         "a b",
+		"markup":        "<script>x</script>",
+		"leading dash":  "-abc",
+		"unicode":       "gerät-1",
+		"control bytes": "a\u0001b",
+	}
+	for name, id := range ids {
+		body := func(extra map[string]any) string {
+			m := confRequest(extra)
+			m["device_id"] = id
+			return mustMarshal(t, m)
+		}
+		for _, r := range []struct{ method, path, body string }{
+			{http.MethodPost, "/updates", body(nil)},
+			{http.MethodPost, "/check", body(nil)},
+			{http.MethodPost, "/stats", body(map[string]any{"action": "set"})},
+			{http.MethodPost, "/stats", "[" + body(map[string]any{"action": "set"}) + "]"},
+			{http.MethodPost, "/channel_self", body(map[string]any{"channel": "production"})},
+			{http.MethodPut, "/channel_self", body(nil)},
+			{http.MethodDelete, "/channel_self", body(nil)},
+			{http.MethodGet, "/channel_self?app_id=" + testApp + "&platform=ios&device_id=" + url.QueryEscape(id), ""},
+		} {
+			t.Run(name+" "+r.method+" "+r.path, func(t *testing.T) {
+				if r.method == http.MethodGet && len(id) > 4096 {
+					t.Skip("too long for a URL")
+				}
+				rec := env.deviceFrom("192.0.2.1:1", r.method, r.path, r.body, "Content-Type", "application/json")
+				wantStatus(t, rec, http.StatusBadRequest, ota.ErrCodeInvalidName)
+			})
+		}
+	}
+	// Nothing of them was kept.
+	if stats := decode[[]store.StoredStat](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/stats", nil)); len(stats) != 0 {
+		t.Errorf("%d events of invalid devices stored", len(stats))
+	}
+}
+
+// Sixty 1 MB "set" events grew otad by hundreds of MB of memory and disk
+// through long device ids: now they are refused, and the memory of
+// device health is bounded in bytes whatever the ids.
+func TestLongDeviceIDsGrowNothing(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MaxJSONBytes = 1 << 20 })
+	env.publish(testApp, "production", "1.0.0", nil)
+	db := filepath.Join(env.dir, "ota.db")
+	before, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		ev := confRequest(map[string]any{"action": "set", "version_name": "1.0.0",
+			"device_id": fmt.Sprintf("%d%s", i, strings.Repeat("f", 1<<20-300))})
+		wantStatus(t, env.device(http.MethodPost, "/stats", []any{ev}), http.StatusBadRequest, ota.ErrCodeInvalidName)
+	}
+	if err := env.srv.FlushHealth(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if grew := after.Size() - before.Size(); grew > 1<<20 {
+		t.Errorf("the database grew by %d bytes", grew)
+	}
+	if b := env.srv.health.bytes; b != 0 {
+		t.Errorf("device health holds %d bytes", b)
+	}
+
+	// The byte bound of the health memory, with valid ids.
+	h := newHealthTracker(0, 64<<10)
+	snap := env.srv.Snapshot()
+	var evs []ota.StatsEvent
+	for i := range 5000 {
+		evs = append(evs, ota.StatsEvent{DeviceInfo: ota.DeviceInfo{AppID: testApp, DeviceID: fmt.Sprintf("%064d", i), VersionName: "1.0.0"}, Action: "set"})
+	}
+	h.record(snap, evs, nil, testEpoch)
+	if h.bytes > 64<<10 || h.bytes < 60<<10 {
+		t.Errorf("health holds %d bytes for a bound of %d", h.bytes, 64<<10)
+	}
+	if devices, _ := h.counts(testApp, "1.0.0"); devices >= 5000 || devices == 0 {
+		t.Errorf("%d of 5000 devices remembered within 64 KiB", devices)
+	}
+}
+
+// Every stored field is cut to what the plugin sends, and a stored event
+// is at most maxStoredEvent bytes, however it was escaped.
+func TestStatsFieldCaps(t *testing.T) {
+	env := newTestEnv(t, func(c *Config) { c.MaxJSONBytes = 1 << 20 })
+	env.publish(testApp, "production", "1.0.0", nil)
+	huge := strings.Repeat("x", 50<<10)
+	meta := map[string]any{}
+	for i := range 40 {
+		meta[fmt.Sprintf("k%02d%s", i, strings.Repeat("k", 70*(i%2)))] = strings.Repeat("v", 3000)
+	}
+	escaped := map[string]any{}
+	for i := range 20 {
+		escaped[fmt.Sprint("e", i)] = strings.Repeat("<\u0001>", 600) // six bytes each in JSON
+	}
+	fields := map[string]any{"action": "set" + huge, "platform": "ios" + huge, "custom_id": huge, "version_build": "1.0.0" + huge,
+		"version_code": huge, "version_os": huge, "version_name": "1.0.0:" + huge, "plugin_version": huge,
+		"install_source": huge, "defaultChannel": huge, "key_id": huge, "channel": huge, "old_version_name": huge}
+	events := []any{confRequest(fields), confRequest(map[string]any{"action": "set", "metadata": meta}),
+		confRequest(map[string]any{"action": "set", "metadata": escaped, "custom_id": strings.Repeat("\u0002", capCustomID)})}
+	wantStatus(t, env.device(http.MethodPost, "/stats", events), http.StatusOK, "")
+	stats := decode[[]store.StoredStat](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/stats", nil))
+	if len(stats) != len(events) {
+		t.Fatalf("%d events stored, want %d", len(stats), len(events))
+	}
+	for i, st := range stats {
+		ev := &st.Event
+		for name, f := range map[string]struct {
+			v   string
+			cap int
+		}{
+			"platform": {ev.Platform, capPlatform}, "custom_id": {ev.CustomID, capCustomID}, "version_build": {ev.VersionBuild, capVersion},
+			"version_code": {ev.VersionCode, capVersionCode}, "version_os": {ev.VersionOS, capVersionOS},
+			"version_name": {ev.VersionName, capVersionName}, "plugin_version": {ev.PluginVersion, capPluginVersion},
+			"install_source": {ev.InstallSource, capInstallSource}, "defaultChannel": {ev.DefaultChannel, ota.MaxChannelLen},
+			"key_id": {ev.KeyID, capKeyID}, "channel": {ev.Channel, ota.MaxChannelLen}, "action": {ev.Action, capAction},
+			"old_version_name": {ev.OldVersionName, capVersion},
+		} {
+			if len(f.v) > f.cap {
+				t.Errorf("event %d: %s is %d bytes, cap %d", i, name, len(f.v), f.cap)
+			}
+		}
+		total := 0
+		for k, v := range ev.Metadata {
+			total += len(k) + len(v)
+			if len(k) > maxStatsMetaKeyLen || len(v) > maxStatsMetaValueLn {
+				t.Errorf("event %d: metadata %q is %d bytes", i, k, len(v))
+			}
+		}
+		if len(ev.Metadata) > maxStatsMetaKeys || total > maxStatsMetaBytes {
+			t.Errorf("event %d: %d metadata keys of %d bytes", i, len(ev.Metadata), total)
+		}
+		raw, _ := json.Marshal(ev)
+		if len(raw) > maxStoredEvent {
+			t.Errorf("event %d is %d bytes as stored, more than %d", i, len(raw), maxStoredEvent)
+		}
+	}
+	if stats[1].Event.Metadata == nil {
+		t.Error("metadata within its bounds after cutting was dropped")
+	}
+}
+
+// The stats store is bounded in bytes per app, and a full stats store or
+// a nearly full disk never blocks an upload or a rollback: device stats
+// are refused first (they still count toward device health).
+func TestStatsStoreBoundedInBytes(t *testing.T) {
+	t.Run("bytes per app", func(t *testing.T) {
+		const limit = 256 << 10
+		env := newTestEnvWithStore(t, bolt.Options{StatsMaxBytesPerApp: limit}, func(c *Config) { c.MaxJSONBytes = 1 << 20 })
+		env.publish(testApp, "production", "1.0.0", nil)
+		meta := map[string]any{}
+		for i := range 2 {
+			meta[fmt.Sprint("stack", i)] = strings.Repeat("s", maxStatsMetaValueLn)
+		}
+		for range 20 { // twenty anonymous requests of fat events
+			batch := make([]any, 100)
+			for j := range batch {
+				batch[j] = confRequest(map[string]any{"action": "webview_javascript_error", "metadata": meta, "custom_id": strings.Repeat("c", 5000)})
+			}
+			wantStatus(t, env.device(http.MethodPost, "/stats", batch), http.StatusOK, "")
+		}
+		stats := decode[[]store.StoredStat](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/stats?limit=1000", nil))
+		total := 0
+		for _, st := range stats {
+			raw, _ := json.Marshal(st)
+			total += len(raw)
+		}
+		if total > limit || len(stats) == 0 {
+			t.Errorf("%d events of %d bytes kept; the bound is %d", len(stats), total, limit)
+		}
+		wantStatus(t, env.upload("/api/v1/apps/"+testApp+"/bundles", bundleZip("1.0.1"), "version", "1.0.1", "channel", "production"), http.StatusCreated, "")
+	})
+	t.Run("disk nearly full", func(t *testing.T) {
+		env := newTestEnvWithStore(t, bolt.Options{StatsReserveBytes: 1 << 62}) // never enough room
+		env.publish(testApp, "production", "1.0.0", nil)
+		env.publish(testApp, "production", "1.0.1", nil)
+		env.offered(testApp, "production", "1.0.1", confDevice)
+		ev := confRequest(map[string]any{"action": "update_fail", "version_name": "1.0.1"})
+		wantStatus(t, env.device(http.MethodPost, "/stats", []any{ev}), http.StatusOK, "")
+		if stats := decode[[]store.StoredStat](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/stats", nil)); len(stats) != 0 {
+			t.Errorf("%d events stored with the disk nearly full", len(stats))
+		}
+		if _, failed := env.srv.health.counts(testApp, "1.0.1"); failed != 1 {
+			t.Errorf("the refused batch counts %d failures, want 1", failed)
+		}
+		if !strings.Contains(env.logs.String(), "device stats not stored") {
+			t.Error("no log line says stats are not stored")
+		}
+		wantStatus(t, env.upload("/api/v1/apps/"+testApp+"/bundles", bundleZip("1.0.2"), "version", "1.0.2", "channel", "production"), http.StatusCreated, "")
+		wantStatus(t, env.do(http.MethodPost, "/api/v1/apps/"+testApp+"/channels/production/rollback", nil), http.StatusOK, "")
+	})
 }

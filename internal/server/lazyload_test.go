@@ -60,7 +60,9 @@ func TestLazyLoadOnFirstRequest(t *testing.T) {
 		t.Fatalf("channel_self GET of an unloaded app: status %d body %s", rec.Code, rec.Body.String())
 	}
 
-	// A failure report about an unloaded app's version counts.
+	// A failure report about an unloaded app's version counts (when the
+	// device was offered it, which outlives the restart).
+	env.offered(lazyThird, "production", "5.0.0", confDevice)
 	ev := confRequest(map[string]any{"app_id": lazyThird, "action": "update_fail", "version_name": "5.0.0"})
 	rec = env.device(http.MethodPost, "/stats", []any{ev})
 	if rec.Code != http.StatusOK {

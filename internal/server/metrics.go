@@ -109,8 +109,13 @@ func (s *Server) handleMetrics(c echo.Context) error {
 // observeCheck records an answered update check, from either plugin
 // (/updates, internal/capawesome): the one place for what otad learns
 // from checks.
-func (s *Server) observeCheck(snap *update.Snapshot, _ *ota.UpdateRequest, d *update.Decision) {
+func (s *Server) observeCheck(snap *update.Snapshot, req *ota.UpdateRequest, d *update.Decision) {
 	s.observeUpdate(snap, d)
+	// A bundle offered (not a refusal, not builtin) is remembered, so
+	// this device's later reports about it count (offers.go).
+	if d.Bundle != nil && req.DeviceID != "" {
+		s.offers.Record(d.AppID, d.Channel, d.Response.Version, req.DeviceID, s.cfg.Now())
+	}
 }
 
 // observeUpdate counts an update answer. Labels come from the snapshot

@@ -45,6 +45,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatalf("update check: %s", rec.Body)
 	}
 	env.device(http.MethodPost, "/updates", confRequest(map[string]any{"version_name": "1.0.1"}))
+	env.offered(testApp, "production", "1.0.1", "other-device") // as a check would
 	env.device(http.MethodPost, "/updates", confRequest(map[string]any{"app_id": "com.made.up"}))
 	stats := []map[string]any{
 		{"action": "set", "app_id": testApp, "device_id": confDevice, "version_name": "1.0.1", "platform": "ios", "version_build": "1.0.0"},
@@ -478,6 +479,7 @@ func TestWebhookOnAutoHalt(t *testing.T) {
 
 	stat := map[string]any{"action": "update_fail", "app_id": testApp, "device_id": "dev-1", "version_name": "1.1.0",
 		"old_version_name": "1.0.0", "platform": "android", "version_build": "1.0.0", "plugin_version": "8.0.0"}
+	env.offered(testApp, "production", "1.1.0", "dev-1")
 	wantStatus(t, env.device(http.MethodPost, "/stats", stat), http.StatusOK, "")
 	select {
 	case p := <-got:

@@ -54,10 +54,10 @@ func FuzzHealthRecord(f *testing.F) {
 		Bundles: []ota.Bundle{{AppID: testApp, Version: "1.0.0", Kind: ota.KindWeb, SHA256: strings.Repeat("a", 64)}},
 	}, func(*ota.Bundle) downloads.Link { return downloads.Link{URL: "https://ota.example.com/b.zip"} })
 	f.Fuzz(func(t *testing.T, action, version, device, plugin string) {
-		h := newHealthTracker(10)
+		h := newHealthTracker(10, 0)
 		ev := ota.StatsEvent{DeviceInfo: ota.DeviceInfo{AppID: testApp, DeviceID: device, VersionName: version, PluginVersion: plugin}, Action: action}
 		batch := []ota.StatsEvent{ev, ev}
-		touched := h.record(snap, batch, time.Unix(0, 0))
+		touched := h.record(snap, batch, nil, time.Unix(0, 0))
 		v := update.EventVersion(version)
 		if len(touched) > 1 || (len(touched) == 1 && (v != "1.0.0" || device == "")) {
 			t.Fatalf("touched %v for version %q device %q", touched, version, device)
@@ -69,7 +69,7 @@ func FuzzHealthRecord(f *testing.F) {
 		if failed > devices || devices > 1 {
 			t.Fatalf("counts devices=%d failed=%d after one device", devices, failed)
 		}
-		if again := h.record(snap, batch, time.Unix(1, 0)); len(again) != 0 {
+		if again := h.record(snap, batch, nil, time.Unix(1, 0)); len(again) != 0 {
 			t.Fatalf("a repeated batch changed %v", again)
 		}
 	})

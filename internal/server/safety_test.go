@@ -384,6 +384,7 @@ func TestPruneHealth(t *testing.T) {
 	env.publish(testApp, "beta", "2.0.0", nil)
 	report := func(version, device string) {
 		t.Helper()
+		env.offered(testApp, "production", version, device)
 		ev := confRequest(map[string]any{"action": "update_fail", "version_name": version, "device_id": device})
 		wantStatus(t, env.device(http.MethodPost, "/stats", []any{ev}), http.StatusOK, "")
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/otaship/ota/internal/blob"
 	downloads "github.com/otaship/ota/internal/download"
 	"github.com/otaship/ota/internal/metrics"
+	"github.com/otaship/ota/internal/offers"
 	"github.com/otaship/ota/internal/ratelimit"
 	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/internal/update"
@@ -75,6 +76,12 @@ type Config struct {
 	// Downloads says where devices download bundles from (a CDN, presigned
 	// URLs of the bucket); nil is otad's own route at PublicURL.
 	Downloads *downloads.Locator
+	// HealthMemoryBytes bounds the memory of the device ids device health
+	// remembers, every version together (0: 64 MiB).
+	HealthMemoryBytes int64
+	// OfferMemoryBytes bounds the memory of what was offered to each
+	// device (0: offers.DefaultMaxBytes, about two million devices).
+	OfferMemoryBytes int64
 }
 
 // Server serves otad's HTTP API.
@@ -104,9 +111,15 @@ type Server struct {
 	deltaCache update.DeltaCache
 
 	admin *adminState // login limits and upload bookkeeping
+	// statsDroppedAt is when stats refused for lack of disk were last
+	// logged (Unix seconds).
+	statsDroppedAt atomic.Int64
 	// health is the per-version device health: failure memory for the
 	// decision and the counts auto-halt uses.
 	health *healthTracker
+	// offers remembers what each device was offered; a device's reports
+	// count toward health only for versions it was offered.
+	offers *offers.Memory
 
 	metrics *metrics.Metrics
 	// hooks sends webhooks; hookSeq is the last history event handed to
@@ -160,12 +173,16 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 		ids[i] = a.ID
 	}
 	s.snap.Store(update.Pending(ids))
-	s.health = newHealthTracker(0)
+	s.health = newHealthTracker(0, cfg.HealthMemoryBytes)
 	hs, err := st.LoadHealth(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("load device health: %w", err)
 	}
 	s.health.load(hs)
+	s.offers = offers.New(offers.Config{MaxBytes: cfg.OfferMemoryBytes, OnDirty: s.scheduleOfferFlush})
+	if err := s.loadOffers(ctx); err != nil {
+		return nil, fmt.Errorf("load device offers: %w", err)
+	}
 	if err := s.initObservability(ctx); err != nil {
 		return nil, err
 	}

@@ -94,6 +94,8 @@ type testEnv struct {
 	// openBlobs, when set, opens the blob store instead of a directory in
 	// dir (s3_test.go: a bucket).
 	openBlobs func() (blob.Store, error)
+	// storeOpts opens the store (see newTestEnvWithStore).
+	storeOpts bolt.Options
 }
 
 // newTestEnv builds a test environment. opts may change the Config before
@@ -103,9 +105,22 @@ func newTestEnv(t testing.TB, opts ...func(*Config)) *testEnv {
 	return newTestEnvBlobs(t, nil, opts...)
 }
 
+// newTestEnvWithStore is newTestEnv over a store opened with so.
+func newTestEnvWithStore(t testing.TB, so bolt.Options, opts ...func(*Config)) *testEnv {
+	t.Helper()
+	return newTestEnvFull(t, so, nil, opts...)
+}
+
 // newTestEnvBlobs is newTestEnv with bundles in the blob store openBlobs
 // opens (nil: a directory in t.TempDir()).
 func newTestEnvBlobs(t testing.TB, openBlobs func() (blob.Store, error), opts ...func(*Config)) *testEnv {
+	t.Helper()
+	return newTestEnvFull(t, bolt.Options{}, openBlobs, opts...)
+}
+
+// newTestEnvFull is newTestEnv with the store's options and the blob
+// store of its own.
+func newTestEnvFull(t testing.TB, so bolt.Options, openBlobs func() (blob.Store, error), opts ...func(*Config)) *testEnv {
 	t.Helper()
 	clock := &testClock{now: testEpoch}
 	cfg := Config{
@@ -120,7 +135,7 @@ func newTestEnvBlobs(t testing.TB, openBlobs func() (blob.Store, error), opts ..
 	for _, o := range opts {
 		o(&cfg)
 	}
-	env := &testEnv{t: t, cfg: cfg, dir: t.TempDir(), clock: clock, logs: &syncBuffer{}, openBlobs: openBlobs}
+	env := &testEnv{t: t, cfg: cfg, dir: t.TempDir(), clock: clock, logs: &syncBuffer{}, openBlobs: openBlobs, storeOpts: so}
 	env.open()
 	t.Cleanup(func() {
 		if env.store != nil {
@@ -147,7 +162,7 @@ func newTestEnvBlobs(t testing.TB, openBlobs func() (blob.Store, error), opts ..
 // server from env.dir.
 func (e *testEnv) open() {
 	e.t.Helper()
-	st, err := bolt.Open(filepath.Join(e.dir, "ota.db"), bolt.Options{})
+	st, err := bolt.Open(filepath.Join(e.dir, "ota.db"), e.storeOpts)
 	if err != nil {
 		e.t.Fatalf("open store: %v", err)
 	}
@@ -365,6 +380,14 @@ func (e *testEnv) override(app, device, channel string) {
 	}
 	if err := e.srv.refreshApp(ctx, app); err != nil {
 		e.t.Fatalf("refresh %s: %v", app, err)
+	}
+}
+
+// offered records that channel of app offered version to devices now, as
+// an answered update check would: their reports about it then count.
+func (e *testEnv) offered(app, channel, version string, devices ...string) {
+	for _, d := range devices {
+		e.srv.offers.Record(app, channel, version, d, e.clock.Now())
 	}
 }
 

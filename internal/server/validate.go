@@ -13,8 +13,10 @@ import (
 // regexp because they run on every admin request and the rules are short.
 
 const (
-	maxAppLen    = 128
-	maxDeviceLen = 128
+	maxAppLen = 128
+	// maxDeviceLen: the plugin sends a 36-character UUID (protocol.md
+	// §1.2); custom ids get room beyond it.
+	maxDeviceLen = 64
 	maxNotesLen  = 2000
 )
 
@@ -70,21 +72,11 @@ func checkApp(id string) error {
 	return nil
 }
 
-// checkDevice validates a device id (the plugin sends a UUID; custom ids
-// are allowed) and returns it lowercased, as devices are keyed.
+// checkDevice validates a device id (see deviceIDValid) and returns it
+// lowercased, as devices are keyed.
 func checkDevice(id string) (string, error) {
-	if id == "" {
-		return "", newError(http.StatusBadRequest, ota.ErrCodeInvalidName, "device id is required")
-	}
-	if len(id) > maxDeviceLen {
-		return "", newError(http.StatusBadRequest, ota.ErrCodeInvalidName, "device id is %d characters long; the limit is %d", len(id), maxDeviceLen)
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !isAlnum(c) && (i == 0 || c != '.' && c != '_' && c != '-' && c != ':') {
-			return "", newError(http.StatusBadRequest, ota.ErrCodeInvalidName,
-				"device id %q is invalid; use letters, digits and . _ - : (starting with a letter or digit)", clip(id))
-		}
+	if !deviceIDValid(id) {
+		return "", invalidDevice(id)
 	}
 	return strings.ToLower(id), nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 	"unicode"
 
 	"github.com/labstack/echo/v4"
@@ -45,11 +46,16 @@ func (s *Server) initWebhooks(ctx context.Context, o webhook.Options) error {
 }
 
 // Close stops webhook delivery; deliveries still queued are abandoned.
-// It saves the device health not saved yet.
+// It saves the device health and offers not saved yet.
 func (s *Server) Close() {
 	s.stopRelinking()
 	s.hooks.Close()
 	s.closeHealth()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.flushOffers(ctx); err != nil {
+		s.log.Error("device offers not saved at shutdown", "err", err)
+	}
 }
 
 // emitEvents hands every history event newer than the last one emitted to

@@ -32,6 +32,10 @@ var (
 	// ErrInvalid: the request contradicts the stored state (for example an
 	// APK into a web channel).
 	ErrInvalid = errors.New("invalid request")
+	// ErrStorageFull: AppendStats refused device events because the
+	// storage is nearly full; the room left is for release writes
+	// (uploads, rollbacks), which anonymous devices must never block.
+	ErrStorageFull = errors.New("storage nearly full: device stats refused")
 )
 
 // User is an account that may use the admin API. PasswordHash is a bcrypt
@@ -114,6 +118,24 @@ type VersionHealth struct {
 	UpdatedAt time.Time           `json:"updated_at"`
 }
 
+// DeviceOffer is what otad last offered one device of an app (see
+// internal/offers): the version and its channel, the version offered
+// before, when the current offer was first and last made, and how often.
+// Device is the device's key, a hash of the app and device ids
+// (offers.DeviceKey), unique across apps; a record with an empty Version
+// stands for the removal of that key.
+type DeviceOffer struct {
+	Device          uint64    `json:"device"`
+	AppID           string    `json:"app_id,omitempty"`
+	Channel         string    `json:"channel,omitempty"`
+	Version         string    `json:"version,omitempty"`
+	Previous        string    `json:"previous,omitempty"`
+	PreviousChannel string    `json:"previous_channel,omitempty"`
+	First           time.Time `json:"first"`
+	Last            time.Time `json:"last"`
+	Count           int       `json:"count,omitempty"`
+}
+
 // DeviceOverride pins one device of an app to a channel (admin-assigned, or
 // stored by a legacy plugin's setChannel). ByDevice says which: a device
 // may replace or remove only a pin it set itself, while an admin's pin
@@ -135,10 +157,21 @@ type HistoryQuery struct {
 	Limit   int
 }
 
+// StatsLimits bound the device stats a store keeps per app; the oldest
+// events go first. Zero fields take the implementation's defaults.
+type StatsLimits struct {
+	MaxEventsPerApp int
+	MaxBytesPerApp  int64
+}
+
 // StoredStat is one device stats event as stored.
 type StoredStat struct {
 	Received time.Time      `json:"received"`
 	Event    ota.StatsEvent `json:"event"`
+	// Unverified marks a report about a version otad had not offered to
+	// that device (see internal/offers): it is kept, but counts toward
+	// no version's health.
+	Unverified bool `json:"unverified,omitempty"`
 	// Raw, when not nil, is Event as JSON: the bytes the device sent,
 	// checked to hold only Event's fields and to decode to Event. A store
 	// may keep them instead of encoding Event again (the largest cost of
@@ -230,6 +263,15 @@ type Store interface {
 	SaveHealth(ctx context.Context, hs []VersionHealth) error
 	// LoadHealth reads every stored version health record.
 	LoadHealth(ctx context.Context) ([]VersionHealth, error)
+	// SaveOffers stores offer records, replacing earlier ones of the same
+	// Device key; a record with an empty Version removes the key's record.
+	// Records of unknown apps are dropped. otad saves in batches of what
+	// changed and bounds the number of records itself (its memory).
+	SaveOffers(ctx context.Context, os []DeviceOffer) error
+	// LoadOffers calls fn with every stored offer record, in no order,
+	// stopping at fn's first error (there may be millions: they are not
+	// gathered in a slice).
+	LoadOffers(ctx context.Context, fn func(DeviceOffer) error) error
 	// UpdateChannel applies a policy patch to an existing channel.
 	UpdateChannel(ctx context.Context, appID, channel string, patch ota.ChannelPolicyPatch, actor string, now time.Time) (ota.Channel, error)
 
@@ -255,8 +297,11 @@ type Store interface {
 	// byDevice an admin's pin is ErrConflict and stays.
 	DeleteOverride(ctx context.Context, appID, deviceID string, byDevice bool, actor string, now time.Time) error
 
-	// AppendStats stores device events. Implementations bound what they keep,
-	// and drop events of apps they do not know (devices choose the app id).
+	// AppendStats stores device events. Implementations keep per app at
+	// most the newest events within a count and a byte bound (the bytes of
+	// the stored events; see StatsLimits), drop events of apps they do not
+	// know (devices choose the app id), and refuse the batch with
+	// ErrStorageFull rather than take the room release writes need.
 	AppendStats(ctx context.Context, events []StoredStat) error
 	// Stats lists stored events of an app, oldest first, received at or after since.
 	Stats(ctx context.Context, appID string, since time.Time, limit int) ([]StoredStat, error)

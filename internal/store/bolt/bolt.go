@@ -9,15 +9,19 @@
 //	meta     schema_version (8-byte big-endian)
 //	events   8-byte big-endian Seq → event (the whole history, one sequence)
 //	users    name → user
+//	offers   device key (8 bytes) → what otad last offered it (binary, see offers.go)
 //	apps     app id → bucket of that app:
 //	           app        the app record (key)
 //	           channels   name → channel (its sequence numbers channel IDs)
 //	           web, apk   version → bundle record, one bucket per kind
-//	           overrides  lowercase device id → channel name
+//	           overrides  lowercase device id → pin record (JSON; a bare channel
+//	                      name is an admin's pin from before pins had owners)
 //	           history    Seq → "" (index of the app's events)
 //	           chistory   channel name → bucket of Seq → "" (per channel)
 //	           stats      received (8 bytes) + sequence (8 bytes) → stat
 //	           stats_count number of entries in stats (key)
+//	           stats_bytes bytes of the entries in stats, keys included (key;
+//	                       counted at the first append when missing)
 //	           manifests  version → manifest of a delta release (file list)
 //	           seen       SHA-256 → first version whose manifest named it
 //	files    app id → bucket of SHA-256 → delta file record (created on
@@ -28,8 +32,9 @@
 // (LoadAppState, LoadState) never touches events or stats, so loading it
 // does not grow with the history either.
 //
-// Every value is JSON of a record type of this package, not of a wire type
-// in pkg/ota, so the file format changes only when this package says so.
+// Every value is JSON of a record type of this package (offers excepted:
+// binary, since millions load at every start), not of a wire type in
+// pkg/ota, so the file format changes only when this package says so.
 // Values are decoded inside their transaction: bbolt's byte slices are valid
 // only until it ends.
 package bolt
@@ -40,6 +45,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +70,14 @@ type Options struct {
 	// StatsMaxPerApp caps the device stats kept per app (default 100000);
 	// the oldest are dropped first, so a flood cannot fill the disk.
 	StatsMaxPerApp int
+	// StatsMaxBytesPerApp caps the bytes of those events (their JSON and
+	// key; default 64 MiB), oldest dropped first, whichever cap comes first.
+	StatsMaxBytesPerApp int64
+	// StatsReserveBytes is the free space of the file's file system below
+	// which AppendStats refuses device events (store.ErrStorageFull), so
+	// they never take the room an upload or a rollback needs (default
+	// 256 MiB; negative: no check).
+	StatsReserveBytes int64
 }
 
 // statsBatchDelay is how long concurrent stats appends gather into one
@@ -76,17 +90,21 @@ const (
 )
 
 const (
-	defaultTimeout        = time.Second
-	defaultStatsMaxPerApp = 100000
+	defaultTimeout             = time.Second
+	defaultStatsMaxPerApp      = 100000
+	defaultStatsMaxBytesPerApp = 64 << 20
+	defaultStatsReserveBytes   = 256 << 20
 )
 
 // Store is the bbolt implementation of store.Store. It is safe for
 // concurrent use: bbolt serialises writers and lets readers run alongside.
 type Store struct {
-	db       *bbolt.DB
-	path     string
-	statsMax int
-	closed   atomic.Bool
+	db            *bbolt.DB
+	path          string
+	statsMax      int
+	statsMaxBytes int64
+	reserve       *diskReserve // nil: no check
+	closed        atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -105,6 +123,7 @@ var (
 	bCHistory  = []byte("chistory")
 	bStats     = []byte("stats")
 	kStatsN    = []byte("stats_count")
+	kStatsB    = []byte("stats_bytes")
 	bHealth    = []byte("health")
 	bFiles     = []byte("files")
 	bManifests = []byte("manifests")
@@ -179,7 +198,7 @@ var migrations = []func(*bbolt.Tx) error{
 		}
 		return nil
 	},
-	// 4: device pins have owners. A pin stored before is a bare channel
+	// 5: device pins have owners. A pin stored before is a bare channel
 	// name; the newest history event that set it says who did: a legacy
 	// plugin's own setChannel ("device:<id>") becomes a device's pin,
 	// anything else stays an admin's.
@@ -200,6 +219,12 @@ func open(path string, opts Options, migs []func(*bbolt.Tx) error) (*Store, erro
 	if opts.StatsMaxPerApp <= 0 {
 		opts.StatsMaxPerApp = defaultStatsMaxPerApp
 	}
+	if opts.StatsMaxBytesPerApp <= 0 {
+		opts.StatsMaxBytesPerApp = defaultStatsMaxBytesPerApp
+	}
+	if opts.StatsReserveBytes == 0 {
+		opts.StatsReserveBytes = defaultStatsReserveBytes
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
@@ -214,7 +239,10 @@ func open(path string, opts Options, migs []func(*bbolt.Tx) error) (*Store, erro
 	// page writes and fsync, for the same events.
 	db.MaxBatchDelay = statsBatchDelay
 	db.MaxBatchSize = statsBatchSize
-	s := &Store{db: db, path: path, statsMax: opts.StatsMaxPerApp}
+	s := &Store{db: db, path: path, statsMax: opts.StatsMaxPerApp, statsMaxBytes: opts.StatsMaxBytesPerApp}
+	if opts.StatsReserveBytes > 0 {
+		s.reserve = newDiskReserve(filepath.Dir(path), uint64(opts.StatsReserveBytes))
+	}
 	if err := db.Update(func(tx *bbolt.Tx) error { return migrate(tx, migs) }); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", path, err)

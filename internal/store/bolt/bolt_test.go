@@ -23,6 +23,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return bolttest.New(t, bolt.Options{}) })
 }
 
+func TestConformanceStatsLimits(t *testing.T) {
+	storetest.RunStatsLimits(t, func(t *testing.T, lim store.StatsLimits) store.Store {
+		return bolttest.New(t, bolt.Options{StatsMaxPerApp: lim.MaxEventsPerApp, StatsMaxBytesPerApp: lim.MaxBytesPerApp})
+	})
+}
+
 var epoch = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func publish(t *testing.T, s store.Store, app, channel, kind, version string) ota.UploadResult {

@@ -23,7 +23,7 @@ const (
 
 // overrideRecord is a pinned device as stored in an app's overrides
 // bucket. Values written before pins had owners are the bare channel name:
-// they read as an admin's pin (see migration 4, which tells a device's
+// they read as an admin's pin (see migration 5, which tells a device's
 // apart by its history event).
 type overrideRecord struct {
 	Channel  string `json:"channel"`
@@ -139,7 +139,7 @@ func (s *Store) DeleteOverride(ctx context.Context, appID, deviceID string, byDe
 	return nil
 }
 
-// markDevicePins is migration 4 (see migrations).
+// markDevicePins is migration 5 (see migrations).
 func markDevicePins(tx *bbolt.Tx) error {
 	apps, err := appsBucket(tx)
 	if err != nil {
@@ -205,16 +205,21 @@ func (a *appTx) overrides() ([]store.DeviceOverride, error) {
 }
 
 // AppendStats stores device events through db.Batch, so concurrent callers
-// share one commit and one fsync. Each app keeps its newest StatsMaxPerApp
-// events. Events of apps the store does not know are dropped: a device
-// chooses the app_id it sends, and keeping them would let anyone grow the
-// file without bound.
+// share one commit and one fsync. Each app keeps its newest events within
+// StatsMaxPerApp events and StatsMaxBytesPerApp bytes. Events of apps the
+// store does not know are dropped: a device chooses the app_id it sends,
+// and keeping them would let anyone grow the file without bound. With less
+// than StatsReserveBytes free on the disk the batch is refused
+// (store.ErrStorageFull): that room is for uploads and rollbacks.
 func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if len(events) == 0 {
 		return nil
+	}
+	if s.reserve.short() {
+		return fmt.Errorf("append stats: less than %d bytes free next to %s: %w", s.reserve.min, s.path, store.ErrStorageFull)
 	}
 	type encoded struct {
 		app  string
@@ -243,6 +248,7 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 		}
 		// Counted per app and written once per batch, not per event.
 		added := map[string]int{}
+		addedBytes := map[string]int64{}
 		touched := map[string]*bbolt.Bucket{}
 		for _, e := range enc {
 			if e.app == "" || len(e.app) > maxNameLen {
@@ -255,6 +261,13 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 			b := ab.Bucket(bStats)
 			if b == nil {
 				return fmt.Errorf("app %q: bucket %s missing: the file is damaged", e.app, bStats)
+			}
+			if touched[e.app] == nil {
+				// The byte count of files from before it is added up
+				// now, before this batch's events are in.
+				if _, err := statsBytes(ab); err != nil {
+					return err
+				}
 			}
 			// Keys only grow (time, then sequence): full pages, not the
 			// half-full ones bbolt's default split leaves for inserts.
@@ -270,10 +283,14 @@ func (s *Store) AppendStats(ctx context.Context, events []store.StoredStat) erro
 				return fmt.Errorf("write stats event of app %q: %w", e.app, err)
 			}
 			added[e.app]++
+			addedBytes[e.app] += statSize(key, e.raw)
 			touched[e.app] = ab
 		}
 		for app, ab := range touched {
 			if err := addCount(ab, added[app]); err != nil {
+				return err
+			}
+			if err := addBytes(ab, addedBytes[app]); err != nil {
 				return err
 			}
 			if err := s.trimStats(ab); err != nil {
@@ -298,11 +315,14 @@ func encodeStat(st *store.StoredStat) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, len(`{"received":,"event":}`)+len(when)+len(st.Raw))
+	out := make([]byte, 0, len(`{"received":,"event":,"unverified":true}`)+len(when)+len(st.Raw))
 	out = append(out, `{"received":`...)
 	out = append(out, when...)
 	out = append(out, `,"event":`...)
 	out = append(out, st.Raw...)
+	if st.Unverified {
+		out = append(out, `,"unverified":true`...)
+	}
 	return append(out, '}'), nil
 }
 
@@ -321,20 +341,53 @@ func addCount(ab *bbolt.Bucket, d int) error {
 	return ab.Put(kStatsN, itob(uint64(n)))
 }
 
-// trimStats drops the oldest events beyond the per-app cap. The keys are
-// collected first and deleted after: restarting the cursor with First
-// after each delete walked over the emptied front of the leaf every time,
-// and was a fifth of the CPU of storing a batch.
+// statSize is what one stored event counts against the byte bound.
+func statSize(key, value []byte) int64 { return int64(len(key) + len(value)) }
+
+// statsBytes returns the bytes of an app's stored events. Files from
+// before the byte bound have no count yet: it is added up once.
+func statsBytes(ab *bbolt.Bucket) (uint64, error) {
+	if v := ab.Get(kStatsB); len(v) == 8 {
+		return binary.BigEndian.Uint64(v), nil
+	}
+	var n int64
+	if b := ab.Bucket(bStats); b != nil {
+		_ = b.ForEach(func(k, v []byte) error { n += statSize(k, v); return nil })
+	}
+	return uint64(n), ab.Put(kStatsB, itob(uint64(n)))
+}
+
+func addBytes(ab *bbolt.Bucket, d int64) error {
+	n, err := statsBytes(ab)
+	if err != nil {
+		return err
+	}
+	return ab.Put(kStatsB, itob(n+uint64(d)))
+}
+
+// trimStats drops the oldest events beyond the per-app caps of count and
+// bytes. The keys are collected first and deleted after: restarting the
+// cursor with First after each delete walked over the emptied front of
+// the leaf every time, and was a fifth of the CPU of storing a batch.
 func (s *Store) trimStats(ab *bbolt.Bucket) error {
 	n := statsCount(ab)
-	if n <= uint64(s.statsMax) {
+	size, err := statsBytes(ab)
+	if err != nil {
+		return err
+	}
+	if n <= uint64(s.statsMax) && size <= uint64(s.statsMaxBytes) {
 		return nil
 	}
 	b := ab.Bucket(bStats)
-	drop := n - uint64(s.statsMax)
-	keys := make([][]byte, 0, min(drop, 4096))
+	var keys [][]byte
+	var freed uint64
 	c := b.Cursor()
-	for k, _ := c.First(); k != nil && uint64(len(keys)) < drop; k, _ = c.Next() {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		left := n - uint64(len(keys))
+		if left <= uint64(s.statsMax) && size-freed <= uint64(s.statsMaxBytes) {
+			break
+		}
+		freed += uint64(statSize(k, v))
 		// k is only valid while the page is unchanged: copy it.
 		keys = append(keys, bytes.Clone(k))
 	}
@@ -343,7 +396,10 @@ func (s *Store) trimStats(ab *bbolt.Bucket) error {
 			return err
 		}
 	}
-	return ab.Put(kStatsN, itob(n-uint64(len(keys))))
+	if err := ab.Put(kStatsN, itob(n-uint64(len(keys)))); err != nil {
+		return err
+	}
+	return ab.Put(kStatsB, itob(size-freed))
 }
 
 // Stats lists an app's events received at or after since, oldest first.

@@ -267,12 +267,12 @@ func TestEncodeStatRaw(t *testing.T) {
 		{},
 		{DeviceInfo: ota.DeviceInfo{AppID: "a", DeviceID: "d", IsProd: &yes}, Action: "set", Timestamp: 17, Metadata: map[string]string{"b": "<&>", "a": "x"}},
 	}
-	for _, ev := range events {
+	for i, ev := range events {
 		raw, err := json.Marshal(ev)
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := store.StoredStat{Received: time.Date(2026, 11, 27, 1, 2, 3, 456, time.UTC), Event: ev}
+		st := store.StoredStat{Received: time.Date(2026, 11, 27, 1, 2, 3, 456, time.UTC), Event: ev, Unverified: i == 1}
 		want, err := json.Marshal(st)
 		if err != nil {
 			t.Fatal(err)
@@ -368,7 +368,7 @@ func TestMigrationGivesUsersIDs(t *testing.T) {
 func TestMigrationMarksDevicePins(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "ota.db")
-	old, err := open(path, Options{}, migrations[:3])
+	old, err := open(path, Options{}, migrations[:4])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,5 +423,85 @@ func TestMigrationMarksDevicePins(t *testing.T) {
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("pins after the migration = %+v; want %+v", got, want)
+	}
+}
+
+// With the disk nearly full, device stats are refused first: uploads and
+// rollbacks keep the room.
+func TestStatsRefusedBeforeTheDiskFills(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "ota.db"), Options{StatsReserveBytes: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	free := uint64(2 << 30)
+	s.reserve.free = func(string) (uint64, bool) { return free, true }
+	pub := func(v string) error {
+		_, err := s.Publish(ctx, store.PublishInput{Bundle: ota.Bundle{AppID: "a", Version: v, Kind: ota.KindWeb, SHA256: "aa" + v}, Channel: "stable", Actor: "x"})
+		return err
+	}
+	stat := []store.StoredStat{{Event: ota.StatsEvent{DeviceInfo: ota.DeviceInfo{AppID: "a", DeviceID: "d"}, Action: "set"}}}
+	if err := pub("1.0.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AppendStats(ctx, stat); err != nil {
+		t.Fatalf("stats with room to spare: %v", err)
+	}
+	free = 100 << 20
+	s.reserve.checked = time.Time{} // look again now
+	if err := s.AppendStats(ctx, stat); !errors.Is(err, store.ErrStorageFull) {
+		t.Fatalf("stats with 100 MB free and a 1 GiB reserve: %v, want ErrStorageFull", err)
+	}
+	if err := pub("1.0.1"); err != nil {
+		t.Errorf("upload with the reserve left: %v", err)
+	}
+	if _, err := s.Rollback(ctx, "a", "stable", "", "x", time.Time{}); err != nil {
+		t.Errorf("rollback with the reserve left: %v", err)
+	}
+}
+
+// Files from before the byte bound have no byte count: it is added up at
+// the first append, not started at zero.
+func TestStatsBytesOfOldFiles(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(filepath.Join(t.TempDir(), "ota.db"), Options{StatsReserveBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Publish(ctx, store.PublishInput{Bundle: ota.Bundle{AppID: "a", Version: "1.0.0", Kind: ota.KindWeb, SHA256: "aa"}, Channel: "stable", Actor: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var batch []store.StoredStat
+	for i := range 20 {
+		batch = append(batch, store.StoredStat{Event: ota.StatsEvent{DeviceInfo: ota.DeviceInfo{AppID: "a", DeviceID: fmt.Sprint("d", i)}, Action: "set"}})
+	}
+	if err := s.AppendStats(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	real := func() (sum, counted uint64) {
+		_ = s.db.View(func(tx *bbolt.Tx) error {
+			ab := tx.Bucket(bApps).Bucket([]byte("a"))
+			_ = ab.Bucket(bStats).ForEach(func(k, v []byte) error { sum += uint64(statSize(k, v)); return nil })
+			counted = btoi(ab.Get(kStatsB))
+			return nil
+		})
+		return sum, counted
+	}
+	if sum, counted := real(); sum != counted || sum == 0 {
+		t.Fatalf("bytes counted %d, stored %d", counted, sum)
+	}
+	rawUpdate := func(fn func(*bbolt.Tx) error) {
+		if err := s.db.Update(fn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawUpdate(func(tx *bbolt.Tx) error { return tx.Bucket(bApps).Bucket([]byte("a")).Delete(kStatsB) })
+	if err := s.AppendStats(ctx, batch[:5]); err != nil {
+		t.Fatal(err)
+	}
+	if sum, counted := real(); sum != counted {
+		t.Errorf("after the first append to an old file: bytes counted %d, stored %d", counted, sum)
 	}
 }

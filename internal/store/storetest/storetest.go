@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Rollout", testRollout},
 		{"Halt", testHalt},
 		{"Health", testHealth},
+		{"Offers", testOffers},
 		{"SafetyPolicy", testSafetyPolicy},
 		{"Tokens", testTokens},
 		{"Webhooks", testWebhooks},
