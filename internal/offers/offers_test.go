@@ -61,8 +61,8 @@ func TestRecordLookup(t *testing.T) {
 // The memory stays within its bound in bytes with a million distinct
 // device ids, and keeps the most recently offered ones.
 func TestMillionDevicesBounded(t *testing.T) {
-	if testing.Short() {
-		t.Skip("a million devices")
+	if testing.Short() || raceOn {
+		t.Skip("a million devices: not in -short or -race runs")
 	}
 	for _, tt := range []struct {
 		name     string

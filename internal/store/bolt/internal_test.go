@@ -505,3 +505,29 @@ func TestStatsBytesOfOldFiles(t *testing.T) {
 		t.Errorf("after the first append to an old file: bytes counted %d, stored %d", counted, sum)
 	}
 }
+
+// FuzzOfferRecord: an offer record reads back as written, and no bytes
+// make decodeOffer panic or read past its value.
+func FuzzOfferRecord(f *testing.F) {
+	f.Add(uint64(1), "com.example.app", "production", "1.0.0", "0.9.0", "beta", int64(1760000000), 3, []byte{1, 0})
+	f.Add(uint64(1<<63), "", "", "", "", "", int64(0), 0, []byte{})
+	f.Fuzz(func(t *testing.T, key uint64, app, channel, version, prev, prevCh string, at int64, count int, junk []byte) {
+		if key == 0 || count < 0 || at < 0 || at > 1<<32-1 {
+			return
+		}
+		id := func(b []byte) string { return string(b) }
+		o := store.DeviceOffer{Device: key, AppID: app, Channel: channel, Version: version, Previous: prev, PreviousChannel: prevCh,
+			First: time.Unix(at, 0).UTC(), Last: time.Unix(at, 0).UTC(), Count: count}
+		got, err := decodeOffer(itob(key), encodeOffer(&o), id)
+		if err != nil {
+			t.Fatalf("decode of an encoded record: %v", err)
+		}
+		if count > 1<<32-1 {
+			o.Count = 1<<32 - 1
+		}
+		if got != o {
+			t.Fatalf("read back %+v; wrote %+v", got, o)
+		}
+		_, _ = decodeOffer(itob(key), junk, id) // must not panic
+	})
+}
