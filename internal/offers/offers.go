@@ -101,9 +101,11 @@ type Memory struct {
 	onDirty  func()
 	pending  atomic.Bool // changed since the last TakeDirty
 
-	tmu     sync.RWMutex
-	targets []target
-	ids     map[target]uint32
+	// The target table is copied on write (new targets are new releases,
+	// rare), so the update-check path reads it without a lock.
+	tmu     sync.Mutex // serialises writers
+	targets atomic.Pointer[[]target]
+	ids     atomic.Pointer[map[target]uint32]
 
 	shards [shardCount]shard
 }
@@ -115,7 +117,10 @@ func New(cfg Config) *Memory {
 	}
 	// A slot and its share of the evicted list: 32 + 8/4 bytes.
 	per := max(firstSize, int(cfg.MaxBytes/(SlotBytes+2)/shardCount))
-	return &Memory{maxSlots: per, onDirty: cfg.OnDirty, ids: map[target]uint32{}}
+	m := &Memory{maxSlots: per, onDirty: cfg.OnDirty}
+	m.targets.Store(&[]target{})
+	m.ids.Store(&map[target]uint32{})
+	return m
 }
 
 // MaxDevices is how many devices the memory can hold.
@@ -152,33 +157,38 @@ func (m *Memory) shardOf(key uint64) *shard { return &m.shards[key>>(64-shardBit
 
 // targetID returns the id of t, adding it; 0 when the table is full.
 func (m *Memory) targetID(t target) uint32 {
-	m.tmu.RLock()
-	id := m.ids[t]
-	m.tmu.RUnlock()
-	if id != 0 {
+	if id := (*m.ids.Load())[t]; id != 0 {
 		return id
 	}
 	m.tmu.Lock()
 	defer m.tmu.Unlock()
-	if id := m.ids[t]; id != 0 {
+	old := *m.ids.Load()
+	if id := old[t]; id != 0 {
 		return id
 	}
-	if len(m.targets) >= maxTargets {
+	ts := *m.targets.Load()
+	if len(ts) >= maxTargets {
 		return 0
 	}
-	m.targets = append(m.targets, t)
-	id = uint32(len(m.targets))
-	m.ids[t] = id
+	// Targets first: a reader that finds the new id finds its target.
+	nts := append(ts[:len(ts):len(ts)], t)
+	m.targets.Store(&nts)
+	ids := make(map[target]uint32, len(old)+1)
+	for k, v := range old {
+		ids[k] = v
+	}
+	id := uint32(len(nts))
+	ids[t] = id
+	m.ids.Store(&ids)
 	return id
 }
 
 func (m *Memory) targetOf(id uint32) (target, bool) {
-	if id == 0 {
+	ts := *m.targets.Load()
+	if id == 0 || int(id) > len(ts) {
 		return target{}, false
 	}
-	m.tmu.RLock()
-	defer m.tmu.RUnlock()
-	return m.targets[id-1], true
+	return ts[id-1], true
 }
 
 func unix(t time.Time) uint32 {

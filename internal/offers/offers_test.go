@@ -246,3 +246,22 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("Len = %d (room for %d)", n, m.MaxDevices())
 	}
 }
+
+// BenchmarkRecord is the offer memory's share of an update check: a known
+// device offered the same bundle again, from several goroutines.
+func BenchmarkRecord(b *testing.B) {
+	m := offers.New(offers.Config{})
+	devices := make([]string, 4096)
+	for i := range devices {
+		devices[i] = fmt.Sprintf("%08x-2c3e-4d5b-9a65-2f4f1a1e7c11", i)
+		m.Record("com.example.app", "production", "1.0.1", devices[i], t0)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			m.Record("com.example.app", "production", "1.0.1", devices[i%len(devices)], t0)
+			i++
+		}
+	})
+}
