@@ -26,7 +26,7 @@ var _ storecopy.Sink = (*Importer)(nil)
 // Import returns an Importer for s, which must hold nothing yet.
 func (s *Store) Import(ctx context.Context) (*Importer, error) {
 	err := s.view(ctx, func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bApps, bUsers, bEvents, bTokens, bWebhooks} {
+		for _, name := range [][]byte{bApps, bUsers, bEvents, bTokens, bWebhooks, bOffers} {
 			if b := tx.Bucket(name); b != nil {
 				if k, _ := b.Cursor().First(); k != nil {
 					return fmt.Errorf("the store already holds %s: %w", name, store.ErrConflict)
@@ -108,7 +108,7 @@ func (im *Importer) PutApp(ctx context.Context, r storecopy.AppRecords) error {
 			if err := checkName("device id", o.DeviceID); err != nil {
 				return err
 			}
-			if err := ovs.Put([]byte(strings.ToLower(o.DeviceID)), []byte(o.Channel)); err != nil {
+			if err := put(ovs, []byte(strings.ToLower(o.DeviceID)), overrideRecord{Channel: o.Channel, ByDevice: o.ByDevice}); err != nil {
 				return err
 			}
 		}
@@ -316,6 +316,11 @@ func (im *Importer) PutStats(ctx context.Context, appID string, stats []store.St
 	})
 }
 
+// PutOffers stores device offer records as SaveOffers does.
+func (im *Importer) PutOffers(ctx context.Context, offers []store.DeviceOffer) error {
+	return im.s.SaveOffers(ctx, offers)
+}
+
 // Finish checks that the store holds what want counts. Every Put was
 // committed on its own already.
 func (im *Importer) Finish(ctx context.Context, want storecopy.Counts) error {
@@ -343,6 +348,7 @@ func (s *Store) Counts(ctx context.Context) (storecopy.Counts, error) {
 		c.Tokens = keys(tx.Bucket(bTokens))
 		c.Webhooks = keys(tx.Bucket(bWebhooks))
 		c.Health = keys(tx.Bucket(bHealth))
+		c.Offers = keys(tx.Bucket(bOffers))
 		events := tx.Bucket(bEvents)
 		c.Events = keys(events)
 		if events != nil {

@@ -43,7 +43,7 @@ func (s *Store) backup(ctx context.Context, w io.Writer) (int64, error) {
 		return 0, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a read has nothing to undo
-	view := &Store{pool: s.pool, url: s.url, statsMax: s.statsMax, snap: tx}
+	view := &Store{pool: s.pool, url: s.url, statsMax: s.statsMax, statsMaxBytes: s.statsMaxBytes, snap: tx}
 
 	dir, err := os.MkdirTemp(s.tempDir, "otad-backup-")
 	if err != nil {

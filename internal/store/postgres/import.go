@@ -130,7 +130,7 @@ func (im *Importer) PutApp(ctx context.Context, r storecopy.AppRecords) error {
 		if err := checkName("device id", o.DeviceID); err != nil {
 			return err
 		}
-		b.Queue("INSERT INTO overrides (app_id, device_id, channel) VALUES ($1, $2, $3)", id, strings.ToLower(o.DeviceID), o.Channel)
+		b.Queue("INSERT INTO overrides (app_id, device_id, channel, by_device) VALUES ($1, $2, $3, $4)", id, strings.ToLower(o.DeviceID), o.Channel, o.ByDevice)
 	}
 	// The app's delta releases become the source's; files it published
 	// stay remembered.
@@ -304,13 +304,32 @@ func (im *Importer) PutStats(ctx context.Context, appID string, stats []store.St
 		if err != nil {
 			return err
 		}
-		rows = append(rows, []any{appID, st.Received.UTC(), raw})
+		rows = append(rows, []any{appID, st.Received.UTC(), raw, st.Unverified})
 	}
 	if len(rows) == 0 {
 		return nil
 	}
-	if _, err := im.t.CopyFrom(ctx, pgx.Identifier{"stats"}, []string{"app_id", "received", "event"}, pgx.CopyFromRows(rows)); err != nil {
+	if _, err := im.t.CopyFrom(ctx, pgx.Identifier{"stats"}, []string{"app_id", "received", "event", "unverified"}, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("copy stats of %s: %w", appID, err)
+	}
+	return nil
+}
+
+// PutOffers writes device offer records over those of the same keys.
+func (im *Importer) PutOffers(ctx context.Context, offers []store.DeviceOffer) error {
+	for i := range offers {
+		o := &offers[i]
+		if o.Version == "" {
+			continue
+		}
+		if _, err := im.t.Exec(ctx, `INSERT INTO offers (device, app_id, channel, version, previous, previous_channel, first_at, last_at, count)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+			ON CONFLICT (device) DO UPDATE SET app_id = excluded.app_id, channel = excluded.channel, version = excluded.version,
+				previous = excluded.previous, previous_channel = excluded.previous_channel,
+				first_at = excluded.first_at, last_at = excluded.last_at, count = excluded.count`,
+			int64(o.Device), o.AppID, o.Channel, o.Version, o.Previous, o.PreviousChannel, o.First.UTC(), o.Last.UTC(), int64(o.Count)); err != nil {
+			return fmt.Errorf("offer %x: %w", o.Device, err)
+		}
 	}
 	return nil
 }
@@ -338,8 +357,8 @@ func (im *Importer) Finish(ctx context.Context, want storecopy.Counts) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue("UPDATE history_counter SET seq = greatest(seq, $1)", int64(want.LastSeq))
-	b.Queue(`INSERT INTO stats_counts (app_id, n) SELECT app_id, count(*) FROM stats GROUP BY app_id
-		ON CONFLICT (app_id) DO UPDATE SET n = excluded.n`)
+	b.Queue(`INSERT INTO stats_counts (app_id, n, bytes) SELECT app_id, count(*), sum(octet_length(event::text)) FROM stats GROUP BY app_id
+		ON CONFLICT (app_id) DO UPDATE SET n = excluded.n, bytes = excluded.bytes`)
 	if err := im.batch(ctx, b); err != nil {
 		return err
 	}
@@ -377,9 +396,10 @@ func counts(ctx context.Context, db querier) (storecopy.Counts, error) {
 		(SELECT coalesce(max(seq), 0) FROM events), (SELECT count(*) FROM health_versions),
 		(SELECT count(*) FROM ci_tokens), (SELECT count(*) FROM webhooks), (SELECT count(*) FROM webhook_deliveries),
 		(SELECT count(*) FROM stats), (SELECT count(*) FROM manifests),
-		(SELECT count(*) FROM delta_files d WHERE EXISTS (SELECT 1 FROM apps WHERE id = d.app_id))`).Scan(
+		(SELECT count(*) FROM delta_files d WHERE EXISTS (SELECT 1 FROM apps WHERE id = d.app_id)),
+		(SELECT count(*) FROM offers)`).Scan(
 		&c.Users, &c.Apps, &c.Channels, &c.Bundles, &c.Overrides, &c.Events, &last, &c.Health,
-		&c.Tokens, &c.Webhooks, &c.Deliveries, &c.Stats, &c.Manifests, &c.DeltaFiles)
+		&c.Tokens, &c.Webhooks, &c.Deliveries, &c.Stats, &c.Manifests, &c.DeltaFiles, &c.Offers)
 	c.LastSeq = uint64(last)
 	return c, err
 }

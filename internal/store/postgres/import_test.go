@@ -37,7 +37,7 @@ func TestImport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("import: %v", err)
 	}
-	if c.Apps != 1 || c.Events == 0 || c.Stats != 5 || c.Deliveries != 3 || c.Tokens != 1 || c.Health != 1 || c.Overrides != 1 {
+	if c.Apps != 1 || c.Events == 0 || c.Stats != 5 || c.Deliveries != 3 || c.Tokens != 1 || c.Health != 1 || c.Overrides != 2 || c.Offers != 2 {
 		t.Errorf("counts %+v; want some of everything", c)
 	}
 	want := storetest.ReadAll(t, src)

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/otaship/ota/internal/testengine"
 )
 
@@ -49,5 +51,69 @@ func TestWriteRetriesDeadlock(t *testing.T) {
 	}
 	if n := attempts.Load(); n != 3 {
 		t.Errorf("%d attempts; want 3 (one writer run again after the deadlock)", n)
+	}
+}
+
+// TestMigrationHostileDevices: a database of schema 2 gets user ids, pins
+// a legacy plugin set itself become the device's, and stats a byte count.
+func TestMigrationHostileDevices(t *testing.T) {
+	ctx := t.Context()
+	url := testengine.Postgres(t)
+	cfg, err := parseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &Store{pool: pool}
+	if err := old.migrate(ctx, migrations[:2]); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		`INSERT INTO users (name, record) VALUES ('alice', '{"name":"alice","token_generation":3}'), ('bob', '{"name":"bob"}')`,
+		`INSERT INTO apps (id, record) VALUES ('a', '{"id":"a"}')`,
+		`INSERT INTO overrides (app_id, device_id, channel) VALUES ('a', 'self', 'beta'), ('a', 'admin', 'beta'), ('a', 'both', 'beta')`,
+		`INSERT INTO events (seq, app_id, channel, record) VALUES
+			(1, 'a', 'beta', '{"seq":1,"type":"device_override","actor":"device:self","app_id":"a","note":"device self"}'),
+			(2, 'a', 'beta', '{"seq":2,"type":"device_override","actor":"alice","app_id":"a","note":"device admin"}'),
+			(3, 'a', 'beta', '{"seq":3,"type":"device_override","actor":"device:both","app_id":"a","note":"device both"}'),
+			(4, 'a', 'beta', '{"seq":4,"type":"device_override","actor":"alice","app_id":"a","note":"device both"}')`,
+		`INSERT INTO stats (app_id, received, event) VALUES ('a', now(), '{"action":"set"}'), ('a', now(), '{"action":"reset"}')`,
+		`INSERT INTO stats_counts (app_id, n) VALUES ('a', 2)`,
+	} {
+		if _, err := pool.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	pool.Close()
+
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	users, err := s.ListUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(users) != 2 || len(users[0].ID) != 32 || len(users[1].ID) != 32 || users[0].ID == users[1].ID || users[0].TokenGeneration != 3 {
+		t.Errorf("users after the migration = %+v; want distinct 32-digit ids, the rest kept", users)
+	}
+	st, err := s.LoadAppState(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]bool{}
+	for _, o := range st.Overrides {
+		owners[o.DeviceID] = o.ByDevice
+	}
+	if !owners["self"] || owners["admin"] || owners["both"] || len(owners) != 3 {
+		t.Errorf("pin owners = %v; want only self's own", owners)
+	}
+	var bytes int64
+	if err := s.pool.QueryRow(ctx, "SELECT bytes FROM stats_counts WHERE app_id = 'a'").Scan(&bytes); err != nil || bytes != int64(len(`{"action":"set"}`)+len(`{"action":"reset"}`)) {
+		t.Errorf("stats bytes = %d, %v", bytes, err)
 	}
 }

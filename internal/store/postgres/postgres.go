@@ -67,6 +67,10 @@ type Options struct {
 	// StatsMaxPerApp caps the device stats kept per app (default 100000);
 	// the oldest are dropped first, as in the embedded store.
 	StatsMaxPerApp int
+	// StatsMaxBytesPerApp caps the bytes of those events (their JSON;
+	// default 64 MiB), whichever cap comes first. The database's free
+	// space is not otad's to see: a full disk is the database's to refuse.
+	StatsMaxBytesPerApp int64
 	// ConnectTimeout bounds the first connection at Open (default 10s).
 	ConnectTimeout time.Duration
 	// MaxConns caps the pool (default: pool_max_conns of the URL, else
@@ -84,6 +88,7 @@ type Options struct {
 
 const (
 	defaultStatsMaxPerApp = 100000
+	defaultStatsMaxBytes  = 64 << 20
 	defaultConnectTimeout = 10 * time.Second
 	defaultMaxConns       = 10
 	// maxAttempts bounds the runs of a transaction that keeps failing with
@@ -94,10 +99,11 @@ const (
 // Store is the PostgreSQL store.Store. It is safe for concurrent use, also
 // by several processes on one database.
 type Store struct {
-	pool     *pgxpool.Pool
-	url      string // redacted, for messages
-	statsMax int
-	tempDir  string
+	pool          *pgxpool.Pool
+	url           string // redacted, for messages
+	statsMax      int
+	statsMaxBytes int64
+	tempDir       string
 	// snap, when set, is the one read-only transaction every read runs in:
 	// the consistent view Backup copies from. Writes are refused.
 	snap   pgx.Tx
@@ -120,6 +126,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if opts.StatsMaxPerApp <= 0 {
 		opts.StatsMaxPerApp = defaultStatsMaxPerApp
 	}
+	if opts.StatsMaxBytesPerApp <= 0 {
+		opts.StatsMaxBytesPerApp = defaultStatsMaxBytes
+	}
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = defaultConnectTimeout
 	}
@@ -136,7 +145,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %s", red, scrub(err, rawURL))
 	}
-	s := &Store{pool: pool, url: red, statsMax: opts.StatsMaxPerApp, tempDir: opts.TempDir}
+	s := &Store{pool: pool, url: red, statsMax: opts.StatsMaxPerApp, statsMaxBytes: opts.StatsMaxBytesPerApp, tempDir: opts.TempDir}
 	pctx, cancel := context.WithTimeout(ctx, opts.ConnectTimeout)
 	defer cancel()
 	if err := pool.Ping(pctx); err != nil {

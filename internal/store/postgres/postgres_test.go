@@ -42,6 +42,12 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, postgres.Options{}) })
 }
 
+func TestConformanceStatsLimits(t *testing.T) {
+	storetest.RunStatsLimits(t, func(t *testing.T, lim store.StatsLimits) store.Store {
+		return open(t, postgres.Options{StatsMaxPerApp: lim.MaxEventsPerApp, StatsMaxBytesPerApp: lim.MaxBytesPerApp})
+	})
+}
+
 func publish(t testing.TB, s store.Store, app, channel, version string) (ota.UploadResult, error) {
 	return s.Publish(t.Context(), store.PublishInput{
 		Bundle:  ota.Bundle{AppID: app, Version: version, Kind: ota.KindWeb, SHA256: storetest.Sum(app + version), Size: 42},

@@ -8,9 +8,16 @@ import (
 	"github.com/otaship/ota/internal/store"
 )
 
-// CreateUser adds an account; ErrConflict when the name is taken.
+// CreateUser adds an account; ErrConflict when the name is taken. Without
+// an id it gets a random one.
 func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 	if err := checkName("user name", u.Name); err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	if u.ID == "" {
+		u.ID = store.NewUserID()
+	}
+	if err := checkName("user id", u.ID); err != nil {
 		return fmt.Errorf("create user: %w", err)
 	}
 	if u.CreatedAt.IsZero() {

@@ -18,6 +18,7 @@ type Records struct {
 	Tokens   []store.CIToken
 	Webhooks []Webhook
 	Stats    map[string][]store.StoredStat
+	Offers   []store.DeviceOffer // by device key
 	Counts   Counts
 }
 
@@ -71,7 +72,21 @@ func (r *Records) PutStats(_ context.Context, appID string, stats []store.Stored
 	return nil
 }
 
+func (r *Records) PutOffers(_ context.Context, offers []store.DeviceOffer) error {
+	r.Offers = append(r.Offers, offers...)
+	return nil
+}
+
 func (r *Records) Finish(_ context.Context, want Counts) error {
+	slices.SortFunc(r.Offers, func(a, b store.DeviceOffer) int {
+		switch {
+		case a.Device < b.Device:
+			return -1
+		case a.Device > b.Device:
+			return 1
+		}
+		return 0
+	})
 	slices.SortFunc(r.Events, func(a, b ota.Event) int {
 		switch {
 		case a.Seq < b.Seq:

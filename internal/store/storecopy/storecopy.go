@@ -38,6 +38,7 @@ type Counts struct {
 	// Manifests of delta releases, and the delta file records they name.
 	Manifests  int `json:"manifests"`
 	DeltaFiles int `json:"delta_files"`
+	Offers     int `json:"offers"` // what otad last offered each device
 	// LastSeq is the sequence number of the newest event (0: none).
 	LastSeq uint64 `json:"last_seq"`
 }
@@ -64,6 +65,7 @@ func (c Counts) Diff(want Counts) []string {
 	add("stats events", c.Stats, want.Stats)
 	add("delta manifests", c.Manifests, want.Manifests)
 	add("delta files", c.DeltaFiles, want.DeltaFiles)
+	add("device offers", c.Offers, want.Offers)
 	if c.LastSeq != want.LastSeq {
 		out = append(out, fmt.Sprintf("newest event: %d, want %d", c.LastSeq, want.LastSeq))
 	}
@@ -73,9 +75,9 @@ func (c Counts) Diff(want Counts) []string {
 // String is a one-line summary.
 func (c Counts) String() string {
 	return fmt.Sprintf("%d users, %d apps, %d channels, %d bundles, %d device overrides, %d history events (newest %d), "+
-		"%d version health records, %d CI tokens, %d webhooks with %d deliveries, %d stats events, %d delta manifests naming %d delta files",
+		"%d version health records, %d CI tokens, %d webhooks with %d deliveries, %d stats events, %d delta manifests naming %d delta files, %d device offers",
 		c.Users, c.Apps, c.Channels, c.Bundles, c.Overrides, c.Events, c.LastSeq,
-		c.Health, c.Tokens, c.Webhooks, c.Deliveries, c.Stats, c.Manifests, c.DeltaFiles)
+		c.Health, c.Tokens, c.Webhooks, c.Deliveries, c.Stats, c.Manifests, c.DeltaFiles, c.Offers)
 }
 
 // AppRecords is one app with what belongs to it.
@@ -109,6 +111,8 @@ type Sink interface {
 	PutWebhook(ctx context.Context, w store.StoredWebhook, log []ota.WebhookDelivery) error
 	// PutStats gets stats events of one app, oldest first.
 	PutStats(ctx context.Context, appID string, stats []store.StoredStat) error
+	// PutOffers gets device offer records, in batches.
+	PutOffers(ctx context.Context, offers []store.DeviceOffer) error
 	// Finish checks that the sink holds what want counts and makes the
 	// copy durable; a sink that copies in one transaction commits here.
 	Finish(ctx context.Context, want Counts) error
@@ -118,6 +122,7 @@ type Sink interface {
 const (
 	eventBatch = 5000
 	statsPage  = 10000 // store.Store.Stats returns at most this many
+	offerBatch = 10000
 )
 
 // Copy reads every record of src and puts it into dst, then calls
@@ -206,6 +211,31 @@ func Copy(ctx context.Context, src store.Store, dst Sink, progress func(string))
 			return c, fmt.Errorf("copy stats of %s: %w", app.ID, err)
 		}
 		c.Stats += n
+	}
+	var offers []store.DeviceOffer
+	put := func() error {
+		if len(offers) == 0 {
+			return nil
+		}
+		if err := dst.PutOffers(ctx, offers); err != nil {
+			return fmt.Errorf("copy device offers: %w", err)
+		}
+		c.Offers += len(offers)
+		offers = offers[:0]
+		return nil
+	}
+	err = src.LoadOffers(ctx, func(o store.DeviceOffer) error {
+		offers = append(offers, o)
+		if len(offers) < offerBatch {
+			return nil
+		}
+		return put()
+	})
+	if err != nil {
+		return c, err
+	}
+	if err := put(); err != nil {
+		return c, err
 	}
 	say("checking the copy: %s", c)
 	if err := dst.Finish(ctx, c); err != nil {

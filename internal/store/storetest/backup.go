@@ -61,6 +61,8 @@ func (f *fixture) fillAll() {
 	_, err = f.s.UpdateChannel(ctx, "fill", "beta", ota.ChannelPolicyPatch{IOS: &off, AllowSelfSet: ptr(true)}, actor, f.tick())
 	must("policy", err)
 	must("override", f.s.SetOverride(ctx, store.DeviceOverride{AppID: "fill", DeviceID: "Dev-1", Channel: "stable"}, actor, f.tick()))
+	must("a device's own pin", f.s.SetOverride(ctx, store.DeviceOverride{AppID: "fill", DeviceID: "dev-2", Channel: "beta", ByDevice: true},
+		"device:dev-2", f.tick()))
 	now := f.tick()
 	must("user", f.s.CreateUser(ctx, store.User{Name: "carol", PasswordHash: []byte("hash"), CreatedAt: now, UpdatedAt: now}))
 	must("token", f.s.CreateToken(ctx, store.CIToken{ID: "t1", Name: "ci", SecretHash: []byte{9}, AppID: "fill",
@@ -75,7 +77,8 @@ func (f *fixture) fillAll() {
 	var stats []store.StoredStat
 	for i := range 5 {
 		stats = append(stats, store.StoredStat{Received: now.Add(time.Duration(i) * time.Second), Event: ota.StatsEvent{
-			DeviceInfo: ota.DeviceInfo{AppID: "fill", DeviceID: "d1", VersionName: "1.0.0", Platform: "ios"}, Action: "set"}})
+			DeviceInfo: ota.DeviceInfo{AppID: "fill", DeviceID: "d1", VersionName: "1.0.0", Platform: "ios"}, Action: "set"},
+			Unverified: i == 4})
 	}
 	must("stats", f.s.AppendStats(ctx, stats))
 	// Delta releases: two, the second sharing a file with the first, the
@@ -94,6 +97,11 @@ func (f *fixture) fillAll() {
 	}
 	_, err = f.s.PutDeltaFile(ctx, store.DeltaFile{AppID: "fill", SHA256: Sum("cipher"), Size: 16, Encrypted: true, CreatedAt: now})
 	must("encrypted delta file", err)
+	must("offers", f.s.SaveOffers(ctx, []store.DeviceOffer{
+		{Device: 1<<63 + 7, AppID: "fill", Channel: "stable", Version: "1.1.0", Previous: "1.0.0", PreviousChannel: "stable",
+			First: now, Last: now.Add(time.Minute), Count: 4},
+		{Device: 42, AppID: "fill", Channel: "beta", Version: "2.0.0", First: now, Last: now, Count: 1},
+	}))
 }
 
 // checkBackup holds every store's Backup to one format: a file of the
