@@ -97,10 +97,11 @@ func newEnv(t testing.TB, opts ...func(*server.Config)) *env {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := st.CreateUser(context.Background(), store.User{Name: "admin", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
+	const adminID = "0123456789abcdef0123456789abcdef" // login tokens name their user's id
+	if err := st.CreateUser(context.Background(), store.User{ID: adminID, Name: "admin", PasswordHash: hash, CreatedAt: now, UpdatedAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	tok, _, err := iss.Issue("admin", 0)
+	tok, _, err := iss.Issue("admin", adminID, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
