@@ -67,7 +67,7 @@ func wantUnchanged(t *testing.T, e *env) {
 // no cookie, a forged one, a CI token (which the API itself accepts), an
 // expired session, a logged-out one, one from before a password change.
 func TestRefusedWithoutSession(t *testing.T) {
-	forged, _, _ := mustIssuer(t, []byte("another-key-0123456789abcdef-0123")).Issue(testUser, 0)
+	forged, _, _ := mustIssuer(t, []byte("another-key-0123456789abcdef-0123")).Issue(testUser, "any-user-id", 0)
 	cases := []struct {
 		name  string
 		token func(t *testing.T, e *env) string

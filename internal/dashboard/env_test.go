@@ -169,7 +169,7 @@ func (e *env) apiToken() string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	tok, _, err := e.issuer.Issue(testUser, u.TokenGeneration)
+	tok, _, err := e.issuer.Issue(testUser, u.ID, u.TokenGeneration)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -244,6 +244,11 @@ func (e *env) poll(d ota.DeviceInfo) ota.UpdateResponse {
 // stats sends device events to /stats, as the plugin does.
 func (e *env) stats(events ...ota.StatsEvent) {
 	e.t.Helper()
+	// A report counts only for a version the device was offered: stand
+	// in for the update checks that came before.
+	for _, ev := range events {
+		e.srv.Offers().Record(ev.AppID, "", ev.VersionName, ev.DeviceID, e.clock.Now())
+	}
 	b, _ := json.Marshal(events)
 	resp, err := http.Post(e.url+"/stats", "application/json", bytes.NewReader(b))
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/otaship/ota/internal/offers"
 	"github.com/otaship/ota/internal/store"
 )
 
@@ -63,6 +64,11 @@ func (s *Server) flushOffers(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Offers is the memory of what this otad offered each device, for code
+// that learns of offers made elsewhere (another replica, an import) and
+// for tests that stand in for the update checks a report follows.
+func (s *Server) Offers() *offers.Memory { return s.offers }
 
 // FlushOffers saves the offers not saved yet; Close calls it.
 func (s *Server) FlushOffers(ctx context.Context) error { return s.flushOffers(ctx) }

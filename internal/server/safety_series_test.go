@@ -16,6 +16,7 @@ func TestHealthSeries(t *testing.T) {
 	stats := func(device, action string) {
 		t.Helper()
 		d := &simDevice{id: device, running: "1.0.0"}
+		env.offered(testApp, "stable", "1.0.0", device) // reports count for versions the device was offered
 		ev := ota.StatsEvent{DeviceInfo: d.info(), Action: action}
 		wantStatus(t, env.do(http.MethodPost, "/stats", []ota.StatsEvent{ev}, "Authorization", ""), http.StatusOK, "")
 	}
