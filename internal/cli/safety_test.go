@@ -152,6 +152,18 @@ func TestStatsFailures(t *testing.T) {
 		return map[string]any{"platform": "ios", "device_id": device, "app_id": testAppID, "version_build": "1.0.0",
 			"version_name": version, "plugin_version": "8.51.14", "action": action}
 	}
+	// The devices' update checks first: a report counts only for a
+	// version the device was offered.
+	for _, d := range []string{"d1", "d2"} {
+		check := ev(d, "", "0.9.0")
+		delete(check, "action")
+		b, _ := json.Marshal(check)
+		resp, err := http.Post(e.srv.URL+"/updates", "application/json", bytes.NewReader(b))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("update check: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
 	body, _ := json.Marshal([]map[string]any{
 		ev("d1", "download_manifest_checksum_fail", "1.0.0:assets/app.js"),
 		ev("d2", "download_manifest_checksum_fail", "1.0.0:assets/app.js"),

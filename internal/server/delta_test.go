@@ -661,6 +661,7 @@ func TestDeltaFailureStats(t *testing.T) {
 		event("d3", "download_manifest_brotli_fail", "1.0.2:assets/main-0002.js"),
 		event("d4", "manifest_path_fail", "1.0.2:main-0002.js"),
 	}
+	env.offered(testApp, "production", "1.0.2", "d1", "d2", "d3", "d4") // their checks, before the reports
 	if code := postJSON(t, base+"/stats", events, nil); code != 200 {
 		t.Fatalf("stats: %d", code)
 	}
