@@ -137,7 +137,7 @@ func DeviceKey(app, device string) uint64 {
 	for i := 0; i < len(app); i++ {
 		h = (h ^ uint64(app[i])) * prime
 	}
-	h = (h ^ 0) * prime // a separator no id contains
+	h *= prime // a zero byte between the ids, which no id contains (h ^ 0 is h)
 	for i := 0; i < len(device); i++ {
 		h = (h ^ uint64(device[i])) * prime
 	}
