@@ -83,6 +83,11 @@ type Bundle struct {
 	// @capawesome/capacitor-live-update devices configured with the public
 	// key require (docs/protocol-capawesome.md §5). Empty: unsigned.
 	Signature string `json:"signature,omitempty"`
+	// ManifestSignature is the same key's signature of a signed delta
+	// release's Capawesome manifest file (CapawesomeManifest of its
+	// files, each signed too), served to those devices with it. Empty:
+	// the release is offered to them as its zip when it is signed.
+	ManifestSignature string `json:"manifest_signature,omitempty"`
 	// Files is the number of files of the bundle's delta manifest; 0 for
 	// a bundle devices only get as a zip.
 	Files int `json:"files,omitempty"`

@@ -1,5 +1,7 @@
 package ota
 
+import "encoding/json"
+
 // The wire shapes of @capawesome/capacitor-live-update, the other live-update
 // plugin otad serves (docs/protocol-capawesome.md). Field names are the
 // plugin's and must never change.
@@ -44,4 +46,44 @@ type ManifestItem struct {
 	Href        string `json:"href"`
 	Checksum    string `json:"checksum"`
 	SizeInBytes int64  `json:"sizeInBytes"`
+}
+
+// CapawesomeItems lists the files of a delta release as its manifest file
+// describes them, in manifest order: every file but one at
+// CapawesomeManifestFile, which the manifest file itself replaces (a web
+// dir may hold one made for the app's built-in bundle, which cannot list
+// its own checksum).
+func CapawesomeItems(files []ManifestFile) []ManifestItem {
+	items := make([]ManifestItem, 0, len(files))
+	for i := range files {
+		f := &files[i]
+		if f.Path == CapawesomeManifestFile {
+			continue
+		}
+		items = append(items, ManifestItem{Href: f.Path, Checksum: f.SHA256, SizeInBytes: f.Size})
+	}
+	return items
+}
+
+// MarshalCapawesomeManifest is the manifest file of items, byte for byte
+// what otad serves as ?href=capawesome-live-update-manifest.json and a
+// device keeps beside the bundle: a JSON array of {href, checksum,
+// sizeInBytes}. A signed manifest bundle signs exactly these bytes, so
+// otactl, which signs, and otad, which serves, both use this function.
+func MarshalCapawesomeManifest(items []ManifestItem) []byte {
+	if items == nil {
+		items = []ManifestItem{}
+	}
+	b, err := json.Marshal(items)
+	if err != nil {
+		panic(err) // strings and numbers always encode
+	}
+	return b
+}
+
+// CapawesomeManifest is MarshalCapawesomeManifest(CapawesomeItems(files)):
+// the manifest file of a delta release, the bytes its ManifestSignature
+// signs.
+func CapawesomeManifest(files []ManifestFile) []byte {
+	return MarshalCapawesomeManifest(CapawesomeItems(files))
 }

@@ -84,6 +84,10 @@ type UploadRequest struct {
 	// Signature, when set, is the base64 SHA256withRSA signature of File's
 	// bytes for @capawesome/capacitor-live-update devices (Bundle.Signature).
 	Signature string
+	// ManifestSignature, with Signature and a Manifest whose every file
+	// has its Signature, is the signature of CapawesomeManifest(Manifest)
+	// (Bundle.ManifestSignature).
+	ManifestSignature string
 	// Manifest, when set, makes the bundle a delta release: its files,
 	// which must be stored already (see MissingFiles and PutFile).
 	Manifest []ManifestFile
@@ -146,7 +150,7 @@ func (c *Client) Upload(ctx context.Context, r UploadRequest) (UploadResult, err
 		fields = append(fields, [2]string{"session_key", e.SessionKey},
 			[2]string{"encrypted_checksum", e.EncryptedChecksum}, [2]string{"key_id", e.KeyID})
 	}
-	fields = append(fields, [2]string{"signature", r.Signature})
+	fields = append(fields, [2]string{"signature", r.Signature}, [2]string{"manifest_signature", r.ManifestSignature})
 
 	// The form fields come first so the server knows what it receives
 	// before the bytes arrive; the file part follows and streams.

@@ -27,6 +27,12 @@ type ManifestFile struct {
 	Br       string `json:"br,omitempty"`
 	BrSize   int64  `json:"br_size,omitempty"`
 	FileHash string `json:"file_hash,omitempty"`
+	// Signature is the base64 SHA256withRSA signature of the original
+	// bytes, for @capawesome/capacitor-live-update devices with a
+	// publicKey, which verify every file of a manifest bundle
+	// (docs/protocol-capawesome.md §5.3). otactl deploy web --delta
+	// --sign-key signs every file of a plain release or none.
+	Signature string `json:"signature,omitempty"`
 	// Known is set by otad when an earlier release of the app had a file
 	// with the same SHA-256: a device may then have it built in or
 	// cached. iOS plugins only reuse a built-in file listed without ".br",

@@ -21,15 +21,16 @@ import (
 
 // manifestFileRecord has exactly ota.ManifestFile's fields.
 type manifestFileRecord struct {
-	Path     string `json:"path"`
-	SHA256   string `json:"sha256"`
-	Size     int64  `json:"size"`
-	Raw      string `json:"raw,omitempty"`
-	RawSize  int64  `json:"raw_size,omitempty"`
-	Br       string `json:"br,omitempty"`
-	BrSize   int64  `json:"br_size,omitempty"`
-	FileHash string `json:"file_hash,omitempty"`
-	Known    bool   `json:"known,omitempty"`
+	Path      string `json:"path"`
+	SHA256    string `json:"sha256"`
+	Size      int64  `json:"size"`
+	Raw       string `json:"raw,omitempty"`
+	RawSize   int64  `json:"raw_size,omitempty"`
+	Br        string `json:"br,omitempty"`
+	BrSize    int64  `json:"br_size,omitempty"`
+	FileHash  string `json:"file_hash,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	Known     bool   `json:"known,omitempty"`
 }
 
 type manifestRecord struct {

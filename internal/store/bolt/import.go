@@ -413,6 +413,7 @@ func bundleFromWire(b ota.Bundle) bundleRecord {
 	return bundleRecord{
 		Version: b.Version, Kind: b.Kind, SHA256: b.SHA256, Size: b.Size, UploadedAt: b.UploadedAt,
 		UploadedBy: b.UploadedBy, Notes: b.Notes, MinNative: b.MinNative, MaxNative: b.MaxNative,
-		Native: b.Native, Encryption: newEncryptionRecord(b.Encryption), Signature: b.Signature, Files: b.Files, Deleted: b.Deleted,
+		Native: b.Native, Encryption: newEncryptionRecord(b.Encryption), Signature: b.Signature,
+		ManifestSignature: b.ManifestSignature, Files: b.Files, Deleted: b.Deleted,
 	}
 }

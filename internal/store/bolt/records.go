@@ -94,6 +94,9 @@ type bundleRecord struct {
 	Native     *ota.NativeFingerprint `json:"native,omitempty"`
 	Encryption *encryptionRecord      `json:"encryption,omitempty"`
 	Signature  string                 `json:"signature,omitempty"`
+	// ManifestSignature signs the Capawesome manifest file of a signed
+	// delta release (ota.Bundle.ManifestSignature).
+	ManifestSignature string `json:"manifest_signature,omitempty"`
 	// Files is the length of the bundle's manifest (bucket manifests);
 	// 0 for a zip-only bundle.
 	Files   int  `json:"files,omitempty"`
@@ -154,7 +157,7 @@ func (b bundleRecord) wire(appID string) ota.Bundle {
 		AppID: appID, Version: b.Version, Kind: b.Kind, SHA256: b.SHA256, Size: b.Size,
 		UploadedAt: b.UploadedAt, UploadedBy: b.UploadedBy, Notes: b.Notes,
 		MinNative: b.MinNative, MaxNative: b.MaxNative, Deleted: b.Deleted,
-		Native: b.Native, Encryption: b.Encryption.wire(), Signature: b.Signature, Files: b.Files,
+		Native: b.Native, Encryption: b.Encryption.wire(), Signature: b.Signature, ManifestSignature: b.ManifestSignature, Files: b.Files,
 	}
 }
 

@@ -65,13 +65,14 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 			if rec.Deleted {
 				// The same bytes bring a deleted version back, with the
 				// manifest of this upload (the old one went with it).
-				rec.Deleted, rec.Files, dirty = false, 0, true
+				rec.Deleted, rec.Files, rec.ManifestSignature, dirty = false, 0, "", true
 			}
 			if rec.Files == 0 && len(in.Manifest) > 0 {
 				if rec.Files, err = a.putManifest(bn.Version, in.Manifest); err != nil {
 					return err
 				}
-				dirty = true
+				// The manifest's signature goes with its files.
+				rec.ManifestSignature, dirty = bn.ManifestSignature, true
 			}
 			if dirty {
 				if err := a.putBundle(rec); err != nil {
@@ -85,6 +86,7 @@ func (s *Store) Publish(ctx context.Context, in store.PublishInput) (ota.UploadR
 				UploadedAt: now, UploadedBy: bn.UploadedBy, Notes: bn.Notes,
 				MinNative: bn.MinNative, MaxNative: bn.MaxNative, Native: bn.Native,
 				Encryption: newEncryptionRecord(bn.Encryption), Signature: bn.Signature,
+				ManifestSignature: bn.ManifestSignature,
 			}
 			if rec.UploadedBy == "" {
 				rec.UploadedBy = in.Actor

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeltaManifest", testDeltaManifest},
 		{"DeltaState", testDeltaState},
 		{"DeltaReferences", testDeltaReferences},
+		{"DeltaSigned", testDeltaSigned},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
