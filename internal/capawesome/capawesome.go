@@ -59,8 +59,8 @@ type Options struct {
 	// (nil: none).
 	CheckLimit, ChannelLimit echo.MiddlewareFunc
 	// Manifests, when set, serves the bundles it has files for as manifest
-	// bundles and registers RouteFiles. Without it every bundle is served
-	// as its zip.
+	// bundles to plugins from 6.5.0 on, and registers RouteFiles. Without
+	// it every bundle is served as its zip.
 	Manifests Manifests
 }
 
@@ -70,7 +70,9 @@ func Register(e *echo.Echo, o Options) {
 	e.GET(RouteLatest, h.latest, mw(o.CheckLimit)...)
 	e.GET(RouteChannels, h.channels, mw(o.ChannelLimit)...)
 	if o.Manifests != nil {
-		e.GET(RouteFiles, h.files, mw(o.CheckLimit)...)
+		// Downloads, like the bundle and file routes of the other plugin,
+		// are not rate limited: one update fetches many files at once.
+		e.GET(RouteFiles, h.files)
 	}
 }
 
@@ -81,7 +83,10 @@ func mw(m echo.MiddlewareFunc) []echo.MiddlewareFunc {
 	return []echo.MiddlewareFunc{m}
 }
 
-type handlers struct{ o Options }
+type handlers struct {
+	o        Options
+	listings listings
+}
 
 // Device-id header the plugin sends with every request (§2).
 const headerDeviceID = "X-Capawesome-Device-Id"
@@ -136,11 +141,12 @@ func (h *handlers) latest(c echo.Context) error {
 		resp := d.Response
 		return c.JSON(noUpdateStatus, &resp)
 	}
-	return c.JSON(http.StatusOK, h.answer(appID, &d))
+	return c.JSON(http.StatusOK, h.answer(snap.App(appID), q.PluginVersion, &d))
 }
 
-// answer is the plugin's shape of an offer.
-func (h *handlers) answer(appID string, d *update.Decision) *ota.LatestBundle {
+// answer is the plugin's shape of an offer: the bundle's zip, or its files
+// when the Manifests has them and the plugin installs manifest bundles.
+func (h *handlers) answer(app *update.AppView, pluginVersion string, d *update.Decision) *ota.LatestBundle {
 	b := d.Bundle
 	a := &ota.LatestBundle{
 		ArtifactType: ota.ArtifactZip,
@@ -150,11 +156,11 @@ func (h *handlers) answer(appID string, d *update.Decision) *ota.LatestBundle {
 		Signature:    b.Signature,
 		URL:          h.o.Backend.OfferURL(d),
 	}
-	if m := h.o.Manifests; m != nil && m.Has(b) {
+	if m := h.o.Manifests; m != nil && app != nil && m.Has(app, b) && SupportsManifest(pluginVersion) {
 		// The files are verified one by one from their own headers; the
 		// zip's checksum and signature would be wrong for them.
 		a.ArtifactType, a.Checksum, a.Signature = ota.ArtifactManifest, "", ""
-		a.URL = filesURL(h.o.PublicURL, appID, b.Version)
+		a.URL = filesURL(h.o.PublicURL, app.App.ID, b.Version)
 	}
 	return a
 }

@@ -23,9 +23,10 @@ import (
 	"github.com/otaship/ota/pkg/ota"
 )
 
-// The manifest seam is exercised with an in-memory Manifests until the
-// content-addressed web files of issue 12 provide the real one: the
-// handlers and the simulated devices are the real ones.
+// The handlers' side of the manifest seam, over an in-memory Manifests
+// (otad's own, over delta releases, is tested through the real router in
+// delta_test.go): the handlers and the simulated devices are the real
+// ones.
 
 // memManifests serves bundles' files from memory, signed when key is set.
 type memManifests struct {
@@ -35,10 +36,13 @@ type memManifests struct {
 	unsigned string
 }
 
-func (m *memManifests) Has(b *ota.Bundle) bool { return m.files[b.Version] != nil }
+func (m *memManifests) Has(_ *update.AppView, b *ota.Bundle) bool { return m.files[b.Version] != nil }
 
-func (m *memManifests) Files(_ context.Context, b *ota.Bundle) (capawesome.Listing, error) {
+func (m *memManifests) Files(_ context.Context, _ *update.AppView, b *ota.Bundle) (capawesome.Listing, error) {
 	var l capawesome.Listing
+	if m.files[b.Version] == nil {
+		return l, capawesome.ErrNotManifest
+	}
 	paths := make([]string, 0, len(m.files[b.Version]))
 	for p := range m.files[b.Version] {
 		paths = append(paths, p)
@@ -58,7 +62,7 @@ func (m *memManifests) Files(_ context.Context, b *ota.Bundle) (capawesome.Listi
 	return l, nil
 }
 
-func (m *memManifests) Open(_ context.Context, b *ota.Bundle, f capawesome.File) (io.ReadSeekCloser, error) {
+func (m *memManifests) Open(_ context.Context, b *ota.Bundle, f capawesome.File, _ bool) (io.ReadSeekCloser, error) {
 	c, ok := m.files[b.Version][f.Path]
 	if !ok {
 		return nil, capawesome.ErrNoFile

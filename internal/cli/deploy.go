@@ -313,6 +313,8 @@ func printDeploy(f *Factory, r DeployResult) error {
 		fmt.Fprintf(tw, "encrypted:\tkey id %s\n", r.Encryption.KeyID)
 	}
 	switch {
+	case r.SignKeyID != "" && r.Delta != nil && r.Delta.Signed > 0:
+		fmt.Fprintf(tw, "signed:\tkey %s (the zip, %d files and their manifest)\n", r.SignKeyID, r.Delta.Signed)
 	case r.SignKeyID != "":
 		fmt.Fprintf(tw, "signed:\tkey %s\n", r.SignKeyID)
 	case r.Signature != "":

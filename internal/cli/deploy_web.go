@@ -102,11 +102,14 @@ cannot be combined.
 --delta (or "delta: true" in the project's otactl.yaml, or OTACTL_DELTA=1)
 makes the release a delta release: besides the zip, every file of webDir is
 stored on its own under its SHA-256, files of 8 KiB or more Brotli-compressed
-when that is smaller, and devices whose plugin supports it (5.10.0, 6.25.0,
-7.0.38 or later) download only the files they do not already have. Files the
-server holds from earlier releases are not uploaded again. With
---encrypt-key each file is encrypted with the release's session key, and
-every file is uploaded (the ciphertext differs per release).
+when that is smaller, and devices whose plugin supports it download only the
+files they do not already have: @capgo/capacitor-updater 5.10.0, 6.25.0,
+7.0.38 or later, and @capawesome/capacitor-live-update 6.5.0 or later (as a
+manifest bundle). Files the server holds from earlier releases are not
+uploaded again. With --sign-key every file and the file list are signed too,
+so devices with the publicKey verify each download. With --encrypt-key each
+file is encrypted with the release's session key, and every file is
+uploaded (the ciphertext differs per release).
 --delta=false turns it off for one deploy. See docs/delta.md.`,
 		Example: `  otactl deploy web
   otactl deploy web 1.2.0 --channel beta --notes "fix login"
@@ -280,6 +283,7 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		upload.Checksum, upload.Size, upload.Encryption = e.SHA256, e.Size, e.wire()
 		zipPath = e.Path
 	}
+	var deltaSigs *deltaSignatures
 	if signer != nil {
 		fmt.Fprintf(f.IO.ErrOut, "==> signing with key %s (%s)\n", signer.id, signer.path)
 		sig, err := signer.signZip(zipPath)
@@ -287,6 +291,16 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 			return err
 		}
 		r.Signature, r.SignKeyID, upload.Signature = sig, signer.id, sig
+		if useDelta {
+			// Devices with the publicKey then get the release as a
+			// manifest bundle, verifying every file and the manifest.
+			fmt.Fprintf(f.IO.ErrOut, "==> signing the %d files for @capawesome/capacitor-live-update manifest bundles\n", len(files))
+			sigs, err := signer.signDelta(ctx, files)
+			if err != nil {
+				return err
+			}
+			deltaSigs, upload.ManifestSignature, r.Delta.Signed = &sigs, sigs.manifest, len(files)
+		}
 	}
 	if opts.DryRun {
 		r.DryRun = true
@@ -301,6 +315,9 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		if upload.Manifest, err = uploadDeltaFiles(ctx, f, client, app, files, sess, r.Delta); err != nil {
 			return err
 		}
+		if deltaSigs != nil {
+			deltaSigs.apply(upload.Manifest)
+		}
 	}
 	res, err := uploadFile(ctx, f, client, upload, zipPath)
 	var ae *ota.APIError
@@ -310,6 +327,9 @@ func deployWebRun(ctx context.Context, opts *DeployWebOptions) error {
 		fmt.Fprintln(f.IO.ErrOut, "the server lacks files it had a moment ago; uploading them again")
 		if upload.Manifest, err = uploadDeltaFiles(ctx, f, client, app, files, sess, r.Delta); err != nil {
 			return err
+		}
+		if deltaSigs != nil {
+			deltaSigs.apply(upload.Manifest)
 		}
 		res, err = uploadFile(ctx, f, client, upload, zipPath)
 	}
@@ -356,6 +376,9 @@ type DeltaSummary struct {
 	Uploaded      int   `json:"uploaded"`
 	UploadedBytes int64 `json:"uploaded_bytes"`
 	Reused        int   `json:"reused"`
+	// Signed is the number of files signed for
+	// @capawesome/capacitor-live-update manifest bundles (--sign-key).
+	Signed int `json:"signed,omitempty"`
 }
 
 // uploadDeltaFiles stores the files of a delta release the server lacks,

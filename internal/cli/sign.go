@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -13,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/otaship/ota/internal/bundle"
+	"github.com/otaship/ota/internal/delta"
+	"github.com/otaship/ota/pkg/ota"
 )
 
 // Bundle signing for @capawesome/capacitor-live-update: apps whose
@@ -79,4 +82,69 @@ func (k *signingKey) signZip(path string) (string, error) {
 		return "", fmt.Errorf("check signature of %s: %w", path, err)
 	}
 	return sig, nil
+}
+
+// deltaSignatures are the signatures a signed delta release carries for
+// @capawesome/capacitor-live-update manifest bundles: one per file of the
+// web dir, and one of the manifest file otad serves for them
+// (ota.CapawesomeManifest), so a device with the publicKey verifies each
+// download of the release.
+type deltaSignatures struct {
+	files    []string // by index of the scanned files
+	manifest string
+}
+
+// signDelta signs every scanned file, several at a time, and the manifest
+// file of their list, proving each signature with the public key alone.
+func (k *signingKey) signDelta(ctx context.Context, files []delta.File) (deltaSignatures, error) {
+	sigs := deltaSignatures{files: make([]string, len(files))}
+	err := delta.Parallel(ctx, len(files), 0, func(i int) error {
+		f := files[i]
+		b, err := os.ReadFile(f.Disk)
+		if err != nil {
+			return fmt.Errorf("sign %s: %w", f.Disk, err)
+		}
+		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != f.SHA256 {
+			return fmt.Errorf("%s changed while it was being deployed; run the deploy again", f.Disk)
+		}
+		sig, err := k.sign(b)
+		if err != nil {
+			return fmt.Errorf("sign %s: %w", f.Disk, err)
+		}
+		sigs.files[i] = sig
+		return nil
+	})
+	if err != nil {
+		return sigs, err
+	}
+	list := make([]ota.ManifestFile, len(files))
+	for i, f := range files {
+		list[i] = ota.ManifestFile{Path: f.Path, SHA256: f.SHA256, Size: f.Size}
+	}
+	if sigs.manifest, err = k.sign(ota.CapawesomeManifest(list)); err != nil {
+		return sigs, fmt.Errorf("sign the manifest file: %w", err)
+	}
+	return sigs, nil
+}
+
+// sign signs b and checks the signature with the public key.
+func (k *signingKey) sign(b []byte) (string, error) {
+	sig, err := bundle.Sign(bytes.NewReader(b), k.priv)
+	if err != nil {
+		return "", err
+	}
+	if err := bundle.Verify(bytes.NewReader(b), &k.priv.PublicKey, sig); err != nil {
+		return "", fmt.Errorf("check signature: %w", err)
+	}
+	return sig, nil
+}
+
+// apply puts the file signatures into manifest, the release's manifest
+// in the order of the scanned files.
+func (s deltaSignatures) apply(manifest []ota.ManifestFile) {
+	for i := range manifest {
+		if i < len(s.files) {
+			manifest[i].Signature = s.files[i]
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -104,6 +105,17 @@ func TestCheckManifest(t *testing.T) {
 	if err := CheckManifest(enc(), true); err != nil {
 		t.Fatalf("good encrypted manifest: %v", err)
 	}
+	sig := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 256))
+	signed := func() []ota.ManifestFile {
+		m := good()
+		for i := range m {
+			m[i].Signature = sig
+		}
+		return m
+	}
+	if err := CheckManifest(signed(), false); err != nil {
+		t.Fatalf("signed manifest: %v", err)
+	}
 	for _, tt := range []struct {
 		name      string
 		files     []ota.ManifestFile
@@ -121,6 +133,9 @@ func TestCheckManifest(t *testing.T) {
 		{"forms in a plain release", func() []ota.ManifestFile { m := good(); m[0].Br = sum("b"); return m }(), false, "for encrypted releases"},
 		{"encrypted without raw", func() []ota.ManifestFile { m := enc(); m[0].Raw = ""; return m }(), true, "encrypted raw form"},
 		{"encrypted without file_hash", func() []ota.ManifestFile { m := enc(); m[0].FileHash = ""; return m }(), true, "file_hash"},
+		{"one file signed", func() []ota.ManifestFile { m := signed(); m[1].Signature = ""; return m }(), false, "1 of the 2 files are signed"},
+		{"bad signature", func() []ota.ManifestFile { m := signed(); m[0].Signature = "not base64!"; return m }(), false, "standard base64"},
+		{"signed encrypted", func() []ota.ManifestFile { m := enc(); m[0].Signature = sig; return m }(), true, "cannot install encrypted"},
 		{"encrypted .br without Brotli", append(enc(), ota.ManifestFile{Path: "x.br", SHA256: sum("x"), Raw: sum("y"), FileHash: "ab"}), true, "needs a br form"},
 	} {
 		err := CheckManifest(tt.files, tt.encrypted)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/otaship/ota/internal/bundle"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -105,7 +106,8 @@ func IsHexSHA256(s string) bool {
 // folder; an index.html at the root (the plugin cannot set a bundle
 // without one). encrypted says whether the release is encrypted: its
 // files then name their stored forms and the file_hash devices get,
-// which plain ones must not (otad fills those in).
+// which plain ones must not (otad fills those in). A plain release's files
+// are all signed (for @capawesome/capacitor-live-update) or none is.
 func CheckManifest(files []ota.ManifestFile, encrypted bool) error {
 	var problems []string
 	more := 0
@@ -126,6 +128,7 @@ func CheckManifest(files []ota.ManifestFile, encrypted bool) error {
 	exact := make(map[string]bool, len(files))
 	folded := make(map[string]string, len(files))
 	hasIndex := false
+	signed := 0
 	for i := range files {
 		f := &files[i]
 		if bad := PathProblem(f.Path); bad != "" {
@@ -142,6 +145,16 @@ func CheckManifest(files []ota.ManifestFile, encrypted bool) error {
 			checkEncryptedForms(f, add)
 		} else if f.Raw != "" || f.Br != "" || f.FileHash != "" {
 			add("file %q: raw, br and file_hash are for encrypted releases; otad finds the stored forms of plain files itself", f.Path)
+		}
+		switch {
+		case f.Signature == "":
+		case encrypted:
+			add("file %q: a signature is for @capawesome/capacitor-live-update, which cannot install encrypted releases", f.Path)
+		default:
+			signed++
+			if err := bundle.CheckSignature(f.Signature); err != nil {
+				add("file %q: %v", f.Path, err)
+			}
 		}
 		if exact[f.Path] {
 			add("file %q is listed twice", f.Path)
@@ -171,6 +184,9 @@ func CheckManifest(files []ota.ManifestFile, encrypted bool) error {
 				break
 			}
 		}
+	}
+	if signed > 0 && signed < len(files) {
+		add("%d of the %d files are signed: a device with a publicKey verifies every file, so sign all of them or none (otactl deploy web --delta --sign-key signs them all)", signed, len(files))
 	}
 	if len(files) > 0 && !hasIndex {
 		add("no index.html at the bundle root: devices cannot start a bundle without one")

@@ -11,7 +11,7 @@ import (
 // The device endpoints of @capawesome/capacitor-live-update live in
 // internal/capawesome; this is what they need of the server: the same
 // release state, failure memory, rate limits and check bookkeeping as
-// /updates.
+// /updates, and the files of delta releases (capawesome_manifests.go).
 
 func (s *Server) capawesomeOptions(dl *deviceLimits) capawesome.Options {
 	return capawesome.Options{
@@ -19,6 +19,7 @@ func (s *Server) capawesomeOptions(dl *deviceLimits) capawesome.Options {
 		PublicURL:    s.cfg.PublicURL,
 		CheckLimit:   s.limitDevices(dl.updates),
 		ChannelLimit: s.limitDevices(dl.channel),
+		Manifests:    &capawesomeManifests{s: s},
 	}
 }
 

@@ -66,6 +66,9 @@ var uploadFields = map[string]bool{
 	// The base64 SHA256withRSA signature of the file, for
 	// @capawesome/capacitor-live-update (bundle.CheckSignature).
 	"signature": true,
+	// A signed delta release's signature of its Capawesome manifest file
+	// (ota.CapawesomeManifest of the manifest), see checkSignedManifest.
+	"manifest_signature": true,
 }
 
 func (s *Server) maxUpload() int64 {
@@ -229,7 +232,7 @@ func (s *Server) readForm(ctx context.Context, mr *multipart.Reader, f *uploadFo
 			f.fields[name] = strings.TrimSpace(string(b))
 		default:
 			part.Close()
-			return badRequest("unknown form field %q; an upload takes file, manifest, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced, session_key, encrypted_checksum, key_id, signature", clip(name))
+			return badRequest("unknown form field %q; an upload takes file, manifest, version, channel, checksum, app_id, kind, notes, min_native, max_native, uploaded_at, rollout, native, forced, session_key, encrypted_checksum, key_id, signature, manifest_signature", clip(name))
 		}
 	}
 }
@@ -385,6 +388,10 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 			return in, err
 		}
 	}
+	msig := f.fields["manifest_signature"]
+	if err := checkSignedManifest(f.manifest, sig, msig); err != nil {
+		return in, err
+	}
 	if enc != nil {
 		// Ciphertext cannot be looked into; devices check the zip after
 		// decrypting it, against the encrypted checksum.
@@ -398,7 +405,7 @@ func (s *Server) checkForm(ctx context.Context, f *uploadForm) (store.PublishInp
 	in.Bundle = ota.Bundle{
 		AppID: app, Version: version, Kind: kind, SHA256: f.file.SHA256, Size: f.file.Size,
 		Notes: f.fields["notes"], MinNative: f.fields["min_native"], MaxNative: f.fields["max_native"],
-		Encryption: enc, Signature: sig,
+		Encryption: enc, Signature: sig, ManifestSignature: msig,
 	}
 	in.Channel = channel
 	in.Manifest = f.manifest
@@ -631,4 +638,30 @@ func (s *Server) discardBlob(ctx context.Context, sha string) {
 	if err := s.blobs.Delete(ctx, sha); err != nil {
 		s.log.Warn("delete bytes of rejected upload", "sha256", sha, "err", err)
 	}
+}
+
+// checkSignedManifest checks the signatures of a delta release for
+// @capawesome/capacitor-live-update devices with a publicKey, which verify
+// the manifest file and every file of a manifest bundle, and the zip when
+// they get that: a release whose files are signed (all of them,
+// delta.CheckManifest saw to that) needs the manifest file's signature and
+// the zip's, and a manifest signature needs signed files.
+func checkSignedManifest(manifest []ota.ManifestFile, sig, msig string) error {
+	signedFiles := len(manifest) > 0 && manifest[0].Signature != ""
+	switch {
+	case msig == "" && !signedFiles:
+		return nil
+	case len(manifest) == 0:
+		return badRequest("manifest_signature signs the Capawesome manifest file of a delta release, but this upload has no manifest")
+	case !signedFiles:
+		return badRequest("manifest_signature is set but the manifest's files are not signed; a device with a publicKey verifies every file (otactl deploy web --delta --sign-key signs them)")
+	case msig == "":
+		return badRequest("the manifest's files are signed but manifest_signature, the signature of the Capawesome manifest file, is missing; devices with a publicKey verify that file too")
+	case sig == "":
+		return badRequest("the manifest's files are signed but the zip is not (signature); devices that get the zip would refuse it")
+	}
+	if err := bundle.CheckSignature(msig); err != nil {
+		return badRequest("manifest_signature: %v", err)
+	}
+	return nil
 }

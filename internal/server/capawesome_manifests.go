@@ -1,0 +1,153 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/otaship/ota/internal/blob"
+	"github.com/otaship/ota/internal/capawesome"
+	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/update"
+	"github.com/otaship/ota/pkg/ota"
+)
+
+// capawesomeManifests serves delta releases (docs/delta.md) to
+// @capawesome/capacitor-live-update as manifest bundles
+// (docs/protocol-capawesome.md §4): the same stored files as the other
+// plugin's manifests, verified by the device from the headers of each
+// download.
+//
+//   - A plain delta release is a manifest bundle. Its Brotli forms are
+//     sent with Content-Encoding: br to HTTP stacks that ask for it (they
+//     decode before the plugin hashes), the raw form to the others.
+//   - An encrypted one never reaches here: the plugin cannot decrypt, and
+//     the decision refuses the release to it (encryption_unsupported).
+//   - A signed release (a signed zip) is a manifest bundle only when every
+//     file and the manifest file are signed too (otactl deploy web --delta
+//     --sign-key); otherwise its signed zip is offered.
+//   - The bytes come from the blob store through otad, whatever the
+//     download mode: the plugin reads the checksum and signature from the
+//     headers of the response it ends up with, which a redirect to a CDN
+//     or a presigned URL would lose.
+type capawesomeManifests struct {
+	s *Server
+
+	// signed caches, per signed release, whether all its files are
+	// signed: Has runs on every check.
+	mu     sync.RWMutex
+	signed map[releaseKey]bool
+}
+
+// releaseKey names a release's files: a deleted version brought back with
+// the same bytes has the same files, perhaps signed this time.
+type releaseKey struct{ app, version, sha, sig string }
+
+// maxSignedReleases bounds the cache of signed releases; it is emptied
+// when full (the entries cost a loop over a manifest to rebuild).
+const maxSignedReleases = 1024
+
+func (m *capawesomeManifests) Has(app *update.AppView, b *ota.Bundle) bool {
+	files := app.Manifests[b.Version]
+	if len(files) == 0 || b.Encryption != nil || files[0].FileHash != "" {
+		return false
+	}
+	return b.Signature == "" || m.allSigned(app.App.ID, b, files)
+}
+
+// allSigned reports whether every file of the signed release b is signed.
+// Uploads are signed in full or not at all (delta.CheckManifest), so this
+// only tells a release signed for manifest bundles from one whose zip
+// alone was signed.
+func (m *capawesomeManifests) allSigned(appID string, b *ota.Bundle, files []ota.ManifestFile) bool {
+	k := releaseKey{appID, b.Version, b.SHA256, b.Signature}
+	m.mu.RLock()
+	ok, known := m.signed[k]
+	m.mu.RUnlock()
+	if known {
+		return ok
+	}
+	ok = true
+	for i := range files {
+		if files[i].Signature == "" {
+			ok = false
+			break
+		}
+	}
+	m.mu.Lock()
+	if m.signed == nil || len(m.signed) >= maxSignedReleases {
+		m.signed = map[releaseKey]bool{}
+	}
+	m.signed[k] = ok
+	m.mu.Unlock()
+	return ok
+}
+
+func (m *capawesomeManifests) Files(ctx context.Context, app *update.AppView, b *ota.Bundle) (capawesome.Listing, error) {
+	var l capawesome.Listing
+	if b.Encryption != nil || b.Files == 0 {
+		return l, capawesome.ErrNotManifest
+	}
+	appID := app.App.ID
+	files, ok := app.Manifests[b.Version]
+	if !ok {
+		// A release no channel serves any more, which a device may still
+		// be downloading.
+		var err error
+		files, err = m.s.store.Manifest(ctx, appID, b.Version)
+		if errors.Is(err, store.ErrNotFound) {
+			return l, capawesome.ErrNotManifest
+		}
+		if err != nil {
+			return l, err
+		}
+	}
+	if len(files) == 0 || files[0].FileHash != "" {
+		return l, capawesome.ErrNotManifest
+	}
+	if b.Signature != "" {
+		if !m.allSigned(appID, b, files) {
+			return l, capawesome.ErrNotManifest
+		}
+		// The snapshot's bundles carry what checks need; the manifest
+		// file's signature is read once per release (the listing is kept).
+		rec, err := m.s.store.GetBundle(ctx, appID, ota.KindWeb, b.Version)
+		if err != nil {
+			return l, fmt.Errorf("read the manifest signature of %s %s: %w", appID, b.Version, err)
+		}
+		if rec.ManifestSignature == "" {
+			return l, capawesome.ErrNotManifest
+		}
+		l.Signature = rec.ManifestSignature
+	}
+	l.Files = make([]capawesome.File, 0, len(files))
+	for i := range files {
+		f := &files[i]
+		if f.Path == ota.CapawesomeManifestFile {
+			continue // replaced by the manifest file itself (ota.CapawesomeItems)
+		}
+		raw := f.Raw
+		if raw == "" {
+			raw = f.SHA256 // a plain file's raw form is its content address
+		}
+		l.Files = append(l.Files, capawesome.File{
+			Path: f.Path, SHA256: f.SHA256, Size: f.Size, Signature: f.Signature,
+			Brotli: f.Br != "", Raw: raw, Br: f.Br,
+		})
+	}
+	return l, nil
+}
+
+func (m *capawesomeManifests) Open(ctx context.Context, _ *ota.Bundle, f capawesome.File, brotli bool) (io.ReadSeekCloser, error) {
+	key := f.Raw
+	if brotli {
+		key = f.Br
+	}
+	content, _, err := m.s.blobs.Open(ctx, key)
+	if errors.Is(err, blob.ErrNotFound) {
+		return nil, capawesome.ErrNoFile
+	}
+	return content, err
+}
