@@ -48,6 +48,8 @@ type env struct {
 	srv    *server.Server
 	logs   *bytes.Buffer
 	logsMu *sync.Mutex
+	token  string // the admin's API token
+	blobs  string // the blob directory
 }
 
 func newEnv(t testing.TB, opts ...func(*server.Config)) *env {
@@ -71,7 +73,7 @@ func newEnv(t testing.TB, opts ...func(*server.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, base: base, store: st, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}}
+	e := &env{t: t, base: base, store: st, logs: &bytes.Buffer{}, logsMu: &sync.Mutex{}, blobs: filepath.Join(dir, "blobs")}
 	log := slog.New(slog.NewTextHandler(lockedWriter{e.logsMu, e.logs}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := server.Config{
 		PublicURL: base, TokenTTL: time.Hour, MaxUploadBytes: 8 << 20,
@@ -105,6 +107,7 @@ func newEnv(t testing.TB, opts ...func(*server.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.token = tok
 	e.admin, err = ota.NewClient(base, ota.WithToken(tok), ota.WithHTTPClient(e.https))
 	if err != nil {
 		t.Fatal(err)

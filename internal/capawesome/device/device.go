@@ -9,6 +9,7 @@ package device
 import (
 	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -23,7 +24,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/andybalholm/brotli"
 
 	"github.com/otaship/ota/internal/bundle"
 	"github.com/otaship/ota/pkg/ota"
@@ -89,7 +94,9 @@ type Device struct {
 	Blocked []string
 
 	current, next string
+	mu            sync.Mutex // guards requests and wire: downloads run in parallel
 	requests      []string
+	wire          int64
 }
 
 // Result is what one sync did.
@@ -105,6 +112,9 @@ type Result struct {
 	// Fetched and Copied count the files of a manifest bundle that were
 	// downloaded and copied from the current bundle.
 	Fetched, Copied int
+	// WireBytes is what the downloads of this sync took on the wire (the
+	// bodies as sent, before the HTTP stack undid a Content-Encoding).
+	WireBytes int64
 }
 
 // Current is the running bundle, "" for the built-in one.
@@ -121,7 +131,11 @@ func (d *Device) Restart() { d.current = d.next }
 func (d *Device) Rollback() { d.current, d.next = "", "" }
 
 // Requests are the URLs the device asked for, oldest first.
-func (d *Device) Requests() []string { return slices.Clone(d.requests) }
+func (d *Device) Requests() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.requests)
+}
 
 // LatestURL is the URL of the latest-bundle check, written as the platform
 // writes it (§3.1).
@@ -202,8 +216,15 @@ func unreserved(c byte) bool {
 // Sync is the plugin's sync(): check, and unless there is no update, the
 // bundle is blocked or already on disk, download it, verify it, unpack it
 // and set it as the next bundle.
-func (d *Device) Sync(ctx context.Context) (Result, error) {
-	var res Result
+func (d *Device) Sync(ctx context.Context) (res Result, err error) {
+	d.mu.Lock()
+	d.wire = 0
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		res.WireBytes = d.wire
+		d.mu.Unlock()
+	}()
 	latest, status, err := d.fetchLatest(ctx)
 	res.Status = status
 	if err != nil || latest == nil {
@@ -354,9 +375,13 @@ func (d *Device) hasBundle(id string) bool {
 	return err == nil
 }
 
-// get sends a GET as the plugin does, with the device-id header.
+// get sends a GET as the plugin does, with the device-id header, and
+// gives the body as the plugin sees it: after its HTTP stack undid the
+// Content-Encodings it asked for (AcceptEncoding).
 func (d *Device) get(ctx context.Context, u string) (*http.Response, []byte, error) {
+	d.mu.Lock()
 	d.requests = append(d.requests, u)
+	d.mu.Unlock()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, err
@@ -364,16 +389,86 @@ func (d *Device) get(ctx context.Context, u string) (*http.Response, []byte, err
 	if d.DeviceID != "" {
 		req.Header.Set("X-Capawesome-Device-Id", d.DeviceID)
 	}
+	// Set by hand, so Go's transport leaves the body as sent.
+	req.Header.Set("Accept-Encoding", d.AcceptEncoding())
 	resp, err := d.client().Do(req)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return nil, nil, err
 	}
+	d.mu.Lock()
+	d.wire += int64(len(raw))
+	d.mu.Unlock()
+	body, err := d.decode(resp.Header.Get("Content-Encoding"), raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("GET %s: %w", u, err)
+	}
 	return resp, body, nil
+}
+
+// AcceptEncoding is what the platform's HTTP stack asks for.
+//   - Android from 8.4.0 adds OkHttp's BrotliInterceptor, which sends
+//     "br,gzip" and decodes both (LiveUpdateHttpClient.java L61-62, #826);
+//     before, OkHttp's own transparent gzip sends "gzip".
+//   - iOS goes through Alamofire's session, whose default headers ask for
+//     br, gzip and deflate; URLSession decodes them.
+func (d *Device) AcceptEncoding() string {
+	if d.Platform == IOS {
+		return "br;q=1.0, gzip;q=0.9, deflate;q=0.8"
+	}
+	if v, ok := pluginVersion(d.PluginVersion); ok && slices.Compare(v[:], []int{8, 4, 0}) >= 0 {
+		return "br,gzip"
+	}
+	return "gzip"
+}
+
+// decode undoes a Content-Encoding the way the platform's HTTP stack
+// does before the plugin sees the bytes; an encoding it did not ask for
+// reaches the plugin as it is (and fails its checksum).
+func (d *Device) decode(encoding string, raw []byte) ([]byte, error) {
+	enc := strings.ToLower(strings.TrimSpace(encoding))
+	if enc == "" || enc == "identity" || !strings.Contains(d.AcceptEncoding(), enc) {
+		return raw, nil
+	}
+	var r io.Reader
+	switch enc {
+	case "br":
+		r = brotli.NewReader(bytes.NewReader(raw))
+	case "gzip":
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return nil, fmt.Errorf("%w: gzip: %v", ErrDownloadFailed, err)
+		}
+		r = zr
+	default:
+		return raw, nil
+	}
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s body: %v", ErrDownloadFailed, enc, err)
+	}
+	return b, nil
+}
+
+// pluginVersion reads major.minor.patch.
+func pluginVersion(s string) ([3]int, bool) {
+	var v [3]int
+	parts := strings.SplitN(s, ".", 3)
+	if len(parts) != 3 {
+		return v, false
+	}
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return v, false
+		}
+		v[i] = n
+	}
+	return v, true
 }
 
 func (d *Device) client() *http.Client {
@@ -583,21 +678,64 @@ func (d *Device) downloadManifest(ctx context.Context, id, base string) (fetched
 		}
 		missing = append(missing, it)
 	}
-	for _, it := range missing {
-		fu, err := d.withHref(base, it.Href)
-		if err != nil {
-			return 0, 0, err
-		}
-		b, err := d.download(ctx, fu, nil, nil)
-		if err != nil {
-			return 0, 0, fmt.Errorf("file %s: %w", it.Href, err)
-		}
-		if err := writeFile(filepath.Join(tmp, it.Href), b); err != nil {
-			return 0, 0, err
-		}
-		fetched++
+	if err := d.fetchAll(ctx, base, tmp, missing); err != nil {
+		return 0, 0, err
 	}
-	return fetched, copied, d.addBundle(id, tmp)
+	return len(missing), copied, d.addBundle(id, tmp)
+}
+
+// maxParallel is how many files the device fetches at once: Android's
+// OkHttp dispatcher allows 30 per host (LiveUpdateHttpClient.java L57-59);
+// iOS starts every download of its task group at once, which URLSession
+// spreads over its connections.
+const maxParallel = 30
+
+// fetchAll fetches the files of a manifest bundle in parallel into tmp,
+// verifying each from its headers; the first failure stops the others
+// (Android cancels the calls still queued, iOS's task group throws).
+func (d *Device) fetchAll(ctx context.Context, base, tmp string, items []ota.ManifestItem) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, maxParallel)
+	for _, it := range items {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			err := d.fetchOne(ctx, base, tmp, it)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+func (d *Device) fetchOne(ctx context.Context, base, tmp string, it ota.ManifestItem) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fu, err := d.withHref(base, it.Href)
+	if err != nil {
+		return err
+	}
+	b, err := d.download(ctx, fu, nil, nil)
+	if err != nil {
+		return fmt.Errorf("file %s: %w", it.Href, err)
+	}
+	return writeFile(filepath.Join(tmp, it.Href), b)
 }
 
 // currentManifest is the manifest beside the running bundle (for the
