@@ -410,7 +410,7 @@ func TestDeltaSigned(t *testing.T) {
 
 // apiDeltaDeploy deploys dir as a delta release through the API, the zip
 // signed when sign is set but not the files.
-func apiDeltaDeploy(t *testing.T, e *env, version, dir string, sign bool) {
+func apiDeltaDeploy(t testing.TB, e *env, version, dir string, sign bool) {
 	t.Helper()
 	ctx := t.Context()
 	files, err := delta.Scan(ctx, dir)

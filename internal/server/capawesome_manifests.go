@@ -132,9 +132,11 @@ func (m *capawesomeManifests) Files(ctx context.Context, app *update.AppView, b 
 		if raw == "" {
 			raw = f.SHA256 // a plain file's raw form is its content address
 		}
+		// A file named *.br always has a Brotli form (the other plugin
+		// needs it), which need not be the smaller one.
 		l.Files = append(l.Files, capawesome.File{
 			Path: f.Path, SHA256: f.SHA256, Size: f.Size, Signature: f.Signature,
-			Brotli: f.Br != "", Raw: raw, Br: f.Br,
+			Brotli: f.Br != "" && f.BrSize < f.Size, Raw: raw, Br: f.Br,
 		})
 	}
 	return l, nil
