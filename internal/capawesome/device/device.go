@@ -3,7 +3,10 @@
 // (query, compare, download, verify, unpack, set as next bundle), over
 // real HTTP, with a directory standing for the app's storage. It follows
 // each platform where they differ: how the query string is written, how
-// the answer is decoded, how a manifest file's URL is built.
+// the answer is decoded, how a manifest file's URL is built, which
+// Content-Encodings its HTTP stack asks for and undoes before the plugin
+// hashes a download. Manifest files are fetched in parallel, the first
+// failure stopping the rest, as both platforms do.
 package device
 
 import (
