@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 
 	"github.com/otaship/ota/internal/blob"
 	"github.com/otaship/ota/internal/capawesome"
@@ -32,57 +31,27 @@ import (
 //     download mode: the plugin reads the checksum and signature from the
 //     headers of the response it ends up with, which a redirect to a CDN
 //     or a presigned URL would lose.
-type capawesomeManifests struct {
-	s *Server
+type capawesomeManifests struct{ s *Server }
 
-	// signed caches, per signed release, whether all its files are
-	// signed: Has runs on every check.
-	mu     sync.RWMutex
-	signed map[releaseKey]bool
-}
-
-// releaseKey names a release's files: a deleted version brought back with
-// the same bytes has the same files, perhaps signed this time.
-type releaseKey struct{ app, version, sha, sig string }
-
-// maxSignedReleases bounds the cache of signed releases; it is emptied
-// when full (the entries cost a loop over a manifest to rebuild).
-const maxSignedReleases = 1024
-
+// Has runs on every check: it looks at the first and last files only.
+// Uploads sign a release's files all or none (delta.CheckManifest), and
+// Files checks every one before serving them.
 func (m *capawesomeManifests) Has(app *update.AppView, b *ota.Bundle) bool {
 	files := app.Manifests[b.Version]
 	if len(files) == 0 || b.Encryption != nil || files[0].FileHash != "" {
 		return false
 	}
-	return b.Signature == "" || m.allSigned(app.App.ID, b, files)
+	return b.Signature == "" || files[0].Signature != "" && files[len(files)-1].Signature != ""
 }
 
-// allSigned reports whether every file of the signed release b is signed.
-// Uploads are signed in full or not at all (delta.CheckManifest), so this
-// only tells a release signed for manifest bundles from one whose zip
-// alone was signed.
-func (m *capawesomeManifests) allSigned(appID string, b *ota.Bundle, files []ota.ManifestFile) bool {
-	k := releaseKey{appID, b.Version, b.SHA256, b.Signature}
-	m.mu.RLock()
-	ok, known := m.signed[k]
-	m.mu.RUnlock()
-	if known {
-		return ok
-	}
-	ok = true
+// allSigned reports whether every file is signed.
+func allSigned(files []ota.ManifestFile) bool {
 	for i := range files {
 		if files[i].Signature == "" {
-			ok = false
-			break
+			return false
 		}
 	}
-	m.mu.Lock()
-	if m.signed == nil || len(m.signed) >= maxSignedReleases {
-		m.signed = map[releaseKey]bool{}
-	}
-	m.signed[k] = ok
-	m.mu.Unlock()
-	return ok
+	return true
 }
 
 func (m *capawesomeManifests) Files(ctx context.Context, app *update.AppView, b *ota.Bundle) (capawesome.Listing, error) {
@@ -108,7 +77,7 @@ func (m *capawesomeManifests) Files(ctx context.Context, app *update.AppView, b 
 		return l, capawesome.ErrNotManifest
 	}
 	if b.Signature != "" {
-		if !m.allSigned(appID, b, files) {
+		if !allSigned(files) {
 			return l, capawesome.ErrNotManifest
 		}
 		// The snapshot's bundles carry what checks need; the manifest
