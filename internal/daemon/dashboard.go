@@ -35,6 +35,6 @@ func mountDashboard(srv *server.Server, st store.Store, signingKey []byte, publi
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
-	srv.Mount(dashboard.Prefix, d)
+	srv.MountDashboard(dashboard.Prefix, d)
 	return nil
 }

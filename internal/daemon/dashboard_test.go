@@ -15,6 +15,11 @@ import (
 func TestServeDashboard(t *testing.T) {
 	env := map[string]string{envAdminUser: "admin", envAdminPassword: testPassword}
 	s := startServe(t, t.TempDir(), env)
+	// The landing page names the dashboard, so whoever opens otad's URL
+	// finds it.
+	if code, body := s.get("/"); code != http.StatusOK || !strings.Contains(body, `"dashboard":"`+s.url+`/ui/"`) {
+		t.Errorf("GET / = %d %s; want the dashboard's URL in it", code, body)
+	}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
 	resp, err := c.Get(s.url + "/ui/")
@@ -47,5 +52,8 @@ func TestServeDashboard(t *testing.T) {
 	off := startServe(t, t.TempDir(), env, "--dashboard=false")
 	if code, _ := off.get("/ui/"); code != http.StatusNotFound {
 		t.Errorf("with --dashboard=false, /ui/ answers %d", code)
+	}
+	if _, body := off.get("/"); strings.Contains(body, "dashboard") {
+		t.Errorf("with --dashboard=false, GET / names a dashboard: %s", body)
 	}
 }

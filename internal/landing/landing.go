@@ -45,7 +45,7 @@ var page = template.Must(template.New("landing").Parse(`<!doctype html>
 <body>
 <h1>otad</h1>
 <p>This is <strong>otad {{.Version}}</strong>, a {{.Description}}. Apps poll it for web bundles; people deploy with
-<code>otactl</code> or the admin API. There is nothing to log in to here.</p>
+<code>otactl</code> or the admin API.{{if not .Dashboard}} There is nothing to log in to here.{{end}}</p>
 <h2>Point an app at it</h2>
 <p>In <code>capacitor.config.json</code>, under <code>plugins.CapacitorUpdater</code>:</p>
 <pre>"updateUrl": "{{.UpdateURL}}",
@@ -54,7 +54,8 @@ var page = template.Must(template.New("landing").Parse(`<!doctype html>
 <h2>Deploy to it</h2>
 <pre>otactl login --server {{.PublicURL}} --username admin
 otactl deploy web</pre>
-<p>The admin API is under <code>{{.API}}</code> and needs a bearer token.
+{{if .Dashboard}}<p>Release managers: the dashboard is at <a href="{{.Dashboard}}">{{.Dashboard}}</a> (same users as otactl).</p>
+{{end}}<p>The admin API is under <code>{{.API}}</code> and needs a bearer token.
 Health: <a href="/healthz">/healthz</a>, <a href="/readyz">/readyz</a>; build: <a href="/version">/version</a>.</p>
 <p>Documentation: <a href="{{.Docs}}">{{.Docs}}</a></p>
 </body>

@@ -24,7 +24,12 @@ func (s *Server) newRouter() *echo.Echo {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.logPanic}))
 
 	// What this server is, for a person who opens its URL (internal/landing).
-	e.GET("/", echo.WrapHandler(landing.Handler(landing.Info(s.cfg.PublicURL, s.cfg.Version.Version))))
+	home := landing.Handler(landing.Info(s.cfg.PublicURL, s.cfg.Version.Version))
+	s.landing.Store(&home)
+	e.GET("/", func(c echo.Context) error {
+		(*s.landing.Load()).ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
 
 	// Probes and build information.
 	e.GET("/healthz", s.handleHealthz)

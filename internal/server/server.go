@@ -23,6 +23,7 @@ import (
 	"github.com/otaship/ota/internal/auth"
 	"github.com/otaship/ota/internal/blob"
 	downloads "github.com/otaship/ota/internal/download"
+	"github.com/otaship/ota/internal/landing"
 	"github.com/otaship/ota/internal/metrics"
 	"github.com/otaship/ota/internal/offers"
 	"github.com/otaship/ota/internal/ratelimit"
@@ -98,6 +99,9 @@ type Server struct {
 	snap    atomic.Pointer[update.Snapshot]
 	writeMu sync.Mutex
 	ready   atomic.Bool
+	// landing answers GET /; MountDashboard replaces it to name the
+	// dashboard.
+	landing atomic.Pointer[http.Handler]
 	// loading holds the apps being loaded into snap (see lazyload.go).
 	loadMu  sync.Mutex
 	loading map[string]*appLoad
@@ -215,6 +219,16 @@ func (s *Server) Mount(prefix string, h http.Handler) {
 	wrapped := echo.WrapHandler(h)
 	s.e.Any(prefix, wrapped)
 	s.e.Any(prefix+"/*", wrapped)
+}
+
+// MountDashboard mounts the dashboard like Mount and names it on the
+// landing page (GET /), so a person who opens otad's URL finds it.
+func (s *Server) MountDashboard(prefix string, h http.Handler) {
+	s.Mount(prefix, h)
+	info := landing.Info(s.cfg.PublicURL, s.cfg.Version.Version)
+	info.Dashboard = s.cfg.PublicURL + prefix + "/"
+	home := landing.Handler(info)
+	s.landing.Store(&home)
 }
 
 // SetReady marks the server ready or not for /readyz (false while draining).

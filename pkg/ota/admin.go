@@ -290,6 +290,8 @@ type ServerInfo struct {
 	// API is the root of the admin API (bearer token required).
 	API  string `json:"api"`
 	Docs string `json:"docs"`
+	// Dashboard is the dashboard's URL when otad serves one.
+	Dashboard string `json:"dashboard,omitempty"`
 }
 
 // VersionInfo is the answer to GET /version.
