@@ -124,6 +124,12 @@ type VersionHealth struct {
 // Device is the device's key, a hash of the app and device ids
 // (offers.DeviceKey), unique across apps; a record with an empty Version
 // stands for the removal of that key.
+//
+// The other fields are what its latest update check said (issue #10's
+// silent-failure detection, adoption and device stories): when it was
+// (Seen), the version it ran (Running: a bundle version, ota.VersionBuiltin
+// or ota.VersionUnknown) on channel RunningChannel, what it reported about
+// Version (Flags), and the request fields an explanation needs.
 type DeviceOffer struct {
 	Device          uint64    `json:"device"`
 	AppID           string    `json:"app_id,omitempty"`
@@ -134,6 +140,42 @@ type DeviceOffer struct {
 	First           time.Time `json:"first"`
 	Last            time.Time `json:"last"`
 	Count           int       `json:"count,omitempty"`
+
+	Seen           time.Time `json:"seen,omitzero"`
+	Running        string    `json:"running,omitempty"`
+	RunningChannel string    `json:"running_channel,omitempty"`
+	// Flags are internal/offers' bits (downloaded, installed, stalled,
+	// platform, build type, channel source); the store keeps them as
+	// they are.
+	Flags  uint16 `json:"flags,omitempty"`
+	Build  string `json:"build,omitempty"`  // version_build
+	Plugin string `json:"plugin,omitempty"` // plugin_version
+}
+
+// AdoptionDay is one app's adoption on one UTC day (internal/adoption):
+// per channel and version, the distinct devices whose latest update check
+// of the day ran it.
+type AdoptionDay struct {
+	AppID  string          `json:"app_id"`
+	Day    time.Time       `json:"day"` // midnight UTC
+	Counts []AdoptionCount `json:"counts"`
+}
+
+// AdoptionCount is one channel and version of an AdoptionDay. Estimated
+// marks a HyperLogLog estimate (more devices that day than otad's offer
+// memory holds).
+type AdoptionCount struct {
+	Channel   string `json:"channel"`
+	Version   string `json:"version"`
+	Devices   int    `json:"devices"`
+	Estimated bool   `json:"estimated,omitempty"`
+}
+
+// Lease is leadership taken with Store.Lead. Lost is closed when it is
+// lost (the database connection that holds it broke); Release gives it up.
+type Lease interface {
+	Lost() <-chan struct{}
+	Release()
 }
 
 // DeviceOverride pins one device of an app to a channel (admin-assigned, or
@@ -272,6 +314,19 @@ type Store interface {
 	// stopping at fn's first error (there may be millions: they are not
 	// gathered in a slice).
 	LoadOffers(ctx context.Context, fn func(DeviceOffer) error) error
+	// SaveAdoption stores adoption days, each replacing the stored one of
+	// its app and day, and removes the days before keepFrom. Days of
+	// unknown apps are dropped.
+	SaveAdoption(ctx context.Context, days []AdoptionDay, keepFrom time.Time) error
+	// LoadAdoption reads the stored days from since on, oldest first.
+	LoadAdoption(ctx context.Context, since time.Time) ([]AdoptionDay, error)
+	// Lead makes this process the one that runs the periodic work named
+	// name (the ramp schedule) among every process sharing the store: ok
+	// is false, with no error, while another holds it. A store only one
+	// process opens (bbolt) hands it to one caller of the process at a
+	// time; a shared one (PostgreSQL) holds a lock on a connection of its
+	// own until Release or until the connection breaks (Lost).
+	Lead(ctx context.Context, name string) (lease Lease, ok bool, err error)
 	// UpdateChannel applies a policy patch to an existing channel.
 	UpdateChannel(ctx context.Context, appID, channel string, patch ota.ChannelPolicyPatch, actor string, now time.Time) (ota.Channel, error)
 

@@ -10,14 +10,16 @@ import (
 // enough and lookups stay cheap on every request. AppID and Channel, when
 // set, limit what the token may change.
 type CIToken struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	SecretHash []byte    `json:"secret_hash"`
-	AppID      string    `json:"app_id,omitempty"`
-	Channel    string    `json:"channel,omitempty"`
-	CreatedBy  string    `json:"created_by"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	SecretHash []byte `json:"secret_hash"`
+	AppID      string `json:"app_id,omitempty"`
+	Channel    string `json:"channel,omitempty"`
+	// Protected is the scope that reaches protected channels.
+	Protected bool      `json:"protected,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 	// RevokedAt is zero while the token is valid.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }

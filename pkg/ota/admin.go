@@ -34,6 +34,9 @@ const (
 	// EventHalt: otad stopped a rollout because too many devices reported
 	// failures, and re-pointed the channel.
 	EventHalt = "halt"
+	// EventRampHold: a scheduled ramp did not take its next step (too few
+	// devices reported, or too many failed or stalled); Note says why.
+	EventRampHold = "ramp_hold"
 )
 
 // LoginRequest is the body of POST /api/auth/login.
@@ -134,6 +137,42 @@ type ChannelPolicy struct {
 	AutoHalt          bool    `json:"auto_halt"`
 	HaltOnFailureRate float64 `json:"halt_on_failure_rate"`
 	MinDevices        int     `json:"min_devices"`
+	// Protected channels take deploys, promotions and rollout steps only
+	// from a user login or a CI token with the protected scope; rollback
+	// and pause stay open to every admin.
+	Protected bool `json:"protected,omitempty"`
+	// A device offered a version that keeps polling on another one for
+	// StalledWindowSeconds (0: DefaultStalledWindow) and StalledPolls
+	// checks (0: DefaultStalledPolls), without installing it or reporting
+	// a failure, is a stalled install. Stalled installs count toward the
+	// halt like failures unless IgnoreStalled.
+	StalledWindowSeconds int64 `json:"stalled_window_seconds,omitempty"`
+	StalledPolls         int   `json:"stalled_polls,omitempty"`
+	IgnoreStalled        bool  `json:"ignore_stalled,omitempty"`
+}
+
+// Defaults of the stalled-install policy.
+const (
+	DefaultStalledWindow = 30 * time.Minute
+	DefaultStalledPolls  = 3
+)
+
+// StalledWindow is how long a device must keep polling on another version
+// before its install counts as stalled.
+func (p *ChannelPolicy) StalledWindow() time.Duration {
+	if p.StalledWindowSeconds <= 0 {
+		return DefaultStalledWindow
+	}
+	return time.Duration(p.StalledWindowSeconds) * time.Second
+}
+
+// StalledChecks is how many checks on another version a stalled install
+// takes at least.
+func (p *ChannelPolicy) StalledChecks() int {
+	if p.StalledPolls <= 0 {
+		return DefaultStalledPolls
+	}
+	return p.StalledPolls
 }
 
 // Defaults of the auto-halt policy.
@@ -177,6 +216,10 @@ type ChannelPolicyPatch struct {
 	AutoHalt                     *bool    `json:"auto_halt,omitempty"`
 	HaltOnFailureRate            *float64 `json:"halt_on_failure_rate,omitempty"`
 	MinDevices                   *int     `json:"min_devices,omitempty"`
+	Protected                    *bool    `json:"protected,omitempty"`
+	StalledWindowSeconds         *int64   `json:"stalled_window_seconds,omitempty"`
+	StalledPolls                 *int     `json:"stalled_polls,omitempty"`
+	IgnoreStalled                *bool    `json:"ignore_stalled,omitempty"`
 	// Default makes this channel the app's public default channel.
 	Default *bool `json:"default,omitempty"`
 }

@@ -25,6 +25,81 @@ type Rollout struct {
 	Reason    string    `json:"reason,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Ramp, when set, is the schedule otad grows the rollout by.
+	Ramp *Ramp `json:"ramp,omitempty"`
+}
+
+// Ramp is a health-gated schedule of a staged rollout: otad moves it from
+// one step to the next once the step has lasted Every, at least
+// MinDevices distinct devices reported the target, and its failure and
+// stalled rates stay under the channel's halt threshold; otherwise the
+// ramp holds (Held says why) until they do.
+type Ramp struct {
+	// Steps are the percents, increasing, the last one 100.
+	Steps        []int `json:"steps"`
+	EverySeconds int64 `json:"every_seconds"`
+	// MinDevices is how many distinct devices must report the target
+	// before a step (0: none).
+	MinDevices int `json:"min_devices,omitempty"`
+	// Step is the index in Steps of the step the rollout is at, begun at
+	// StepAt.
+	Step   int       `json:"step"`
+	StepAt time.Time `json:"step_at"`
+	// Held, when not empty, is why the ramp does not take its next step,
+	// since HeldAt.
+	Held   string    `json:"held,omitempty"`
+	HeldAt time.Time `json:"held_at,omitzero"`
+	// ApprovedBy is who scheduled the ramp: its steps are taken in that
+	// person's (or token's) name.
+	ApprovedBy string `json:"approved_by,omitempty"`
+}
+
+// Every is the time each step lasts at least.
+func (r *Ramp) Every() time.Duration { return time.Duration(r.EverySeconds) * time.Second }
+
+// Done reports whether the ramp took its last step.
+func (r *Ramp) Done() bool { return r.Step >= len(r.Steps)-1 }
+
+// NextAt is when the next step is due (once its health allows).
+func (r *Ramp) NextAt() time.Time { return r.StepAt.Add(r.Every()) }
+
+// Bounds of a ramp.
+const (
+	MaxRampSteps = 20
+	MinRampEvery = time.Minute
+)
+
+// RampRequest schedules a rollout's steps: the body's ramp with action
+// "ramp".
+type RampRequest struct {
+	Steps        []int `json:"steps"`
+	EverySeconds int64 `json:"every_seconds"`
+	MinDevices   int   `json:"min_devices,omitempty"`
+}
+
+// Check says what is wrong with a ramp request, if anything.
+func (r *RampRequest) Check() error {
+	if len(r.Steps) == 0 || len(r.Steps) > MaxRampSteps {
+		return fmt.Errorf("a ramp has 1 to %d steps, e.g. 5,25,50,100; got %d", MaxRampSteps, len(r.Steps))
+	}
+	for i, p := range r.Steps {
+		if p < 1 || p > 100 {
+			return fmt.Errorf("ramp step %d%% is not between 1 and 100", p)
+		}
+		if i > 0 && p <= r.Steps[i-1] {
+			return fmt.Errorf("ramp steps must grow: %d%% after %d%%", p, r.Steps[i-1])
+		}
+	}
+	if r.Steps[len(r.Steps)-1] != 100 {
+		return fmt.Errorf("a ramp ends at 100%%, e.g. 5,25,50,100; it ends at %d%%", r.Steps[len(r.Steps)-1])
+	}
+	if time.Duration(r.EverySeconds)*time.Second < MinRampEvery {
+		return fmt.Errorf("a ramp's steps last at least %s each; got %ds", MinRampEvery, r.EverySeconds)
+	}
+	if r.MinDevices < 0 {
+		return fmt.Errorf("min_devices %d is negative", r.MinDevices)
+	}
+	return nil
 }
 
 // InEffect reports whether the rollout limits who gets active, the
@@ -39,12 +114,19 @@ const (
 	RolloutPause    = "pause"
 	RolloutResume   = "resume"
 	RolloutComplete = "complete" // 100 %
+	// RolloutRamp schedules the rollout's steps (Ramp); set and complete
+	// cancel the schedule, pause suspends it and resume takes it up again.
+	RolloutRamp = "ramp"
 )
 
 // RolloutRequest is the body of POST .../channels/{channel}/rollout.
 type RolloutRequest struct {
-	Action  string `json:"action"`
-	Percent int    `json:"percent,omitempty"`
+	Action  string       `json:"action"`
+	Percent int          `json:"percent,omitempty"`
+	Ramp    *RampRequest `json:"ramp,omitempty"`
+	// Reason is what otad's own ramp actions record (the store's
+	// ramp_hold); the API never takes it.
+	Reason string `json:"-"`
 }
 
 // ExplainResponse is the answer to POST .../apps/{app}/explain: what the
@@ -66,6 +148,11 @@ type VersionStats struct {
 	Failed      int            `json:"failed"`
 	FailureRate float64        `json:"failure_rate"`
 	Failures    map[string]int `json:"failures,omitempty"`
+	// Stalled counts the devices otad sees stalled on the version now
+	// (offered it, kept polling on another version past the channel's
+	// stalled window without installing it, and reported no failure):
+	// silent failures. It is live, not limited to the window.
+	Stalled int `json:"stalled,omitempty"`
 	// Files names the files of a delta release that devices failed to
 	// fetch or verify (the file part of "<version>:<file>" in per-file
 	// failure events), the most reported first, at most MaxFileFailures.

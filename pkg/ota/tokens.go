@@ -20,6 +20,9 @@ type TokenCreateRequest struct {
 	// AppID and Channel, when set, limit the token to that app and channel.
 	AppID   string `json:"app_id,omitempty"`
 	Channel string `json:"channel,omitempty"`
+	// Protected lets the token deploy, promote and roll out on protected
+	// channels (within its app and channel).
+	Protected bool `json:"protected,omitempty"`
 }
 
 // TokenInfo describes a CI token; the secret is never part of it.
@@ -28,6 +31,7 @@ type TokenInfo struct {
 	Name      string     `json:"name"`
 	AppID     string     `json:"app_id,omitempty"`
 	Channel   string     `json:"channel,omitempty"`
+	Protected bool       `json:"protected,omitempty"`
 	CreatedBy string     `json:"created_by"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt time.Time  `json:"expires_at"`

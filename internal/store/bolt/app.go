@@ -248,7 +248,7 @@ func (a *appTx) wireChannel(c channelRecord) (ota.Channel, error) {
 		out.Releases[i] = ota.Release(r)
 	}
 	if c.Rollout != nil {
-		r := ota.Rollout(*c.Rollout)
+		r := c.Rollout.wire()
 		out.Rollout = &r
 	}
 	if c.Active != "" && c.Active != ota.VersionBuiltin {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -321,6 +322,11 @@ func (im *Importer) PutOffers(ctx context.Context, offers []store.DeviceOffer) e
 	return im.s.SaveOffers(ctx, offers)
 }
 
+// PutAdoption stores adoption days as SaveAdoption does.
+func (im *Importer) PutAdoption(ctx context.Context, days []store.AdoptionDay) error {
+	return im.s.SaveAdoption(ctx, days, time.Time{})
+}
+
 // Finish checks that the store holds what want counts. Every Put was
 // committed on its own already.
 func (im *Importer) Finish(ctx context.Context, want storecopy.Counts) error {
@@ -349,6 +355,7 @@ func (s *Store) Counts(ctx context.Context) (storecopy.Counts, error) {
 		c.Webhooks = keys(tx.Bucket(bWebhooks))
 		c.Health = keys(tx.Bucket(bHealth))
 		c.Offers = keys(tx.Bucket(bOffers))
+		c.Adoption = keys(tx.Bucket(bAdoption))
 		events := tx.Bucket(bEvents)
 		c.Events = keys(events)
 		if events != nil {
@@ -403,8 +410,7 @@ func channelFromWire(c ota.Channel) channelRecord {
 		r.Releases = append(r.Releases, releaseRecord(rel))
 	}
 	if c.Rollout != nil {
-		ro := rolloutRecord(*c.Rollout)
-		r.Rollout = &ro
+		r.Rollout = rolloutOf(c.Rollout)
 	}
 	return r
 }

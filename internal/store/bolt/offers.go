@@ -24,15 +24,30 @@ var bOffers = []byte("offers")
 //	format (1) | first (4) | last (4) | count (4)   Unix seconds, big-endian
 //	| app | channel | version | previous | previous channel
 //	                                       each a uvarint length and bytes
-const offerFormat = 1
+//
+// Format 2 adds what the device's latest check said:
+//
+//	| seen (4) | flags (2) | running | running channel | build | plugin
+const (
+	offerFormat1 = 1
+	offerFormat  = 2
+)
 
 func encodeOffer(o *store.DeviceOffer) []byte {
-	b := make([]byte, 13, 13+len(o.AppID)+len(o.Channel)+len(o.Version)+len(o.Previous)+len(o.PreviousChannel)+5)
+	n := len(o.AppID) + len(o.Channel) + len(o.Version) + len(o.Previous) + len(o.PreviousChannel) +
+		len(o.Running) + len(o.RunningChannel) + len(o.Build) + len(o.Plugin)
+	b := make([]byte, 13, 13+n+6+9)
 	b[0] = offerFormat
 	binary.BigEndian.PutUint32(b[1:], clampUnix(o.First))
 	binary.BigEndian.PutUint32(b[5:], clampUnix(o.Last))
 	binary.BigEndian.PutUint32(b[9:], uint32(max(0, min(o.Count, 1<<32-1))))
 	for _, s := range [...]string{o.AppID, o.Channel, o.Version, o.Previous, o.PreviousChannel} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.BigEndian.AppendUint32(b, clampUnix(o.Seen))
+	b = binary.BigEndian.AppendUint16(b, o.Flags)
+	for _, s := range [...]string{o.Running, o.RunningChannel, o.Build, o.Plugin} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -53,7 +68,7 @@ var errOfferRecord = errors.New("offer record is damaged")
 // (a million records name a handful of apps, channels and versions).
 func decodeOffer(key, v []byte, intern func([]byte) string) (store.DeviceOffer, error) {
 	var o store.DeviceOffer
-	if len(key) != 8 || len(v) < 13 || v[0] != offerFormat {
+	if len(key) != 8 || len(v) < 13 || (v[0] != offerFormat && v[0] != offerFormat1) {
 		return o, errOfferRecord
 	}
 	o.Device = binary.BigEndian.Uint64(key)
@@ -61,13 +76,33 @@ func decodeOffer(key, v []byte, intern func([]byte) string) (store.DeviceOffer, 
 	o.Last = time.Unix(int64(binary.BigEndian.Uint32(v[5:])), 0).UTC()
 	o.Count = int(binary.BigEndian.Uint32(v[9:]))
 	rest := v[13:]
-	for _, dst := range [...]*string{&o.AppID, &o.Channel, &o.Version, &o.Previous, &o.PreviousChannel} {
-		n, k := binary.Uvarint(rest)
-		if k <= 0 || uint64(len(rest)-k) < n {
-			return o, errOfferRecord
+	strs := func(dsts ...*string) error {
+		for _, dst := range dsts {
+			n, k := binary.Uvarint(rest)
+			if k <= 0 || uint64(len(rest)-k) < n {
+				return errOfferRecord
+			}
+			*dst = intern(rest[k : k+int(n)])
+			rest = rest[k+int(n):]
 		}
-		*dst = intern(rest[k : k+int(n)])
-		rest = rest[k+int(n):]
+		return nil
+	}
+	if err := strs(&o.AppID, &o.Channel, &o.Version, &o.Previous, &o.PreviousChannel); err != nil {
+		return o, err
+	}
+	if v[0] == offerFormat1 {
+		return o, nil
+	}
+	if len(rest) < 6 {
+		return o, errOfferRecord
+	}
+	if s := binary.BigEndian.Uint32(rest); s != 0 {
+		o.Seen = time.Unix(int64(s), 0).UTC()
+	}
+	o.Flags = binary.BigEndian.Uint16(rest[4:])
+	rest = rest[6:]
+	if err := strs(&o.Running, &o.RunningChannel, &o.Build, &o.Plugin); err != nil {
+		return o, err
 	}
 	return o, nil
 }

@@ -39,6 +39,10 @@ type policyRecord struct {
 	AutoHalt                     bool    `json:"auto_halt"`
 	HaltOnFailureRate            float64 `json:"halt_on_failure_rate"`
 	MinDevices                   int     `json:"min_devices"`
+	Protected                    bool    `json:"protected,omitempty"`
+	StalledWindowSeconds         int64   `json:"stalled_window_seconds,omitempty"`
+	StalledPolls                 int     `json:"stalled_polls,omitempty"`
+	IgnoreStalled                bool    `json:"ignore_stalled,omitempty"`
 }
 
 // UnmarshalJSON gives channels stored before the auto-halt policy existed
@@ -53,16 +57,49 @@ func (p *policyRecord) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// rolloutRecord has exactly ota.Rollout's fields.
+// rolloutRecord has ota.Rollout's fields (see wire and rolloutOf).
 type rolloutRecord struct {
-	Target    string    `json:"target"`
-	Previous  string    `json:"previous,omitempty"`
-	Percent   int       `json:"percent"`
-	Paused    bool      `json:"paused,omitempty"`
-	Halted    bool      `json:"halted,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	StartedAt time.Time `json:"started_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Target    string      `json:"target"`
+	Previous  string      `json:"previous,omitempty"`
+	Percent   int         `json:"percent"`
+	Paused    bool        `json:"paused,omitempty"`
+	Halted    bool        `json:"halted,omitempty"`
+	Reason    string      `json:"reason,omitempty"`
+	StartedAt time.Time   `json:"started_at"`
+	UpdatedAt time.Time   `json:"updated_at"`
+	Ramp      *rampRecord `json:"ramp,omitempty"`
+}
+
+// rampRecord has exactly ota.Ramp's fields.
+type rampRecord struct {
+	Steps        []int     `json:"steps"`
+	EverySeconds int64     `json:"every_seconds"`
+	MinDevices   int       `json:"min_devices,omitempty"`
+	Step         int       `json:"step"`
+	StepAt       time.Time `json:"step_at"`
+	Held         string    `json:"held,omitempty"`
+	HeldAt       time.Time `json:"held_at,omitzero"`
+	ApprovedBy   string    `json:"approved_by,omitempty"`
+}
+
+func (r *rolloutRecord) wire() ota.Rollout {
+	out := ota.Rollout{Target: r.Target, Previous: r.Previous, Percent: r.Percent, Paused: r.Paused, Halted: r.Halted,
+		Reason: r.Reason, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt}
+	if r.Ramp != nil {
+		rp := ota.Ramp(*r.Ramp)
+		out.Ramp = &rp
+	}
+	return out
+}
+
+func rolloutOf(r *ota.Rollout) *rolloutRecord {
+	out := &rolloutRecord{Target: r.Target, Previous: r.Previous, Percent: r.Percent, Paused: r.Paused, Halted: r.Halted,
+		Reason: r.Reason, StartedAt: r.StartedAt, UpdatedAt: r.UpdatedAt}
+	if r.Ramp != nil {
+		rp := rampRecord(*r.Ramp)
+		out.Ramp = &rp
+	}
+	return out
 }
 
 type releaseRecord struct {

@@ -32,37 +32,18 @@ func (s *Store) SetRollout(ctx context.Context, appID, channel string, req ota.R
 			return fmt.Errorf("channel %q of app %q has no staged rollout of its active version %q; deploy with --rollout to start one: %w",
 				channel, appID, ch.Active, store.ErrInvalid)
 		}
-		before := *r
-		switch req.Action {
-		case ota.RolloutSet:
-			if req.Percent < 0 || req.Percent > 100 {
-				return fmt.Errorf("rollout percent %d is not between 0 and 100: %w", req.Percent, store.ErrInvalid)
-			}
-			// Lowering the percent would take the bundle from devices
-			// that may already run it; only a paused rollout may shrink.
-			if req.Percent < r.Percent && !r.Paused {
-				return fmt.Errorf("rollout of %s is at %d%%; it only grows (pause it first to lower it): %w",
-					r.Target, r.Percent, store.ErrInvalid)
-			}
-			r.Percent = req.Percent
-		case ota.RolloutPause:
-			r.Paused = true
-		case ota.RolloutResume:
-			r.Paused, r.Halted, r.Reason = false, false, ""
-		case ota.RolloutComplete:
-			r.Percent, r.Paused, r.Halted, r.Reason = 100, false, false, ""
-		default:
-			return fmt.Errorf("rollout action %q is not one of set, pause, resume, complete: %w", req.Action, store.ErrInvalid)
+		after, typ, note, changed, err := store.ChangeRollout(r.wire(), req, actor, now)
+		if err != nil {
+			return err
 		}
-		if *r != before {
-			r.UpdatedAt = now
+		if changed {
+			ch.Rollout = rolloutOf(&after)
 			ch.UpdatedAt = now
 			if err := a.putChannel(ch); err != nil {
 				return err
 			}
 			if _, err := a.appendEvent(eventRecord{
-				Time: now, Actor: actor, Type: ota.EventRollout, Channel: channel, Version: r.Target,
-				Note: rolloutNote(before, *r),
+				Time: now, Actor: actor, Type: typ, Channel: channel, Version: after.Target, Note: note,
 			}); err != nil {
 				return err
 			}
@@ -74,21 +55,6 @@ func (s *Store) SetRollout(ctx context.Context, appID, channel string, req ota.R
 		return ota.Channel{}, fmt.Errorf("change rollout of %s of %s: %w", channel, appID, err)
 	}
 	return out, nil
-}
-
-// rolloutNote describes a rollout change for the history.
-func rolloutNote(before, after rolloutRecord) string {
-	note := fmt.Sprintf("%d%% → %d%%", before.Percent, after.Percent)
-	switch {
-	case after.Paused && !before.Paused:
-		note += ", paused"
-	case !after.Paused && before.Paused:
-		note += ", resumed"
-	}
-	if before.Halted && !after.Halted {
-		note += ", halt lifted"
-	}
-	return note
 }
 
 // Halt stops the rollout of version and re-points the channel to the

@@ -23,6 +23,7 @@ type tokenRecord struct {
 	SecretHash []byte    `json:"secret_hash"`
 	AppID      string    `json:"app_id,omitempty"`
 	Channel    string    `json:"channel,omitempty"`
+	Protected  bool      `json:"protected,omitempty"`
 	CreatedBy  string    `json:"created_by"`
 	CreatedAt  time.Time `json:"created_at"`
 	ExpiresAt  time.Time `json:"expires_at"`

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -322,13 +323,38 @@ func (im *Importer) PutOffers(ctx context.Context, offers []store.DeviceOffer) e
 		if o.Version == "" {
 			continue
 		}
-		if _, err := im.t.Exec(ctx, `INSERT INTO offers (device, app_id, channel, version, previous, previous_channel, first_at, last_at, count)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		var seen *time.Time
+		if !o.Seen.IsZero() {
+			t := o.Seen.UTC()
+			seen = &t
+		}
+		if _, err := im.t.Exec(ctx, `INSERT INTO offers (device, app_id, channel, version, previous, previous_channel, first_at, last_at, count,
+				seen_at, flags, running, running_channel, build, plugin)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 			ON CONFLICT (device) DO UPDATE SET app_id = excluded.app_id, channel = excluded.channel, version = excluded.version,
 				previous = excluded.previous, previous_channel = excluded.previous_channel,
-				first_at = excluded.first_at, last_at = excluded.last_at, count = excluded.count`,
-			int64(o.Device), o.AppID, o.Channel, o.Version, o.Previous, o.PreviousChannel, o.First.UTC(), o.Last.UTC(), int64(o.Count)); err != nil {
+				first_at = excluded.first_at, last_at = excluded.last_at, count = excluded.count,
+				seen_at = excluded.seen_at, flags = excluded.flags, running = excluded.running,
+				running_channel = excluded.running_channel, build = excluded.build, plugin = excluded.plugin`,
+			int64(o.Device), o.AppID, o.Channel, o.Version, o.Previous, o.PreviousChannel, o.First.UTC(), o.Last.UTC(), int64(o.Count),
+			seen, int64(o.Flags), o.Running, o.RunningChannel, o.Build, o.Plugin); err != nil {
 			return fmt.Errorf("offer %x: %w", o.Device, err)
+		}
+	}
+	return nil
+}
+
+// PutAdoption writes adoption days over those of the same app and day.
+func (im *Importer) PutAdoption(ctx context.Context, days []store.AdoptionDay) error {
+	for _, d := range days {
+		raw, err := json.Marshal(d.Counts)
+		if err != nil {
+			return err
+		}
+		if _, err := im.t.Exec(ctx, `INSERT INTO adoption (app_id, day, counts) VALUES ($1, $2, $3)
+			ON CONFLICT (app_id, day) DO UPDATE SET counts = excluded.counts`,
+			d.AppID, d.Day.UTC().Format(time.DateOnly), raw); err != nil {
+			return fmt.Errorf("adoption of %s on %s: %w", d.AppID, d.Day.Format(time.DateOnly), err)
 		}
 	}
 	return nil
@@ -397,9 +423,9 @@ func counts(ctx context.Context, db querier) (storecopy.Counts, error) {
 		(SELECT count(*) FROM ci_tokens), (SELECT count(*) FROM webhooks), (SELECT count(*) FROM webhook_deliveries),
 		(SELECT count(*) FROM stats), (SELECT count(*) FROM manifests),
 		(SELECT count(*) FROM delta_files d WHERE EXISTS (SELECT 1 FROM apps WHERE id = d.app_id)),
-		(SELECT count(*) FROM offers)`).Scan(
+		(SELECT count(*) FROM offers), (SELECT count(*) FROM adoption)`).Scan(
 		&c.Users, &c.Apps, &c.Channels, &c.Bundles, &c.Overrides, &c.Events, &last, &c.Health,
-		&c.Tokens, &c.Webhooks, &c.Deliveries, &c.Stats, &c.Manifests, &c.DeltaFiles, &c.Offers)
+		&c.Tokens, &c.Webhooks, &c.Deliveries, &c.Stats, &c.Manifests, &c.DeltaFiles, &c.Offers, &c.Adoption)
 	c.LastSeq = uint64(last)
 	return c, err
 }

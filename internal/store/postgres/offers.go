@@ -21,8 +21,9 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 		gone                                    []int64
 		keys                                    []int64
 		apps, chans, versions, prevs, prevChans []string
-		firsts, lasts                           []time.Time
-		counts                                  []int64
+		firsts, lasts, seens                    []time.Time
+		counts, flags                           []int64
+		runs, runChans, builds, plugins         []string
 		names                                   []string
 	)
 	for i := range os {
@@ -34,6 +35,7 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 	}
 	err := s.write(ctx, func(t *txn) error {
 		keys, apps, chans, versions, prevs, prevChans, firsts, lasts, counts = nil, nil, nil, nil, nil, nil, nil, nil, nil
+		seens, flags, runs, runChans, builds, plugins = nil, nil, nil, nil, nil, nil
 		known, err := knownApps(ctx, t, names)
 		if err != nil {
 			return err
@@ -41,7 +43,8 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 		for i := range os {
 			o := &os[i]
 			if o.Version == "" || !known[o.AppID] ||
-				!storable(o.Channel) || !storable(o.Version) || !storable(o.Previous) || !storable(o.PreviousChannel) {
+				!storable(o.Channel) || !storable(o.Version) || !storable(o.Previous) || !storable(o.PreviousChannel) ||
+				!storable(o.Running) || !storable(o.RunningChannel) || !storable(o.Build) || !storable(o.Plugin) {
 				continue
 			}
 			keys = append(keys, int64(o.Device))
@@ -49,6 +52,9 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 			prevs, prevChans = append(prevs, o.Previous), append(prevChans, o.PreviousChannel)
 			firsts, lasts = append(firsts, o.First.UTC()), append(lasts, o.Last.UTC())
 			counts = append(counts, int64(o.Count))
+			seens, flags = append(seens, o.Seen.UTC()), append(flags, int64(o.Flags))
+			runs, runChans = append(runs, o.Running), append(runChans, o.RunningChannel)
+			builds, plugins = append(builds, o.Build), append(plugins, o.Plugin)
 		}
 		if len(gone) > 0 {
 			if _, err := t.Exec(ctx, "DELETE FROM offers WHERE device = ANY($1)", gone); err != nil {
@@ -60,13 +66,18 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 		}
 		// One record per key: a batch names each key once (the memory's
 		// changes since the last save).
-		_, err = t.Exec(ctx, `INSERT INTO offers (device, app_id, channel, version, previous, previous_channel, first_at, last_at, count)
-			SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-				$7::timestamptz[], $8::timestamptz[], $9::bigint[])
+		_, err = t.Exec(ctx, `INSERT INTO offers (device, app_id, channel, version, previous, previous_channel, first_at, last_at, count,
+				seen_at, flags, running, running_channel, build, plugin)
+			SELECT d, a, c, v, p, pc, f, l, n, nullif(sa, 'epoch'::timestamptz), fl, r, rc, b, pl
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+				$7::timestamptz[], $8::timestamptz[], $9::bigint[], $10::timestamptz[], $11::bigint[],
+				$12::text[], $13::text[], $14::text[], $15::text[]) AS u (d, a, c, v, p, pc, f, l, n, sa, fl, r, rc, b, pl)
 			ON CONFLICT (device) DO UPDATE SET app_id = excluded.app_id, channel = excluded.channel, version = excluded.version,
 				previous = excluded.previous, previous_channel = excluded.previous_channel,
-				first_at = excluded.first_at, last_at = excluded.last_at, count = excluded.count`,
-			keys, apps, chans, versions, prevs, prevChans, firsts, lasts, counts)
+				first_at = excluded.first_at, last_at = excluded.last_at, count = excluded.count,
+				seen_at = excluded.seen_at, flags = excluded.flags, running = excluded.running,
+				running_channel = excluded.running_channel, build = excluded.build, plugin = excluded.plugin`,
+			keys, apps, chans, versions, prevs, prevChans, firsts, lasts, counts, epochs(seens), flags, runs, runChans, builds, plugins)
 		if err != nil {
 			return fmt.Errorf("write offers: %w", err)
 		}
@@ -81,7 +92,8 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 // LoadOffers calls fn with every stored offer record, streaming the rows.
 func (s *Store) LoadOffers(ctx context.Context, fn func(store.DeviceOffer) error) error {
 	err := s.read(ctx, func(db querier) error {
-		rows, err := db.Query(ctx, `SELECT device, app_id, channel, version, previous, previous_channel, first_at, last_at, count FROM offers`)
+		rows, err := db.Query(ctx, `SELECT device, app_id, channel, version, previous, previous_channel, first_at, last_at, count,
+			seen_at, flags, running, running_channel, build, plugin FROM offers`)
 		if err != nil {
 			return err
 		}
@@ -91,11 +103,17 @@ func (s *Store) LoadOffers(ctx context.Context, fn func(store.DeviceOffer) error
 				o     store.DeviceOffer
 				key   int64
 				count int64
+				seen  *time.Time
+				flags int64
 			)
-			if err := rows.Scan(&key, &o.AppID, &o.Channel, &o.Version, &o.Previous, &o.PreviousChannel, &o.First, &o.Last, &count); err != nil {
+			if err := rows.Scan(&key, &o.AppID, &o.Channel, &o.Version, &o.Previous, &o.PreviousChannel, &o.First, &o.Last, &count,
+				&seen, &flags, &o.Running, &o.RunningChannel, &o.Build, &o.Plugin); err != nil {
 				return err
 			}
-			o.Device, o.Count = uint64(key), int(count)
+			o.Device, o.Count, o.Flags = uint64(key), int(count), uint16(flags)
+			if seen != nil {
+				o.Seen = seen.UTC()
+			}
 			o.First, o.Last = o.First.UTC(), o.Last.UTC()
 			if err := fn(o); err != nil {
 				return err
@@ -107,4 +125,15 @@ func (s *Store) LoadOffers(ctx context.Context, fn func(store.DeviceOffer) error
 		return fmt.Errorf("load offers: %w", dbErr(ctx, err))
 	}
 	return nil
+}
+
+// epochs maps zero times to the Unix epoch, which the insert turns into
+// NULL (an array of timestamptz cannot hold NULL from a []time.Time).
+func epochs(ts []time.Time) []time.Time {
+	for i, t := range ts {
+		if t.IsZero() {
+			ts[i] = time.Unix(0, 0).UTC()
+		}
+	}
+	return ts
 }

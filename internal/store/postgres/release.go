@@ -392,6 +392,9 @@ func (s *Store) UpdateChannel(ctx context.Context, appID, channel string, patch 
 		return ota.Channel{}, fmt.Errorf("update channel %s of %s: halt_on_failure_rate %g is not in (0, 1], e.g. 0.2 for 20%%: %w",
 			channel, appID, *v, store.ErrInvalid)
 	}
+	if err := store.CheckStalledPatch(patch); err != nil {
+		return ota.Channel{}, fmt.Errorf("update channel %s of %s: %w", channel, appID, err)
+	}
 	if v := patch.MinDevices; v != nil && *v < 1 {
 		return ota.Channel{}, fmt.Errorf("update channel %s of %s: min_devices %d must be at least 1: %w", channel, appID, *v, store.ErrInvalid)
 	}
@@ -481,6 +484,16 @@ func applyPatch(p *ota.ChannelPolicy, patch ota.ChannelPolicyPatch) []string {
 		p.MinDevices = *v
 		changes = append(changes, fmt.Sprintf("min_devices=%d", *v))
 	}
+	flag("protected", &p.Protected, patch.Protected)
+	if v := patch.StalledWindowSeconds; v != nil && p.StalledWindowSeconds != *v {
+		p.StalledWindowSeconds = *v
+		changes = append(changes, fmt.Sprintf("stalled_window_seconds=%d", *v))
+	}
+	if v := patch.StalledPolls; v != nil && p.StalledPolls != *v {
+		p.StalledPolls = *v
+		changes = append(changes, fmt.Sprintf("stalled_polls=%d", *v))
+	}
+	flag("ignore_stalled", &p.IgnoreStalled, patch.IgnoreStalled)
 	return changes
 }
 

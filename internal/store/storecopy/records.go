@@ -19,6 +19,7 @@ type Records struct {
 	Webhooks []Webhook
 	Stats    map[string][]store.StoredStat
 	Offers   []store.DeviceOffer // by device key
+	Adoption []store.AdoptionDay
 	Counts   Counts
 }
 
@@ -74,6 +75,11 @@ func (r *Records) PutStats(_ context.Context, appID string, stats []store.Stored
 
 func (r *Records) PutOffers(_ context.Context, offers []store.DeviceOffer) error {
 	r.Offers = append(r.Offers, offers...)
+	return nil
+}
+
+func (r *Records) PutAdoption(_ context.Context, days []store.AdoptionDay) error {
+	r.Adoption = append(r.Adoption, days...)
 	return nil
 }
 

@@ -39,6 +39,7 @@ type Counts struct {
 	Manifests  int `json:"manifests"`
 	DeltaFiles int `json:"delta_files"`
 	Offers     int `json:"offers"` // what otad last offered each device
+	Adoption   int `json:"adoption"` // adoption days (one per app and day)
 	// LastSeq is the sequence number of the newest event (0: none).
 	LastSeq uint64 `json:"last_seq"`
 }
@@ -66,6 +67,7 @@ func (c Counts) Diff(want Counts) []string {
 	add("delta manifests", c.Manifests, want.Manifests)
 	add("delta files", c.DeltaFiles, want.DeltaFiles)
 	add("device offers", c.Offers, want.Offers)
+	add("adoption days", c.Adoption, want.Adoption)
 	if c.LastSeq != want.LastSeq {
 		out = append(out, fmt.Sprintf("newest event: %d, want %d", c.LastSeq, want.LastSeq))
 	}
@@ -75,9 +77,9 @@ func (c Counts) Diff(want Counts) []string {
 // String is a one-line summary.
 func (c Counts) String() string {
 	return fmt.Sprintf("%d users, %d apps, %d channels, %d bundles, %d device overrides, %d history events (newest %d), "+
-		"%d version health records, %d CI tokens, %d webhooks with %d deliveries, %d stats events, %d delta manifests naming %d delta files, %d device offers",
+		"%d version health records, %d CI tokens, %d webhooks with %d deliveries, %d stats events, %d delta manifests naming %d delta files, %d device offers, %d adoption days",
 		c.Users, c.Apps, c.Channels, c.Bundles, c.Overrides, c.Events, c.LastSeq,
-		c.Health, c.Tokens, c.Webhooks, c.Deliveries, c.Stats, c.Manifests, c.DeltaFiles, c.Offers)
+		c.Health, c.Tokens, c.Webhooks, c.Deliveries, c.Stats, c.Manifests, c.DeltaFiles, c.Offers, c.Adoption)
 }
 
 // AppRecords is one app with what belongs to it.
@@ -113,6 +115,8 @@ type Sink interface {
 	PutStats(ctx context.Context, appID string, stats []store.StoredStat) error
 	// PutOffers gets device offer records, in batches.
 	PutOffers(ctx context.Context, offers []store.DeviceOffer) error
+	// PutAdoption gets adoption days.
+	PutAdoption(ctx context.Context, days []store.AdoptionDay) error
 	// Finish checks that the sink holds what want counts and makes the
 	// copy durable; a sink that copies in one transaction commits here.
 	Finish(ctx context.Context, want Counts) error
@@ -236,6 +240,16 @@ func Copy(ctx context.Context, src store.Store, dst Sink, progress func(string))
 	}
 	if err := put(); err != nil {
 		return c, err
+	}
+	days, err := src.LoadAdoption(ctx, time.Time{})
+	if err != nil {
+		return c, err
+	}
+	if len(days) > 0 {
+		if err := dst.PutAdoption(ctx, days); err != nil {
+			return c, fmt.Errorf("copy adoption: %w", err)
+		}
+		c.Adoption = len(days)
 	}
 	say("checking the copy: %s", c)
 	if err := dst.Finish(ctx, c); err != nil {
