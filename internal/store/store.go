@@ -122,8 +122,9 @@ type VersionHealth struct {
 // internal/offers): the version and its channel, the version offered
 // before, when the current offer was first and last made, and how often.
 // Device is the device's key, a hash of the app and device ids
-// (offers.DeviceKey), unique across apps; a record with an empty Version
-// stands for the removal of that key.
+// (offers.DeviceKey), unique across apps; a record with neither Version
+// nor Running stands for the removal of that key (a device only checked,
+// never offered anything, has Running only).
 //
 // The other fields are what its latest update check said (issue #10's
 // silent-failure detection, adoption and device stories): when it was
@@ -306,7 +307,8 @@ type Store interface {
 	// LoadHealth reads every stored version health record.
 	LoadHealth(ctx context.Context) ([]VersionHealth, error)
 	// SaveOffers stores offer records, replacing earlier ones of the same
-	// Device key; a record with an empty Version removes the key's record.
+	// Device key; a record with neither Version nor Running removes the
+	// key's record.
 	// Records of unknown apps are dropped. otad saves in batches of what
 	// changed and bounds the number of records itself (its memory).
 	SaveOffers(ctx context.Context, os []DeviceOffer) error

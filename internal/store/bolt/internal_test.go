@@ -516,8 +516,14 @@ func FuzzOfferRecord(f *testing.F) {
 			return
 		}
 		id := func(b []byte) string { return string(b) }
+		// 0 is no time (a device only checked has no offer times).
+		tm := time.Time{}
+		if at != 0 {
+			tm = time.Unix(at, 0).UTC()
+		}
 		o := store.DeviceOffer{Device: key, AppID: app, Channel: channel, Version: version, Previous: prev, PreviousChannel: prevCh,
-			First: time.Unix(at, 0).UTC(), Last: time.Unix(at, 0).UTC(), Count: count}
+			First: tm, Last: tm, Count: count, Seen: tm, Running: version, RunningChannel: channel, Flags: uint16(count),
+			Build: prev, Plugin: prevCh}
 		got, err := decodeOffer(itob(key), encodeOffer(&o), id)
 		if err != nil {
 			t.Fatalf("decode of an encoded record: %v", err)
@@ -530,4 +536,19 @@ func FuzzOfferRecord(f *testing.F) {
 		}
 		_, _ = decodeOffer(itob(key), junk, id) // must not panic
 	})
+}
+
+// A record written before the latest check's fields (format 1) still
+// reads, with those fields empty.
+func TestOfferFormat1(t *testing.T) {
+	v := []byte{offerFormat1, 0x68, 0xe6, 0x6b, 0x00, 0x68, 0xe6, 0x6b, 0x3c, 0, 0, 0, 2}
+	for _, s := range []string{"com.example.app", "production", "1.0.0", "", ""} {
+		v = append(v, byte(len(s)))
+		v = append(v, s...)
+	}
+	o, err := decodeOffer(itob(5), v, func(b []byte) string { return string(b) })
+	if err != nil || o.AppID != "com.example.app" || o.Version != "1.0.0" || o.Count != 2 || o.Running != "" || !o.Seen.IsZero() ||
+		o.First.Unix() != 0x68e66b00 {
+		t.Errorf("format 1 record = %+v, %v", o, err)
+	}
 }

@@ -62,6 +62,14 @@ func clampUnix(t time.Time) uint32 {
 	return uint32(min(s, 1<<32-1))
 }
 
+// unixTime is the time of Unix seconds s; 0 is no time.
+func unixTime(s uint32) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(s), 0).UTC()
+}
+
 var errOfferRecord = errors.New("offer record is damaged")
 
 // decodeOffer reads a record; intern turns its strings into shared ones
@@ -72,8 +80,7 @@ func decodeOffer(key, v []byte, intern func([]byte) string) (store.DeviceOffer, 
 		return o, errOfferRecord
 	}
 	o.Device = binary.BigEndian.Uint64(key)
-	o.First = time.Unix(int64(binary.BigEndian.Uint32(v[1:])), 0).UTC()
-	o.Last = time.Unix(int64(binary.BigEndian.Uint32(v[5:])), 0).UTC()
+	o.First, o.Last = unixTime(binary.BigEndian.Uint32(v[1:])), unixTime(binary.BigEndian.Uint32(v[5:]))
 	o.Count = int(binary.BigEndian.Uint32(v[9:]))
 	rest := v[13:]
 	strs := func(dsts ...*string) error {
@@ -96,9 +103,7 @@ func decodeOffer(key, v []byte, intern func([]byte) string) (store.DeviceOffer, 
 	if len(rest) < 6 {
 		return o, errOfferRecord
 	}
-	if s := binary.BigEndian.Uint32(rest); s != 0 {
-		o.Seen = time.Unix(int64(s), 0).UTC()
-	}
+	o.Seen = unixTime(binary.BigEndian.Uint32(rest))
 	o.Flags = binary.BigEndian.Uint16(rest[4:])
 	rest = rest[6:]
 	if err := strs(&o.Running, &o.RunningChannel, &o.Build, &o.Plugin); err != nil {
@@ -108,7 +113,8 @@ func decodeOffer(key, v []byte, intern func([]byte) string) (store.DeviceOffer, 
 }
 
 // SaveOffers stores offer records in one transaction: a record replaces
-// the one of its device key, one without a version removes it. Records
+// the one of its device key, one with neither a version nor a running
+// version removes it. Records
 // of apps the store does not know are dropped.
 func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 	if len(os) == 0 {
@@ -127,7 +133,7 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 		for i := range os {
 			o := &os[i]
 			binary.BigEndian.PutUint64(key[:], o.Device)
-			if o.Version == "" {
+			if o.Version == "" && o.Running == "" {
 				if err := b.Delete(key[:]); err != nil {
 					return fmt.Errorf("remove offer %x: %w", o.Device, err)
 				}

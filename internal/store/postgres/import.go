@@ -320,7 +320,7 @@ func (im *Importer) PutStats(ctx context.Context, appID string, stats []store.St
 func (im *Importer) PutOffers(ctx context.Context, offers []store.DeviceOffer) error {
 	for i := range offers {
 		o := &offers[i]
-		if o.Version == "" {
+		if o.Version == "" && o.Running == "" {
 			continue
 		}
 		var seen *time.Time

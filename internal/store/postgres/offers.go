@@ -9,7 +9,8 @@ import (
 )
 
 // SaveOffers stores offer records in one transaction: a record replaces
-// the one of its device key, one without a version removes it. Records
+// the one of its device key, one with neither a version nor a running
+// version removes it. Records
 // of apps the store does not know, or with text PostgreSQL cannot keep,
 // are dropped. Device keys use all 64 bits; they are stored as the signed
 // bigint of the same bits.
@@ -27,7 +28,7 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 		names                                   []string
 	)
 	for i := range os {
-		if os[i].Version == "" {
+		if os[i].Version == "" && os[i].Running == "" {
 			gone = append(gone, int64(os[i].Device))
 		} else if os[i].AppID != "" {
 			names = append(names, os[i].AppID)
@@ -42,7 +43,7 @@ func (s *Store) SaveOffers(ctx context.Context, os []store.DeviceOffer) error {
 		}
 		for i := range os {
 			o := &os[i]
-			if o.Version == "" || !known[o.AppID] ||
+			if (o.Version == "" && o.Running == "") || !known[o.AppID] ||
 				!storable(o.Channel) || !storable(o.Version) || !storable(o.Previous) || !storable(o.PreviousChannel) ||
 				!storable(o.Running) || !storable(o.RunningChannel) || !storable(o.Build) || !storable(o.Plugin) {
 				continue
