@@ -38,6 +38,10 @@ const (
 	// maxCountsPerDay bounds the counts kept per app and past day; the
 	// versions with the fewest devices go first.
 	maxCountsPerDay = 512
+	// Counts stay exact while the devices seen today that the offer
+	// memory forgot are at most minSlack, or 1/exactSlack of the app's.
+	minSlack   = 100
+	exactSlack = 1000
 )
 
 // Config tunes a Tracker.
@@ -62,7 +66,7 @@ type Tracker struct {
 	day      uint32             // today, in Unix days
 	counts   map[uint32]int32   // series → devices whose latest check today was on it
 	sketches map[uint32]*sketch // series → devices seen on it today
-	over     map[string]bool    // apps that lost a device seen today
+	forgot   map[string]int     // per app, devices seen today the offer memory forgot
 	changed  bool               // today changed since the last TakeDirty
 	past     map[string]map[uint32][]store.AdoptionCount
 	unsaved  []dayKey // closed days not handed to TakeDirty yet
@@ -94,7 +98,7 @@ func New(cfg Config) *Tracker {
 		cfg.MaxSketches = DefaultMaxSketches
 	}
 	return &Tracker{names: cfg.Names, days: cfg.Days, maxSketches: cfg.MaxSketches, day: dayOf(cfg.Today),
-		counts: map[uint32]int32{}, sketches: map[uint32]*sketch{}, over: map[string]bool{},
+		counts: map[uint32]int32{}, sketches: map[uint32]*sketch{}, forgot: map[string]int{},
 		past: map[string]map[uint32][]store.AdoptionCount{}}
 }
 
@@ -141,8 +145,8 @@ func (t *Tracker) Forgot(day, series uint32) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if day == t.day && !t.over[app] {
-		t.over[app] = true
+	if day == t.day {
+		t.forgot[app]++
 		t.changed = true
 	}
 }
@@ -166,7 +170,7 @@ func (t *Tracker) roll(day uint32) {
 	t.day = day
 	clear(t.counts)
 	clear(t.sketches)
-	clear(t.over)
+	clear(t.forgot)
 	t.changed = false
 	t.prune()
 }
@@ -203,13 +207,27 @@ func (t *Tracker) prune() {
 // todayLocked is today's counts per app; the caller holds mu.
 func (t *Tracker) todayLocked() map[string][]store.AdoptionCount {
 	out := map[string][]store.AdoptionCount{}
+	// A forgotten device that comes back is counted twice: exact counts
+	// stand while that is at most exactSlack of the app's devices.
+	total := map[string]int{}
+	if len(t.forgot) > 0 {
+		for id, n := range t.counts {
+			if app, _, _, ok := t.names(id); ok {
+				total[app] += int(n)
+			}
+		}
+	}
+	over := func(app string) bool {
+		f := t.forgot[app]
+		return f > 0 && f > max(minSlack, total[app]/exactSlack)
+	}
 	add := func(id uint32, exact int) {
 		app, channel, version, ok := t.names(id)
 		if !ok {
 			return
 		}
 		c := store.AdoptionCount{Channel: channel, Version: version, Devices: exact}
-		if t.over[app] {
+		if over(app) {
 			if sk := t.sketches[id]; sk != nil {
 				c.Devices, c.Estimated = sk.estimate(), true
 			}

@@ -316,7 +316,7 @@ func unix(t time.Time) uint32 {
 // Record remembers that version of app was offered on channel to device
 // (lowercase) at now: a Check with nothing else known.
 func (m *Memory) Record(app, channel, version, device string, now time.Time) {
-	m.Check(&Check{App: app, Device: device, Channel: channel, Offered: version, Now: now})
+	m.Check(&Check{App: app, Device: device, Channel: channel, Offered: version, Now: now, Prod: true})
 }
 
 // Check is one answered update check, as Memory.Check records it.

@@ -21,7 +21,8 @@ func TestRecordLookup(t *testing.T) {
 	m.Record("other.app", "production", "9.0.0", "dev-1", t0)
 
 	o, ok := m.Lookup("app", "dev-1")
-	want := offers.Offer{Channel: "production", Version: "1.0.0", First: t0, Last: t0.Add(time.Minute), Count: 2}
+	want := offers.Offer{Channel: "production", Version: "1.0.0", First: t0, Last: t0.Add(time.Minute), Count: 2,
+		Seen: t0.Add(time.Minute), Prod: true}
 	if !ok || o != want {
 		t.Errorf("Lookup = %+v, %v; want %+v", o, ok, want)
 	}
