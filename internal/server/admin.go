@@ -197,6 +197,14 @@ func (s *Server) handlePatchChannel(c echo.Context) error {
 	if p == (ota.ChannelPolicyPatch{}) {
 		return badRequest("the patch changes nothing; send at least one policy field, e.g. {\"ios\":false}")
 	}
+	// Unprotecting a channel, or loosening a protected one's rules, is a
+	// change only those who may deploy there make.
+	if p.Protected != nil && ciToken(c) != nil && !ciToken(c).Protected {
+		return forbidden("CI token %q cannot change whether channel %s is protected; use a user login or a token made with --protected", ciToken(c).Name, ch.Name)
+	}
+	if err := requireProtected(c, &ch, "a policy change"); err != nil {
+		return err
+	}
 	if p.DisableAutoUpdate != nil {
 		switch *p.DisableAutoUpdate {
 		case ota.DisableNone, ota.DisableMajor, ota.DisableMinor, ota.DisablePatch, ota.DisableVersionNumber:
@@ -289,6 +297,9 @@ func (s *Server) handlePromote(c echo.Context) error {
 		if err := checkVersionRef(req.Version, false); err != nil {
 			return err
 		}
+	}
+	if err := s.requireProtectedByName(ctx, c, app, to, "a promotion"); err != nil {
+		return err
 	}
 	change, err := s.store.Promote(ctx, app, req.Version, req.From, to, actor(c), s.cfg.Now())
 	if err != nil {

@@ -268,6 +268,7 @@ func (s *Server) handleStats(c echo.Context) error {
 	// Counting happens after the events are stored, so a batch the plugin
 	// retries after a 5xx is not lost; distinct-device counting makes the
 	// retry harmless.
+	s.watchReports(events, unverified)
 	if err := s.afterStats(c.Request().Context(), snap, events, unverified); err != nil {
 		s.reqLog(c).Error("device health after stats", "err", err)
 	}

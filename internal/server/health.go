@@ -46,9 +46,18 @@ func failedCost(id string) int64    { return int64(len(id)) + 80 }
 
 const actionCost = 16
 
+// actionStalled marks a stalled install among a device's failure actions
+// (it is no action a device sends: the offer memory finds it). It does not
+// keep the device from the version (FailedOn), and it is taken back when
+// the device reports installing it.
+const actionStalled = "stalled"
+
 // canonAction returns the package's own copy of a health action, so the
 // failure lists do not hold on to request memory.
 func canonAction(a string) string {
+	if a == actionStalled {
+		return actionStalled
+	}
 	for k := range loopActions {
 		if k == a {
 			return k
@@ -226,6 +235,9 @@ func (h *healthTracker) record(snap *update.Snapshot, events []ota.StatsEvent, u
 		}
 		_, installed := v.installed[ev.DeviceID]
 		changed := false
+		if success && h.unstallLocked(v, ev.DeviceID) {
+			changed = true // it was slow, not failing
+		}
 		switch {
 		case success && !installed && len(v.installed) < h.maxDevices && h.room(installedCost(ev.DeviceID)):
 			v.installed[ev.DeviceID] = struct{}{}
@@ -254,22 +266,94 @@ func (h *healthTracker) record(snap *update.Snapshot, events []ota.StatsEvent, u
 	return touched
 }
 
-// counts returns the distinct devices that ran or failed a version, and
-// how many of them reported a failure.
-func (h *healthTracker) counts(app, version string) (devices, failed int) {
+// counts returns the distinct devices that ran, failed or stalled on a
+// version, how many of them reported a failure, and how many more are
+// stalled installs of it (without a failure or an install).
+func (h *healthTracker) counts(app, version string) (devices, failed, stalled int) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	v := h.versions[healthKey{app, version}]
 	if v == nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	devices = len(v.installed)
-	for d := range v.failed {
-		if _, ok := v.installed[d]; !ok {
+	for d, acts := range v.failed {
+		_, installed := v.installed[d]
+		if !installed {
 			devices++
 		}
+		switch {
+		case len(acts) != 1 || acts[0] != actionStalled:
+			failed++
+		case !installed:
+			stalled++
+		}
 	}
-	return devices, len(v.failed)
+	return devices, failed, stalled
+}
+
+// markStalled records device as a stalled install of version; changed
+// says whether it is new. The bounds of record hold.
+func (h *healthTracker) markStalled(app, version, device string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := healthKey{app, version}
+	v := h.versions[k]
+	if v == nil {
+		v = &versionHealth{installed: map[string]struct{}{}, failed: map[string][]string{}}
+		h.versions[k] = v
+	}
+	if _, ok := v.installed[device]; ok {
+		return false
+	}
+	acts, known := v.failed[device]
+	cost := int64(actionCost)
+	if !known {
+		cost += failedCost(device)
+	}
+	if slices.Contains(acts, actionStalled) || (!known && len(v.failed) >= h.maxDevices) || !h.room(cost) {
+		return false
+	}
+	if !known {
+		device = strings.Clone(device)
+	}
+	v.failed[device] = append(acts, actionStalled)
+	h.bytes += cost
+	v.updated = now
+	h.dirty[k] = true
+	return true
+}
+
+// unstall takes back device's stalled install of version (it runs it
+// now); changed says whether there was one.
+func (h *healthTracker) unstall(app, version, device string, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := healthKey{app, version}
+	v := h.versions[k]
+	if v == nil || !h.unstallLocked(v, device) {
+		return false
+	}
+	v.updated = now
+	h.dirty[k] = true
+	return true
+}
+
+// unstallLocked removes the stalled mark of device; the caller holds mu.
+func (h *healthTracker) unstallLocked(v *versionHealth, device string) bool {
+	acts, ok := v.failed[device]
+	i := slices.Index(acts, actionStalled)
+	if !ok || i < 0 {
+		return false
+	}
+	h.bytes -= actionCost
+	if len(acts) == 1 {
+		delete(v.failed, device)
+		h.bytes -= failedCost(device)
+		return true
+	}
+	v.failed[device] = slices.Delete(acts, i, i+1)
+	return true
 }
 
 // prune forgets the versions keep refuses whose health has not changed
@@ -426,7 +510,7 @@ func (s *Server) checkHalt(ctx context.Context, snap *update.Snapshot, k healthK
 	if app == nil {
 		return nil
 	}
-	devices, failed := s.health.counts(k.app, k.version)
+	devices, failed, stalled := s.health.counts(k.app, k.version)
 	for _, cv := range app.List {
 		ch := &cv.Channel
 		p := &ch.Policy
@@ -436,11 +520,10 @@ func (s *Server) checkHalt(ctx context.Context, snap *update.Snapshot, k healthK
 		if r := ch.Rollout; r != nil && r.Halted && r.Target == k.version {
 			continue
 		}
-		rate := float64(failed) / float64(devices)
-		if rate < p.HaltOnFailureRate {
+		reason, over := haltReason(p, devices, failed, stalled)
+		if !over {
 			continue
 		}
-		reason := fmt.Sprintf("failure rate %.2f (%d/%d devices) ≥ %.2f", rate, failed, devices, p.HaltOnFailureRate)
 		change, err := s.store.Halt(ctx, k.app, ch.Name, k.version, reason, "otad", s.cfg.Now())
 		if err != nil {
 			return fmt.Errorf("halt %s on channel %s of %s: %w", k.version, ch.Name, k.app, err)
@@ -456,6 +539,27 @@ func (s *Server) checkHalt(ctx context.Context, snap *update.Snapshot, k healthK
 			"to", change.To, "reason", reason)
 	}
 	return nil
+}
+
+// haltReason says whether a version's counts cross a channel's halt
+// threshold, and why. Stalled installs count as failures unless the
+// policy ignores them.
+func haltReason(p *ota.ChannelPolicy, devices, failed, stalled int) (string, bool) {
+	if devices == 0 {
+		return "", false
+	}
+	bad := failed
+	if !p.IgnoreStalled {
+		bad += stalled
+	}
+	rate := float64(bad) / float64(devices)
+	if rate < p.HaltOnFailureRate {
+		return "", false
+	}
+	if stalled > 0 && !p.IgnoreStalled {
+		return fmt.Sprintf("failure rate %.2f (%d failed and %d stalled of %d devices) ≥ %.2f", rate, failed, stalled, devices, p.HaltOnFailureRate), true
+	}
+	return fmt.Sprintf("failure rate %.2f (%d/%d devices) ≥ %.2f", rate, failed, devices, p.HaltOnFailureRate), true
 }
 
 // summarize turns stored stats events into per-version health: distinct

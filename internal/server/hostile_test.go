@@ -787,7 +787,7 @@ func TestForgedReportsDoNotHoldOffAHalt(t *testing.T) {
 			VersionName: "1.1.0", VersionBuild: "1.0.0", PluginVersion: "8.51.14"}, Action: "set"}
 	}
 	wantStatus(t, env.device(http.MethodPost, "/stats", forged), http.StatusOK, "")
-	if devices, _ := env.srv.health.counts(testApp, "1.1.0"); devices != 0 {
+	if devices, _, _ := env.srv.health.counts(testApp, "1.1.0"); devices != 0 {
 		t.Fatalf("1,000 made-up reports count as %d devices", devices)
 	}
 
@@ -842,7 +842,7 @@ func TestOffersSurviveRestart(t *testing.T) {
 	}
 	ev := confRequest(map[string]any{"action": "update_fail", "version_name": "1.0.1"})
 	wantStatus(t, env.device(http.MethodPost, "/stats", []any{ev}), http.StatusOK, "")
-	if _, failed := env.srv.health.counts(testApp, "1.0.1"); failed != 1 {
+	if _, failed, _ := env.srv.health.counts(testApp, "1.0.1"); failed != 1 {
 		t.Errorf("a failure of a version offered before the restart counts %d times, want 1", failed)
 	}
 }
@@ -934,7 +934,7 @@ func TestLongDeviceIDsGrowNothing(t *testing.T) {
 	if h.bytes > 64<<10 || h.bytes < 60<<10 {
 		t.Errorf("health holds %d bytes for a bound of %d", h.bytes, 64<<10)
 	}
-	if devices, _ := h.counts(testApp, "1.0.0"); devices >= 5000 || devices == 0 {
+	if devices, _, _ := h.counts(testApp, "1.0.0"); devices >= 5000 || devices == 0 {
 		t.Errorf("%d of 5000 devices remembered within 64 KiB", devices)
 	}
 }
@@ -1040,7 +1040,7 @@ func TestStatsStoreBoundedInBytes(t *testing.T) {
 		if stats := decode[[]store.StoredStat](t, env.do(http.MethodGet, "/api/v1/apps/"+testApp+"/stats", nil)); len(stats) != 0 {
 			t.Errorf("%d events stored with the disk nearly full", len(stats))
 		}
-		if _, failed := env.srv.health.counts(testApp, "1.0.1"); failed != 1 {
+		if _, failed, _ := env.srv.health.counts(testApp, "1.0.1"); failed != 1 {
 			t.Errorf("the refused batch counts %d failures, want 1", failed)
 		}
 		if !strings.Contains(env.logs.String(), "device stats not stored") {

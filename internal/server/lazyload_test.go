@@ -68,7 +68,7 @@ func TestLazyLoadOnFirstRequest(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("stats: status %d body %s", rec.Code, rec.Body.String())
 	}
-	if devices, failed := env.srv.health.counts(lazyThird, "5.0.0"); devices != 1 || failed != 1 {
+	if devices, failed, _ := env.srv.health.counts(lazyThird, "5.0.0"); devices != 1 || failed != 1 {
 		t.Fatalf("health of an app loaded by /stats: %d devices, %d failed; want 1 and 1", devices, failed)
 	}
 	if n := len(env.srv.Snapshot().Unloaded); n != 0 {

@@ -111,11 +111,7 @@ func (s *Server) handleMetrics(c echo.Context) error {
 // from checks.
 func (s *Server) observeCheck(snap *update.Snapshot, req *ota.UpdateRequest, d *update.Decision) {
 	s.observeUpdate(snap, d)
-	// A bundle offered (not a refusal, not builtin) is remembered, so
-	// this device's later reports about it count (offers.go).
-	if d.Bundle != nil && req.DeviceID != "" {
-		s.offers.Record(d.AppID, d.Channel, d.Response.Version, req.DeviceID, s.cfg.Now())
-	}
+	s.watchCheck(snap, req, d) // watch.go
 }
 
 // observeUpdate counts an update answer. Labels come from the snapshot
@@ -171,20 +167,33 @@ func (s *Server) observeStats(snap *update.Snapshot, events []ota.StatsEvent) {
 // works from: per app and active version, devices that run it and devices
 // that reported it failing.
 type healthCollector struct {
-	s               *Server
-	devices, failed *prometheus.Desc
+	s                        *Server
+	devices, failed, stalled *prometheus.Desc
+	adoption, share          *prometheus.Desc
 }
 
 func newHealthCollector(s *Server) *healthCollector {
 	return &healthCollector{s: s,
 		devices: prometheus.NewDesc("otad_version_devices", "Distinct devices known to run an active version.", []string{"app", "version"}, nil),
 		failed:  prometheus.NewDesc("otad_version_failed_devices", "Distinct devices that reported an active version failing.", []string{"app", "version"}, nil),
+		stalled: prometheus.NewDesc("otad_version_stalled_devices",
+			"Distinct devices stalled on an active version: offered it, kept polling on another past the channel's window, no install or failure reported.",
+			[]string{"app", "version"}, nil),
+		adoption: prometheus.NewDesc("otad_adoption_devices",
+			"Distinct devices whose latest update check today (UTC) ran the version, by app, channel and version (builtin and unknown included).",
+			[]string{"app", "channel", "version"}, nil),
+		share: prometheus.NewDesc("otad_adoption_share",
+			"Share (0 to 1) of the channel's devices checking today (UTC) that run the version.",
+			[]string{"app", "channel", "version"}, nil),
 	}
 }
 
 func (h *healthCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- h.devices
 	ch <- h.failed
+	ch <- h.stalled
+	ch <- h.adoption
+	ch <- h.share
 }
 
 func (h *healthCollector) Collect(ch chan<- prometheus.Metric) {
@@ -197,9 +206,28 @@ func (h *healthCollector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			seen[v] = true
-			devices, failed := h.s.health.counts(id, v)
+			devices, failed, stalled := h.s.health.counts(id, v)
 			ch <- prometheus.MustNewConstMetric(h.devices, prometheus.GaugeValue, float64(devices), id, v)
 			ch <- prometheus.MustNewConstMetric(h.failed, prometheus.GaugeValue, float64(failed), id, v)
+			ch <- prometheus.MustNewConstMetric(h.stalled, prometheus.GaugeValue, float64(stalled), id, v)
+		}
+	}
+	// Adoption's labels are the offer memory's: apps and channels that
+	// exist, bundle versions of the app, builtin and unknown (bounded by
+	// its target table, and per app and day by the adoption tracker).
+	for _, day := range h.s.offers.Adoption().Today() {
+		if snap.App(day.AppID) == nil {
+			continue
+		}
+		totals := map[string]int{}
+		for _, c := range day.Counts {
+			totals[c.Channel] += c.Devices
+		}
+		for _, c := range day.Counts {
+			ch <- prometheus.MustNewConstMetric(h.adoption, prometheus.GaugeValue, float64(c.Devices), day.AppID, c.Channel, c.Version)
+			if t := totals[c.Channel]; t > 0 {
+				ch <- prometheus.MustNewConstMetric(h.share, prometheus.GaugeValue, float64(c.Devices)/float64(t), day.AppID, c.Channel, c.Version)
+			}
 		}
 	}
 }

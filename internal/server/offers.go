@@ -53,6 +53,9 @@ func (s *Server) scheduleOfferFlush() {
 // flushOffers saves the offers changed since the last flush. What could
 // not be saved is queued again.
 func (s *Server) flushOffers(ctx context.Context) error {
+	if err := s.flushAdoption(ctx, false); err != nil {
+		s.log.Error("adoption counts not saved; retrying with the next offers", "err", err)
+	}
 	recs := s.offers.TakeDirty(nil, s.cfg.Now())
 	for len(recs) > 0 {
 		n := min(len(recs), offerSaveBatch)

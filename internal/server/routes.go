@@ -102,6 +102,8 @@ func (s *Server) newRouter() *echo.Echo {
 	v1.POST("/apps/:app/channels/:channel/rollout", s.handleRollout)
 	v1.POST("/apps/:app/explain", s.handleExplain)
 	v1.GET("/apps/:app/health", s.handleHealth)
+	v1.GET("/apps/:app/adoption", s.handleAdoption)
+	v1.GET("/apps/:app/devices/:device", s.handleDeviceStory)
 	v1.GET("/history", s.handleHistory)
 	v1.GET("/me", s.handleMe)
 	v1.GET("/backup", s.handleBackup) // user logins only (handler)

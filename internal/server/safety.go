@@ -43,12 +43,28 @@ func (s *Server) handleRollout(c echo.Context) error {
 		if req.Percent < 0 || req.Percent > 100 {
 			return badRequest("percent %d is not between 0 and 100", req.Percent)
 		}
+	case ota.RolloutRamp:
+		if req.Ramp == nil {
+			return badRequest("action ramp needs its schedule: {\"action\":\"ramp\",\"ramp\":{\"steps\":[5,25,50,100],\"every_seconds\":7200}}")
+		}
+		if err := req.Ramp.Check(); err != nil {
+			return badRequest("%v", err)
+		}
 	case ota.RolloutPause, ota.RolloutResume, ota.RolloutComplete:
 	default:
-		return badRequest("action %q is unknown; use set (with percent), pause, resume or complete", clip(req.Action))
+		return badRequest("action %q is unknown; use set (with percent), pause, resume, complete or ramp (with ramp)", clip(req.Action))
+	}
+	if req.Action != ota.RolloutRamp && req.Ramp != nil {
+		return badRequest("ramp goes with action ramp only")
 	}
 	if ch.Kind != ota.KindWeb {
 		return badRequest("channel %s holds %s bundles; only web channels are rolled out to devices", ch.Name, ch.Kind)
+	}
+	// Pausing stops a release, which must never wait for anyone.
+	if req.Action != ota.RolloutPause {
+		if err := requireProtected(c, &ch, "a rollout step"); err != nil {
+			return err
+		}
 	}
 	updated, err := s.store.SetRollout(ctx, app, ch.Name, req, actor(c), s.cfg.Now())
 	if err != nil {
@@ -193,6 +209,7 @@ func (s *Server) handleHealth(c echo.Context) error {
 		from = last
 	}
 	out.Versions = summarize(events, keep)
+	s.addStalled(app, &out, keep)
 	if step > 0 {
 		out.Series = healthSeries(events, keep, since, now, step)
 	}

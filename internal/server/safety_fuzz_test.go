@@ -65,7 +65,7 @@ func FuzzHealthRecord(f *testing.F) {
 		if h.FailedOn(testApp, v, device) != (len(touched) == 1 && loopActions[action]) {
 			t.Fatalf("FailedOn = %v after %q", h.FailedOn(testApp, v, device), action)
 		}
-		devices, failed := h.counts(testApp, v)
+		devices, failed, _ := h.counts(testApp, v)
 		if failed > devices || devices > 1 {
 			t.Fatalf("counts devices=%d failed=%d after one device", devices, failed)
 		}

@@ -401,7 +401,7 @@ func TestPruneHealth(t *testing.T) {
 	}
 	want := map[string]int{"1.0.0": 0, "1.1.0": 1, "1.2.0": 1, "2.0.0": 1}
 	for v, failed := range want {
-		if _, got := env.srv.health.counts(testApp, v); got != failed {
+		if _, got, _ := env.srv.health.counts(testApp, v); got != failed {
 			t.Errorf("after pruning, %s has %d failed devices; want %d", v, got, failed)
 		}
 	}
@@ -422,10 +422,10 @@ func TestPruneHealth(t *testing.T) {
 		t.Errorf("second PruneHealth = %d, %v; want 0", n, err)
 	}
 	env.reopen()
-	if _, got := env.srv.health.counts(testApp, "1.0.0"); got != 0 {
+	if _, got, _ := env.srv.health.counts(testApp, "1.0.0"); got != 0 {
 		t.Errorf("1.0.0's health came back after a restart")
 	}
-	if _, got := env.srv.health.counts(testApp, "1.2.0"); got != 1 {
+	if _, got, _ := env.srv.health.counts(testApp, "1.2.0"); got != 1 {
 		t.Errorf("1.2.0's health was lost across a restart")
 	}
 }

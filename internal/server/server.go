@@ -83,6 +83,9 @@ type Config struct {
 	// OfferMemoryBytes bounds the memory of what was offered to each
 	// device (0: offers.DefaultMaxBytes, about two million devices).
 	OfferMemoryBytes int64
+	// RampTick is how often ramp schedules are looked at (0: 30 s; < 0:
+	// never by themselves, for tests that tick them).
+	RampTick time.Duration
 }
 
 // Server serves otad's HTTP API.
@@ -124,6 +127,8 @@ type Server struct {
 	// offers remembers what each device was offered; a device's reports
 	// count toward health only for versions it was offered.
 	offers *offers.Memory
+	// watch is silent-failure detection, adoption and ramps (watch.go).
+	watch watchState
 
 	metrics *metrics.Metrics
 	// hooks sends webhooks; hookSeq is the last history event handed to
@@ -183,9 +188,12 @@ func New(ctx context.Context, cfg Config, st store.Store, bl blob.Store, tokens 
 		return nil, fmt.Errorf("load device health: %w", err)
 	}
 	s.health.load(hs)
-	s.offers = offers.New(offers.Config{MaxBytes: cfg.OfferMemoryBytes, OnDirty: s.scheduleOfferFlush})
+	s.offers = offers.New(offers.Config{MaxBytes: cfg.OfferMemoryBytes, OnDirty: s.scheduleOfferFlush, Now: cfg.Now()})
 	if err := s.loadOffers(ctx); err != nil {
 		return nil, fmt.Errorf("load device offers: %w", err)
+	}
+	if err := s.startWatch(ctx); err != nil {
+		return nil, err
 	}
 	if err := s.initObservability(ctx); err != nil {
 		return nil, err

@@ -211,7 +211,7 @@ func checkCIScope(t *store.CIToken, app, channel string) error {
 
 func tokenInfo(t store.CIToken) ota.TokenInfo {
 	info := ota.TokenInfo{
-		ID: t.ID, Name: t.Name, AppID: t.AppID, Channel: t.Channel,
+		ID: t.ID, Name: t.Name, AppID: t.AppID, Channel: t.Channel, Protected: t.Protected,
 		CreatedBy: t.CreatedBy, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
 	}
 	if !t.RevokedAt.IsZero() {
@@ -278,12 +278,12 @@ func (s *Server) handleCreateToken(c echo.Context) error {
 	now := s.cfg.Now().UTC().Round(0)
 	t := store.CIToken{
 		ID: id, Name: req.Name, SecretHash: hashSecret(secret), AppID: req.AppID, Channel: req.Channel,
-		CreatedBy: actor(c), CreatedAt: now, ExpiresAt: now.Add(ttl),
+		Protected: req.Protected, CreatedBy: actor(c), CreatedAt: now, ExpiresAt: now.Add(ttl),
 	}
 	if err := s.store.CreateToken(c.Request().Context(), t); err != nil {
 		return fmt.Errorf("store new token: %w", err)
 	}
-	s.log.Info("CI token created", "token_id", id, "token", t.Name, "app", t.AppID, "channel", t.Channel,
+	s.log.Info("CI token created", "token_id", id, "token", t.Name, "app", t.AppID, "channel", t.Channel, "protected", t.Protected,
 		"expires_at", t.ExpiresAt, "user", t.CreatedBy)
 	return c.JSON(http.StatusCreated, ota.TokenCreateResponse{
 		Token:     ota.CITokenPrefix + id + "_" + secret,

@@ -138,6 +138,9 @@ func (s *Server) upload(c echo.Context, f *uploadForm) (err error) {
 	if err := checkCIScope(ciToken(c), in.Bundle.AppID, in.Channel); err != nil {
 		return err
 	}
+	if err := s.requireProtectedByName(ctx, c, in.Bundle.AppID, in.Channel, "a deploy"); err != nil {
+		return err
+	}
 	in.Actor = actor(c)
 	in.Bundle.UploadedBy = in.Actor
 	if in.Time, err = s.uploadTime(c, f.fields["uploaded_at"]); err != nil {

@@ -49,12 +49,16 @@ func (s *Server) initWebhooks(ctx context.Context, o webhook.Options) error {
 // It saves the device health and offers not saved yet.
 func (s *Server) Close() {
 	s.stopRelinking()
+	s.closeWatch()
 	s.hooks.Close()
 	s.closeHealth()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.flushOffers(ctx); err != nil {
 		s.log.Error("device offers not saved at shutdown", "err", err)
+	}
+	if err := s.flushAdoption(ctx, true); err != nil {
+		s.log.Error("adoption counts not saved at shutdown", "err", err)
 	}
 }
 

@@ -828,3 +828,22 @@ func clip(s string) string {
 	}
 	return ""
 }
+
+// Running names the bundle a device checking with req runs, in the
+// snapshot's own strings (so remembering it holds no request memory): a
+// bundle version of the app, ota.VersionBuiltin for the bundle shipped in
+// the app, or ota.VersionUnknown for a version the app does not have (a
+// deleted bundle, or anything a client makes up).
+func (a *AppView) Running(req *ota.UpdateRequest) string {
+	name := req.VersionName
+	if name == "" || name == ota.VersionBuiltin {
+		return ota.VersionBuiltin
+	}
+	if b := a.Bundles[name]; b != nil {
+		return b.Version
+	}
+	if name == req.VersionBuild {
+		return ota.VersionBuiltin // the builtin bundle reports version_build (§1.3)
+	}
+	return ota.VersionUnknown
+}

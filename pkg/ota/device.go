@@ -122,6 +122,11 @@ const (
 // at it makes devices drop live updates (§8-G).
 const VersionBuiltin = "builtin"
 
+// VersionUnknown stands for a bundle version otad does not have, in
+// adoption counts and device stories. The plugin reserves the name, so no
+// bundle has it.
+const VersionUnknown = "unknown"
+
 // Update refusal codes sent in UpdateResponse.Error. Most are Capgo's own
 // strings so that apps written against Capgo keep working.
 const (
