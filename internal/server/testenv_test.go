@@ -131,6 +131,7 @@ func newTestEnvFull(t testing.TB, so bolt.Options, openBlobs func() (blob.Store,
 		MaxJSONBytes:   64 << 10,
 		Version:        ota.VersionInfo{Version: "test"},
 		Now:            clock.Now,
+		RampTick:       -1, // tests tick ramps themselves (tickRamps)
 	}
 	for _, o := range opts {
 		o(&cfg)

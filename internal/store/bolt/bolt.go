@@ -105,6 +105,7 @@ type Store struct {
 	statsMaxBytes int64
 	reserve       *diskReserve // nil: no check
 	closed        atomic.Bool
+	leaders       leaders // Lead
 }
 
 var _ store.Store = (*Store)(nil)

@@ -109,17 +109,18 @@ func sortDays(ds []store.AdoptionDay) {
 	})
 }
 
-// leaders are the names led in this process: bbolt's file lock keeps
-// every other process out, so leadership is a matter of one process's
-// goroutines.
-var (
-	leadersMu sync.Mutex
-	leaders   = map[string]bool{}
-)
+// leaders are the names led through this store: bbolt's file lock keeps
+// every other process (and every other Store of the file) out, so
+// leadership is a matter of one Store's callers.
+type leaders struct {
+	mu    sync.Mutex
+	names map[string]bool
+}
 
-// boltLease is leadership of one name in this process; it is never lost.
+// boltLease is leadership of one name; it is never lost.
 type boltLease struct {
-	key  string
+	l    *leaders
+	name string
 	once sync.Once
 }
 
@@ -127,20 +128,22 @@ func (l *boltLease) Lost() <-chan struct{} { return nil }
 
 func (l *boltLease) Release() {
 	l.once.Do(func() {
-		leadersMu.Lock()
-		delete(leaders, l.key)
-		leadersMu.Unlock()
+		l.l.mu.Lock()
+		delete(l.l.names, l.name)
+		l.l.mu.Unlock()
 	})
 }
 
-// Lead hands name's leadership to one caller at a time (per store file).
+// Lead hands name's leadership to one caller at a time.
 func (s *Store) Lead(_ context.Context, name string) (store.Lease, bool, error) {
-	key := s.path + "\x00" + name
-	leadersMu.Lock()
-	defer leadersMu.Unlock()
-	if leaders[key] {
+	s.leaders.mu.Lock()
+	defer s.leaders.mu.Unlock()
+	if s.leaders.names[name] {
 		return nil, false, nil
 	}
-	leaders[key] = true
-	return &boltLease{key: key}, true, nil
+	if s.leaders.names == nil {
+		s.leaders.names = map[string]bool{}
+	}
+	s.leaders.names[name] = true
+	return &boltLease{l: &s.leaders, name: name}, true, nil
 }
