@@ -156,6 +156,53 @@ func policyFlags(p *ota.ChannelPolicyPatch) []policyFlag {
 				return nil
 			},
 		},
+		boolPolicy("protected", "take deploys, promotions and rollout steps only from user logins and CI tokens made with --protected (rollback and pause stay open)", &p.Protected),
+		{
+			register: func(fs *pflag.FlagSet) {
+				fs.Duration("stalled-window", 0, "how long a device offered a release may keep polling on another before its install counts as stalled (default 30m)")
+			},
+			apply: func(fs *pflag.FlagSet) error {
+				if !fs.Changed("stalled-window") {
+					return nil
+				}
+				d, _ := fs.GetDuration("stalled-window")
+				if d < time.Minute || d > 7*24*time.Hour {
+					return flagErrorf("--stalled-window %s: must be between 1m and 168h", d)
+				}
+				secs := int64(d / time.Second)
+				p.StalledWindowSeconds = &secs
+				return nil
+			},
+		},
+		{
+			register: func(fs *pflag.FlagSet) {
+				fs.Int("stalled-polls", 0, "checks on another version after the offer that a stalled install takes at least (default 3)")
+			},
+			apply: func(fs *pflag.FlagSet) error {
+				if !fs.Changed("stalled-polls") {
+					return nil
+				}
+				n, _ := fs.GetInt("stalled-polls")
+				if n < 1 || n > 1000 {
+					return flagErrorf("--stalled-polls %d: must be between 1 and 1000", n)
+				}
+				p.StalledPolls = &n
+				return nil
+			},
+		},
+		{
+			register: func(fs *pflag.FlagSet) {
+				fs.Bool("halt-on-stalled", true, "count stalled installs (silent failures) toward auto-halt like failures")
+			},
+			apply: func(fs *pflag.FlagSet) error {
+				if fs.Changed("halt-on-stalled") {
+					v, _ := fs.GetBool("halt-on-stalled")
+					ignore := !v
+					p.IgnoreStalled = &ignore
+				}
+				return nil
+			},
+		},
 		{
 			register: func(fs *pflag.FlagSet) {
 				fs.Int("min-devices", 0, "devices that must report before auto-halt judges a release (at least 1)")
@@ -235,13 +282,20 @@ check.
 no channel get (an app has one). --allow-self-set lets devices pick the
 channel themselves (setChannel, or their defaultChannel setting). The other
 flags limit which platforms, builds and versions are updated, and when a
-failing release halts by itself (auto-halt).
+failing release halts by itself (auto-halt). A device offered a release that
+keeps polling on another version for --stalled-window and --stalled-polls
+checks, without installing it or reporting a failure, is a stalled install
+(a silent failure); --halt-on-stalled=false shows them without counting them
+toward the halt. --protected keeps CI tokens without the protected scope
+from deploying, promoting and stepping rollouts there; rolling back and
+pausing stay open to every admin.
 
 Channels are created by their first deploy; list them with otactl channels.`,
 		Example: `  otactl channel set beta --allow-self-set
   otactl channel set stable --ios=false
   otactl channel set stable --disable-auto-update major --default
-  otactl channel set stable --halt-on-failure-rate 10% --min-devices 200 -o json`,
+  otactl channel set stable --halt-on-failure-rate 10% --min-devices 200 -o json
+  otactl channel set stable --protected --stalled-window 1h --stalled-polls 5`,
 		Args:              exactArgs(1),
 		ValidArgsFunction: completeChannels(f, 0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -329,6 +383,12 @@ func printPolicy(f *Factory, ch ota.Channel) {
 	fmt.Fprintf(tw, "  disable auto-update:\t%s (under native: %s)\n", orDash(p.DisableAutoUpdate), yes(p.DisableAutoUpdateUnderNative))
 	fmt.Fprintf(tw, "  builds:\tprod %s, dev %s, device %s, emulator %s\n", yes(p.AllowProd), yes(p.AllowDev), yes(p.AllowDevice), yes(p.AllowEmulator))
 	fmt.Fprintf(tw, "  auto-halt:\t%s (at %g%% of at least %d devices)\n", yes(p.AutoHalt), p.HaltOnFailureRate*100, p.MinDevices)
+	stalled := "count toward auto-halt"
+	if p.IgnoreStalled {
+		stalled = "shown, not counted toward auto-halt"
+	}
+	fmt.Fprintf(tw, "  stalled installs:\tafter %s and %d checks on another version; %s\n", p.StalledWindow(), p.StalledChecks(), stalled)
+	fmt.Fprintf(tw, "  protected:\t%s\n", yes(p.Protected))
 	_ = tw.Flush()
 }
 

@@ -13,16 +13,32 @@ import (
 // NewCmdDevice builds `otactl device` and its subcommands.
 func NewCmdDevice(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "device <command>",
-		Short: "Pin a device to a channel, or unpin it",
-		Long: `A pinned device is served from its pin's channel whatever channel it asks
+		Use:   "device [DEVICE_ID | <command>]",
+		Short: "Show a device's story; pin it to a channel, or unpin it",
+		Long: `otactl device DEVICE_ID tells one device's story: its latest update check
+(when, the bundle it ran, its channel, native and plugin versions), what it
+was offered last and what it did about it (downloaded, installed, failed, or
+stalled: kept polling on another version without a word), its reports of the
+last 7 days, and what its next check would be answered, explained by the
+same code as otactl explain. otad remembers the devices that checked most
+recently (two million by default).
+
+A pinned device is served from its pin's channel whatever channel it asks
 for (its defaultChannel or setChannel), which is how a tester's phone gets
 the beta without a special build. The channel's policies still apply.
 
 The device id is the plugin's (CapacitorUpdater.getDeviceId(), a UUID), as
 otactl stats and otad's logs show it.`,
-		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+		Example: `  otactl device 6aa0b2a5-2c3e-4d5b-9a65-2f4f1a1e7c11
+  otactl device 6aa0b2a5-2c3e-4d5b-9a65-2f4f1a1e7c11 -o json
+  otactl device pin 6aa0b2a5-2c3e-4d5b-9a65-2f4f1a1e7c11 beta`,
+		Args: maxArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return deviceStoryRun(cmd.Context(), &DeviceStoryOptions{F: f, Device: args[0]})
+		},
 	}
 	cmd.AddCommand(NewCmdDevicePin(f, nil), NewCmdDeviceUnpin(f, nil))
 	return cmd

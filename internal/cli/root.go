@@ -66,6 +66,7 @@ func NewCmdRoot(f *Factory) *cobra.Command {
 		NewCmdRollout(f, nil),
 		NewCmdExplain(f, nil),
 		NewCmdStats(f, nil),
+		NewCmdAdoption(f, nil),
 		NewCmdDelete(f, nil),
 		NewCmdPromote(f, nil),
 		NewCmdHistory(f, nil),

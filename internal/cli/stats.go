@@ -33,6 +33,12 @@ reported failures (update_fail, set_fail, checksum_fail, unzip_fail,
 download_fail, ...), by kind, with the failure rate, over a time window
 (default 7 days). With CHANNEL, only that channel's releases.
 
+STALLED counts the devices otad sees stalled on a version now: offered it,
+they kept polling on another version past the channel's stalled window
+without installing it or reporting a failure (silent failures: an app that
+hangs before notifyAppReady). They are live, not limited to the window,
+and count toward auto-halt unless the channel says otherwise.
+
 Failures of single files of a delta release (download_manifest_file_fail,
 download_manifest_checksum_fail, download_manifest_brotli_fail,
 manifest_path_fail) count against the release; --failures names the failing
@@ -85,13 +91,13 @@ func statsRun(cmd *cobra.Command, opts *StatsOptions) error {
 		return nil
 	}
 	tw := newTable(f.IO.Out)
-	fmt.Fprintln(tw, "VERSION\tINSTALLED\tFAILED\tRATE\tFAILURES")
+	fmt.Fprintln(tw, "VERSION\tINSTALLED\tFAILED\tSTALLED\tRATE\tFAILURES")
 	for _, v := range sum.Versions {
 		var kinds []string
 		for _, k := range slices.Sorted(maps.Keys(v.Failures)) {
 			kinds = append(kinds, fmt.Sprintf("%s=%d", k, v.Failures[k]))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f%%\t%s\n", v.Version, v.Installed, v.Failed, v.FailureRate*100, orDash(strings.Join(kinds, " ")))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f%%\t%s\n", v.Version, v.Installed, v.Failed, v.Stalled, v.FailureRate*100, orDash(strings.Join(kinds, " ")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

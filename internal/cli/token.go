@@ -35,6 +35,8 @@ type TokenCreateOptions struct {
 	Name    string
 	Expires string
 	Channel string
+	// Protected lets the token deploy to protected channels.
+	Protected bool
 }
 
 // NewCmdTokenCreate builds `otactl token create`.
@@ -48,7 +50,11 @@ secret of the CI system right away: it cannot be shown again.
 
 With --app-id (or OTACTL_APP_ID) the token may only upload to and change
 that app; with --channel only that channel. A scoped token may still read.
-It can never manage users or tokens, nor set upload times.`,
+It can never manage users or tokens, nor set upload times.
+
+A channel marked protected (otactl channel set CHANNEL --protected) takes
+deploys, promotions and rollout steps only from a user login or a token
+made with --protected; every token may still roll back and pause there.`,
 		Example: `  otactl token create --name github-deploy --expires 90d --app-id com.example.app --channel beta
   otactl token create --name nightly --expires 2w -o json`,
 		Args: noArgs,
@@ -62,6 +68,7 @@ It can never manage users or tokens, nor set upload times.`,
 	cmd.Flags().StringVar(&opts.Name, "name", "", "name of the token, to recognise it in lists and the history (required)")
 	cmd.Flags().StringVar(&opts.Expires, "expires", "90d", "lifetime: days (90d), weeks (2w) or a Go duration (36h)")
 	cmd.Flags().StringVar(&opts.Channel, "channel", "", "limit the token to this channel")
+	cmd.Flags().BoolVar(&opts.Protected, "protected", false, "let the token deploy, promote and roll out on protected channels")
 	return cmd
 }
 
@@ -109,7 +116,7 @@ func tokenCreateRun(cmd *cobra.Command, opts *TokenCreateOptions) error {
 	// Only an app named on purpose scopes the token; the Capacitor project
 	// around the working directory does not.
 	res, err := client.CreateToken(cmd.Context(), ota.TokenCreateRequest{
-		Name: opts.Name, TTLSeconds: int64(ttl / time.Second), AppID: cfg.AppID, Channel: opts.Channel,
+		Name: opts.Name, TTLSeconds: int64(ttl / time.Second), AppID: cfg.AppID, Channel: opts.Channel, Protected: opts.Protected,
 	})
 	if err != nil {
 		return fmt.Errorf("create token %s: %w", opts.Name, err)
