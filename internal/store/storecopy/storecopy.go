@@ -38,7 +38,7 @@ type Counts struct {
 	// Manifests of delta releases, and the delta file records they name.
 	Manifests  int `json:"manifests"`
 	DeltaFiles int `json:"delta_files"`
-	Offers     int `json:"offers"` // what otad last offered each device
+	Offers     int `json:"offers"`   // what otad last offered each device
 	Adoption   int `json:"adoption"` // adoption days (one per app and day)
 	// LastSeq is the sequence number of the newest event (0: none).
 	LastSeq uint64 `json:"last_seq"`
