@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/otaship/ota/internal/testengine"
+	"github.com/otaship/ota/internal/store"
 	"github.com/otaship/ota/pkg/ota"
 )
 
@@ -179,6 +180,19 @@ func TestBrowser(t *testing.T) {
 		e.stats(evs...)
 		e.clock.Advance(time.Hour)
 	}
+	// Two weeks of adoption as otad stores it (loaded as at a start):
+	// 1.1.0 taking over from 1.0.0 and the built-in bundle.
+	var days []store.AdoptionDay
+	today := e.clock.Now().UTC().Truncate(24 * time.Hour)
+	for i := 14; i >= 1; i-- {
+		nu := 1200 * (14 - i) / 13
+		days = append(days, store.AdoptionDay{AppID: testApp, Day: today.Add(-time.Duration(i) * 24 * time.Hour), Counts: []store.AdoptionCount{
+			{Channel: "stable", Version: "1.1.0", Devices: nu},
+			{Channel: "stable", Version: "1.0.0", Devices: 1500 - nu - 100},
+			{Channel: "stable", Version: ota.VersionBuiltin, Devices: 100},
+		}})
+	}
+	e.srv.Offers().Adoption().Load(days)
 	ctx, problems := chromium(t)
 	channel := e.url + "/ui/apps/" + testApp + "/channels/stable"
 
@@ -207,6 +221,7 @@ func TestBrowser(t *testing.T) {
 	for i := range viewports {
 		screenshot(t, ctx, "channel", "", i)
 		screenshot(t, ctx, "health", "#health", i)
+		screenshot(t, ctx, "adoption", "#adoption", i)
 	}
 
 	// Device traffic moves the chart: the panel refreshes itself.

@@ -247,11 +247,18 @@ func (d *Dashboard) handleChannel(w http.ResponseWriter, r *http.Request, s *ses
 	if err != nil {
 		return err
 	}
+	p.Protected = &ch.Policy.Protected
+	if p.Rollout != nil {
+		p.Ramp = rampOf(p.Rollout)
+	}
 	if ch.Kind == ota.KindWeb {
 		if p.Health, err = d.healthPanel(ctx, c, r, &ch); err != nil {
 			return err
 		}
 		if p.Native, err = d.nativeTable(ctx, c, r, appID, &ch); err != nil {
+			return err
+		}
+		if p.Adoption, err = d.adoptionChart(ctx, c, &ch); err != nil {
 			return err
 		}
 	}
@@ -350,10 +357,9 @@ type kindCount struct {
 	Count int
 }
 
-// stalledOf is a version's stalled installs, when otad reports them. It
-// does not yet (silent-failure detection is to come): every chart and
-// table already has its place for them.
-func stalledOf(ota.VersionStats) (int, bool) { return 0, false }
+// stalledOf is a version's stalled installs (silent failures otad
+// detected), shown only when there are some.
+func stalledOf(v ota.VersionStats) (int, bool) { return v.Stalled, v.Stalled > 0 }
 
 func devicesOf(v ota.VersionStats) int {
 	if v.FailureRate > 0 {
@@ -550,4 +556,100 @@ func (h *healthCache) put(k healthKey, sum ota.StatsSummary, ttl time.Duration) 
 		}
 	}
 	h.m[k] = cachedHealth{at: time.Now(), sum: sum}
+}
+
+// rampOf shows a rollout's ramp: the steps taken (the current one since
+// StepAt), the next (due at NextAt, or held) and the later ones, at their
+// earliest.
+func rampOf(r *ota.Rollout) *rampView {
+	rp := r.Ramp
+	if rp == nil || len(rp.Steps) == 0 {
+		return nil
+	}
+	v := &rampView{}
+	for i, p := range rp.Steps {
+		st := rampStep{Percent: p, At: rp.StepAt.Add(time.Duration(i-rp.Step) * rp.Every())}
+		switch {
+		case i <= rp.Step:
+			st.State = "done"
+			if i < rp.Step {
+				st.At = time.Time{}
+			}
+		case i == rp.Step+1 && rp.Held != "":
+			st.State = "held"
+		case i == rp.Step+1:
+			st.State = "next"
+		default:
+			st.State = "later"
+		}
+		v.Steps = append(v.Steps, st)
+	}
+	if rp.Held != "" {
+		v.Note = "Holds since " + rp.HeldAt.UTC().Format("2006-01-02 15:04 UTC") + ": " + rp.Held
+	} else if rp.Done() {
+		v.Note = "Ramp complete."
+	}
+	if rp.ApprovedBy != "" {
+		v.Note = strings.TrimSpace(v.Note + " Scheduled by " + rp.ApprovedBy + ".")
+	}
+	return v
+}
+
+// adoptionDays is how far back the channel page's adoption chart looks.
+const adoptionDays = 30
+
+// adoptionChart is the share of the channel's devices on each version,
+// day by day: the versions with the most devices get a band each, the
+// rest one band together. Nil without a day of data.
+func (d *Dashboard) adoptionChart(ctx context.Context, c *ota.Client, ch *ota.Channel) (*TimeChart, error) {
+	rep, err := c.Adoption(ctx, ch.AppID, ch.Name, d.cfg.Now().Add(-adoptionDays*24*time.Hour))
+	if err != nil || len(rep.Days) == 0 {
+		return nil, err
+	}
+	totals := map[string]int{}
+	for _, day := range rep.Days {
+		for _, v := range day.Versions {
+			totals[v.Version] += v.Devices
+		}
+	}
+	var names []string
+	for v := range totals {
+		names = append(names, v)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if totals[a] != totals[b] {
+			return totals[b] - totals[a]
+		}
+		return strings.Compare(a, b)
+	})
+	const bands = 4
+	other := len(names) > bands
+	if other {
+		names = names[:bands-1]
+	}
+	// Consecutive days from the first with data, so gaps show as gaps.
+	first := rep.Days[0].Day
+	n := int(rep.Days[len(rep.Days)-1].Day.Sub(first)/(24*time.Hour)) + 1
+	starts := make([]time.Time, n)
+	for i := range starts {
+		starts[i] = first.Add(time.Duration(i) * 24 * time.Hour)
+	}
+	series := make([]Series, len(names))
+	for i, v := range names {
+		series[i] = Series{Name: v, Class: "s" + strconv.Itoa(i), Values: make([]float64, n)}
+	}
+	if other {
+		series = append(series, Series{Name: "other", Class: "s" + strconv.Itoa(bands-1), Values: make([]float64, n)})
+	}
+	for _, day := range rep.Days {
+		i := int(day.Day.Sub(first) / (24 * time.Hour))
+		for _, v := range day.Versions {
+			j := slices.Index(names, v.Version)
+			if j < 0 {
+				j = len(series) - 1
+			}
+			series[j].Values[i] += v.Share
+		}
+	}
+	return NewStackedChart("adoption-chart", "Devices per version, by the day's latest check", starts, 24*time.Hour, series), nil
 }

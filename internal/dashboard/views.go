@@ -1,6 +1,8 @@
 package dashboard
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -153,6 +155,11 @@ func (d *Dashboard) handleDevice(w http.ResponseWriter, r *http.Request, s *sess
 		v.Form.Plugin = probePlugin
 	}
 	status := http.StatusOK
+	if v.Form.DeviceID != "" {
+		if err := d.deviceStory(ctx, c, app, &v); err != nil {
+			return err
+		}
+	}
 	if v.Form.DeviceID != "" || v.Form.Native != "" {
 		v.Asked = true
 		running := v.Form.Running
@@ -209,4 +216,54 @@ func (d *Dashboard) handleWebhooks(w http.ResponseWriter, r *http.Request, s *se
 	}
 	d.render(w, r, s, http.StatusOK, "webhooks", page{Title: "Webhooks", Nav: "webhooks", Data: rows})
 	return nil
+}
+
+// deviceStory fills in the device's story from what otad remembers of
+// it, newest first, and the form from its latest check when the form
+// left those fields empty (so a lookup by id alone explains the device as
+// it is).
+func (d *Dashboard) deviceStory(ctx context.Context, c *ota.Client, app string, v *deviceView) error {
+	st, err := c.DeviceStory(ctx, app, v.Form.DeviceID)
+	if st, _ := errorPage(err); err != nil && st < 500 {
+		return nil // an id the API refuses: the explanation says why
+	}
+	if err != nil {
+		return err
+	}
+	for _, r := range st.Reports {
+		text := r.Action + " of " + r.VersionName
+		if r.Unverified {
+			text += " (not offered to it: counts for nothing)"
+		}
+		v.Story = append(v.Story, storyEntry{Time: r.Time, Kind: "report", Text: text})
+	}
+	if o := st.Offer; o != nil {
+		text := fmt.Sprintf("offered %s on channel %s, %d times since %s", o.Version, o.Channel, o.Count, o.First.UTC().Format("2006-01-02 15:04 UTC"))
+		if o.Stalled {
+			text += ": stalled (kept polling on another version without a word)"
+		}
+		v.Story = append(v.Story, storyEntry{Time: o.Last, Kind: "offer", Text: text})
+	}
+	if lc := st.LastCheck; lc != nil {
+		v.Story = append(v.Story, storyEntry{Time: lc.At, Kind: "check",
+			Text: fmt.Sprintf("checked running %s on channel %s (native %s, plugin %s, %s)", lc.Running, lc.Channel, lc.Native, lc.Plugin, lc.Platform)})
+		if v.Form.Native == "" {
+			v.Form.Native, v.Form.Plugin, v.Form.Platform = lc.Native, cmpOr(lc.Plugin, v.Form.Plugin), cmpOr(lc.Platform, v.Form.Platform)
+			if lc.Running != ota.VersionBuiltin && lc.Running != ota.VersionUnknown {
+				v.Form.Running = lc.Running
+			}
+			if lc.Source == "device" {
+				v.Form.DefaultChannel = lc.Channel
+			}
+		}
+	}
+	slices.SortStableFunc(v.Story, func(a, b storyEntry) int { return b.Time.Compare(a.Time) })
+	return nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
