@@ -441,3 +441,43 @@ func BenchmarkUpdatesHandler(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUpdatesWatch is BenchmarkUpdatesHandler with 4,096 devices
+// polling in turn, with the per-device bookkeeping of silent-failure
+// detection and adoption on (otad as it runs) and off (as before it),
+// side by side: half the devices are offered the active release, half run
+// it already.
+func BenchmarkUpdatesWatch(b *testing.B) {
+	for _, mode := range []string{"off", "on"} {
+		b.Run(mode, func(b *testing.B) {
+			env := newTestEnv(b)
+			env.publish(testApp, "production", "1.0.1", nil)
+			env.srv.log = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			env.srv.watch.off = mode == "off"
+			bodies := make([][]byte, 4096)
+			for i := range bodies {
+				running := "1.0.0"
+				if i%2 == 1 {
+					running = "1.0.1"
+				}
+				raw, err := json.Marshal(confRequest(map[string]any{"device_id": fmt.Sprintf("%08x-2c3e-4d5b-9a65-2f4f1a1e7c11", i), "version_name": running}))
+				if err != nil {
+					b.Fatal(err)
+				}
+				bodies[i] = raw
+			}
+			h := env.srv.Handler()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				req := httptest.NewRequest(http.MethodPost, "/updates", bytes.NewReader(bodies[i%len(bodies)]))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+				}
+				i++
+			}
+		})
+	}
+}
