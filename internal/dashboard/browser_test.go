@@ -14,8 +14,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/otaship/ota/internal/testengine"
 	"github.com/otaship/ota/internal/store"
+	"github.com/otaship/ota/internal/testengine"
 	"github.com/otaship/ota/pkg/ota"
 )
 
