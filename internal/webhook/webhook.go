@@ -375,7 +375,7 @@ func Wants(w ota.Webhook, ev ota.Event) bool {
 
 // Subscribable are the event types a webhook may name in its filter.
 var Subscribable = []string{ota.EventUpload, ota.EventActivate, ota.EventRollback, ota.EventPromote, ota.EventDelete,
-	ota.EventHalt, ota.EventRollout, ota.EventPolicy, ota.EventDefault, ota.EventOverride}
+	ota.EventHalt, ota.EventRollout, ota.EventPolicy, ota.EventDefault, ota.EventOverride, ota.EventRampHold}
 
 // CheckURL accepts absolute http and https URLs only.
 func CheckURL(raw string) error {

@@ -14,7 +14,7 @@ const EventTest = "test"
 
 // WebhookEventTypes are the history event types webhooks are sent for when
 // a webhook names no filter.
-var WebhookEventTypes = []string{EventUpload, EventActivate, EventRollback, EventPromote, EventDelete, EventHalt}
+var WebhookEventTypes = []string{EventUpload, EventActivate, EventRollback, EventPromote, EventDelete, EventHalt, EventRampHold}
 
 // WebhookSignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the
 // raw request body under the webhook's secret.
