@@ -247,7 +247,9 @@ func (e *env) stats(events ...ota.StatsEvent) {
 	// A report counts only for a version the device was offered: stand
 	// in for the update checks that came before.
 	for _, ev := range events {
-		e.srv.Offers().Record(ev.AppID, "", ev.VersionName, ev.DeviceID, e.clock.Now())
+		// A delta file's failure reports "<version>:<file>".
+		v, _, _ := strings.Cut(ev.VersionName, ":")
+		e.srv.Offers().Record(ev.AppID, "", v, ev.DeviceID, e.clock.Now())
 	}
 	b, _ := json.Marshal(events)
 	resp, err := http.Post(e.url+"/stats", "application/json", bytes.NewReader(b))

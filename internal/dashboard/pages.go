@@ -341,6 +341,7 @@ type healthPanel struct {
 	Every        string // how often it reloads, for hx-trigger
 	Empty        bool
 	HasStalled   bool // some version has stalled installs to show
+	HasFiles     bool // some delta release has failing files to show
 }
 
 // healthRow is one version's totals over the window.
@@ -401,6 +402,9 @@ func (d *Dashboard) healthPanel(ctx context.Context, c *ota.Client, r *http.Requ
 			}
 			return strings.Compare(a.Kind, b.Kind)
 		})
+		if len(v.Files) > 0 {
+			hp.HasFiles = true
+		}
 		if n, ok := stalledOf(v); ok {
 			row.Stalled = &n
 			hp.HasStalled = true
@@ -437,6 +441,9 @@ func (d *Dashboard) healthPanel(ctx context.Context, c *ota.Client, r *http.Requ
 				continue
 			}
 			installs[i], failures[i] = float64(v.Installed), float64(v.Failed)
+			if len(v.Files) > 0 {
+				hp.HasFiles = true
+			}
 			if n, ok := stalledOf(v); ok {
 				if stalled == nil {
 					stalled = make([]float64, len(sum.Series))

@@ -364,10 +364,13 @@ func TestHealthPanel(t *testing.T) {
 	}
 	evs = append(evs, statsEvent("bad-1", "1.1.0", "update_fail"), statsEvent("bad-2", "1.1.0", "checksum_fail"),
 		statsEvent("old-1", "1.0.0", "set"))
+	// A delta release's per-file failure names its file after the version.
+	evs = append(evs, statsEvent("bad-3", "1.1.0:assets/<b>chunk</b>.js", "download_manifest_checksum_fail"))
 	e.stats(evs...)
 	p := panel("")
-	for _, want := range []string{"8 installs, 2 failures", `<code>checksum_fail</code> 1`, `<code>update_fail</code> 1`,
-		"20 %", "halts at 20 %", `class="rate-row over"`, `hx-trigger="every 15000ms"`} {
+	for _, want := range []string{"8 installs, 3 failures", `<code>checksum_fail</code> 1`, `<code>update_fail</code> 1`,
+		"Failing files of delta releases", "assets/&lt;b&gt;chunk&lt;/b&gt;.js", `<code>download_manifest_checksum_fail</code> 1`,
+		"27 %", "halts at 20 %", `class="rate-row over"`, `hx-trigger="every 15000ms"`} {
 		if !strings.Contains(p, want) {
 			t.Errorf("the panel lacks %q", want)
 		}
@@ -394,7 +397,7 @@ func TestHealthPanel(t *testing.T) {
 	if p := panel(""); !strings.Contains(p, "No device has reported") {
 		t.Error("yesterday's reports are in the 24 hour window")
 	}
-	if p := panel("window=7d"); !strings.Contains(p, "8 installs, 2 failures") {
+	if p := panel("window=7d"); !strings.Contains(p, "8 installs, 3 failures") {
 		t.Error("yesterday's reports are not in the 7 day window")
 	}
 }
